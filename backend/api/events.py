@@ -1,0 +1,120 @@
+"""Server-Sent Events: live updates for one run's page and for the runs list.
+
+`GET /api/runs/{id}/events` sends `epoch` events (id = epoch number, so a reconnecting browser's
+Last-Event-ID resumes with no duplicates and no gaps), `run` events (status, progress, summary; no
+id) whenever the run changes, and a final `end` event once the run is terminal and every epoch
+has been sent. `GET /api/events` sends a `run` event for every run that changes (the runs list).
+DB reads run in the thread pool: the event loop never blocks on the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from backend.api.deps import FeedDep, require_user
+from backend.changes import ChangeFeed
+from backend.models import EpochMetric, Run, RunPublic
+from trainboard.reports import EpochRecord
+
+router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_user)])
+
+# Wake at least this often to notice a closed connection; sse-starlette sends keep-alive pings too.
+IDLE_WAKE_S = 15.0
+
+
+def _read_run(engine: Engine, run_id: int, after_epoch: int) -> tuple[RunPublic, list[EpochRecord]]:
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        rows = session.exec(
+            select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > after_epoch)
+            .order_by(col(EpochMetric.epoch))
+        ).all()
+        return RunPublic.of(run), [row.record() for row in rows]
+
+
+def _read_runs(engine: Engine, run_ids: set[int]) -> list[RunPublic]:
+    with Session(engine) as session:
+        runs = session.exec(select(Run).where(col(Run.id).in_(run_ids)).order_by(col(Run.id))).all()
+        return [RunPublic.of(run) for run in runs]
+
+
+async def _run_stream(request: Request, feed: ChangeFeed, run_id: int, last_epoch: int) -> AsyncIterator[ServerSentEvent]:
+    engine: Engine = request.app.state.engine
+    last_state = ""
+    seq = feed.seq
+    while True:
+        run, records = await run_in_threadpool(_read_run, engine, run_id, last_epoch)
+        for record in records:
+            yield ServerSentEvent(data=record.model_dump_json(), event="epoch", id=str(record.epoch))
+            last_epoch = record.epoch
+        state = run.model_dump_json()
+        if state != last_state:
+            yield ServerSentEvent(data=state, event="run")
+            last_state = state
+        if run.status.terminal:
+            yield ServerSentEvent(data=state, event="end")
+            return
+        while True:  # sleep until this run changes (or the idle wake-up)
+            await feed.wait(seq, IDLE_WAKE_S)
+            if await request.is_disconnected():
+                return
+            new_seq, changed = feed.changed_since(seq)
+            seq = new_seq
+            # Re-read on a change to this run, on lost history, and on the idle wake-up (cheap, and
+            # robust to a missed notification).
+            if changed is None or run_id in changed or not changed:
+                break
+
+
+def _run_exists(engine: Engine, run_id: int) -> bool:
+    with Session(engine) as session:
+        return session.get(Run, run_id) is not None
+
+
+@router.get("/runs/{run_id}/events")
+async def run_events(
+    request: Request,
+    run_id: Annotated[int, Path(ge=1, le=2**62)],
+    feed: FeedDep,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, description="Same as the Last-Event-ID header")] = None,
+) -> EventSourceResponse:
+    """Live epochs and status of one run. Resume with the `Last-Event-ID` header (the last epoch received)."""
+    # No session dependency here: it would stay open for the whole life of the stream.
+    if not await run_in_threadpool(_run_exists, request.app.state.engine, run_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"run {run_id} not found")
+    start = last_event_id if last_event_id is not None else (after or 0)
+    return EventSourceResponse(_run_stream(request, feed, run_id, start), ping=IDLE_WAKE_S)
+
+
+async def _runs_stream(request: Request, feed: ChangeFeed, seq: int) -> AsyncIterator[ServerSentEvent]:
+    engine: Engine = request.app.state.engine
+    while True:
+        await feed.wait(seq, IDLE_WAKE_S)
+        if await request.is_disconnected():
+            return
+        seq, changed = feed.changed_since(seq)
+        if changed is None:
+            yield ServerSentEvent(data="{}", event="reload")
+            continue
+        if changed:
+            for run in await run_in_threadpool(_read_runs, engine, changed):
+                yield ServerSentEvent(data=run.model_dump_json(), event="run")
+
+
+@router.get("/events")
+async def runs_events(
+    request: Request,
+    feed: FeedDep,
+    since: Annotated[int | None, Query(ge=0, description="Change sequence number the page was rendered at")] = None,
+) -> EventSourceResponse:
+    """Every change to any run, as `run` events (a `reload` event if the client fell too far behind)."""
+    return EventSourceResponse(_runs_stream(request, feed, feed.seq if since is None else since), ping=IDLE_WAKE_S)

@@ -1,0 +1,67 @@
+"""Who may do what: API tokens for scripts, a session cookie with CSRF for the browser, a worker token.
+
+- Scripts send `Authorization: Bearer <api token>`.
+- The browser logs in once with the token (a login form, or `/?token=...` as `trainboard serve`
+  prints), and gets an HttpOnly, SameSite=Strict session cookie. Requests that change something with
+  that cookie must also carry the session's CSRF token (a hidden form field or an X-CSRF-Token header).
+- Workers report with `Authorization: Bearer <worker token>`; it grants the report routes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Request
+
+SESSION_COOKIE = "trainboard_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Tokens:
+    api: str
+    worker: str
+
+    @property
+    def _key(self) -> bytes:
+        return hashlib.sha256(b"trainboard-session:" + self.api.encode()).digest()
+
+    def _sign(self, message: str) -> str:
+        return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
+
+    def new_session(self) -> str:
+        sid = secrets.token_urlsafe(18)
+        return f"{sid}.{self._sign('session:' + sid)}"
+
+    def session_id(self, cookie: str | None) -> str | None:
+        """The session id of a valid cookie, else None."""
+        if not cookie or "." not in cookie:
+            return None
+        sid, signature = cookie.rsplit(".", 1)
+        return sid if hmac.compare_digest(signature, self._sign("session:" + sid)) else None
+
+    def csrf_token(self, sid: str) -> str:
+        return self._sign("csrf:" + sid)
+
+    def check_csrf(self, sid: str, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token, self.csrf_token(sid))
+
+    def is_api_token(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self.api.encode())
+
+    def is_worker_token(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self.worker.encode())
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def browser_session(request: Request, tokens: Tokens) -> str | None:
+    return tokens.session_id(request.cookies.get(SESSION_COOKIE))

@@ -1,0 +1,180 @@
+"""The run state machine: queued -> running -> succeeded | failed | cancelled, and every report in between.
+
+All functions take a sync Session and commit what they change. Transitions that can race (two
+workers claiming one run) are single conditional UPDATEs, atomic on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from backend.db import utcnow
+from backend.models import EpochMetric, Run, RunStatus
+from trainboard.reports import EpochRecord, Progress, RunResult
+from trainboard.spec import RunSpec
+
+
+class Conflict(Exception):
+    """The request does not fit the run's current state (stale attempt, already finished...)."""
+
+
+def create_run(session: Session, spec: RunSpec) -> Run:
+    run = Run(name=spec.name, dataset=spec.dataset.name, arch=spec.model.arch, spec=spec.model_dump(mode="json"))
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def get_run(session: Session, run_id: int) -> Run | None:
+    return session.get(Run, run_id)
+
+
+def list_runs(session: Session, offset: int, limit: int) -> tuple[list[Run], int]:
+    count = session.exec(select(func.count()).select_from(Run)).one()
+    runs = session.exec(select(Run).order_by(col(Run.id).desc()).offset(offset).limit(limit)).all()
+    return list(runs), count
+
+
+def claim_run(session: Session, run: Run, worker: str) -> Run | None:
+    """Atomically move a queued run to running. None: another worker owns it, or it was cancelled."""
+    now = utcnow()
+    result = session.execute(
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
+        .values(status=RunStatus.running, attempt=col(Run.attempt) + 1, worker=worker[:200], started_at=now,
+                heartbeat_at=now, finished_at=None, progress_epoch=0, progress_batch=0, progress_batches=0)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    session.refresh(run)
+    if run.attempt > 1:
+        # A requeued run starts over (no checkpoint yet): the earlier attempt's epochs would mix with the new ones.
+        session.execute(delete(EpochMetric).where(col(EpochMetric.run_id) == run.id))
+        _reset_summary(run)
+        session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def _reset_summary(run: Run) -> None:
+    run.epochs_done, run.best_test_acc, run.best_epoch, run.final_test_acc, run.total_seconds = 0, None, None, None, None
+
+
+def _check_attempt(run: Run, attempt: int) -> None:
+    if run.status != RunStatus.running or run.attempt != attempt:
+        raise Conflict(f"run {run.id} is {run.status} at attempt {run.attempt}; this report is for attempt {attempt}")
+
+
+def record_epoch(session: Session, run: Run, attempt: int, record: EpochRecord) -> bool:
+    """Store one epoch's metrics. Idempotent: a repeated (run, attempt, epoch) changes nothing and returns False."""
+    _check_attempt(run, attempt)
+    existing = session.exec(
+        select(EpochMetric).where(EpochMetric.run_id == run.id, EpochMetric.epoch == record.epoch)
+    ).first()
+    if existing is not None:
+        return False
+    session.add(EpochMetric(run_id=run.id, attempt=attempt, **record.model_dump()))
+    run.epochs_done = max(run.epochs_done, record.epoch)
+    if record.epoch == run.epochs_done:
+        run.final_test_acc = record.test_acc
+    if run.best_test_acc is None or record.test_acc > run.best_test_acc:
+        run.best_test_acc, run.best_epoch = record.test_acc, record.epoch
+    run.total_seconds = (run.total_seconds or 0.0) + record.seconds
+    run.heartbeat_at = utcnow()
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError:  # the same epoch raced in through a retry
+        session.rollback()
+        return False
+    return True
+
+
+def record_progress(session: Session, run: Run, attempt: int, progress: Progress) -> bool:
+    """Store a heartbeat. Returns True when the run should stop (a cancel was requested)."""
+    _check_attempt(run, attempt)
+    run.progress_epoch, run.progress_batch, run.progress_batches = progress.epoch, progress.batch, progress.batches
+    run.heartbeat_at = utcnow()
+    session.add(run)
+    session.commit()
+    return run.cancel_requested
+
+
+def finish_run(session: Session, run: Run, attempt: int, result: RunResult | None, error: str | None) -> Run:
+    """The worker's last word: a result, or an error (with a traceback excerpt) when training raised.
+
+    Idempotent: a retried finish for the attempt that already finished returns the run unchanged.
+    """
+    if run.attempt == attempt and run.status.terminal:
+        return run
+    _check_attempt(run, attempt)
+    if error is not None:
+        run.status, run.error = RunStatus.failed, error
+    elif result is not None and result.stopped == "cancelled":
+        run.status = RunStatus.cancelled
+    else:
+        run.status = RunStatus.succeeded
+    if result is not None:
+        run.confusion = result.confusion or None
+        run.total_seconds = result.total_seconds
+        run.device = result.device or run.device
+    run.finished_at = utcnow()
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def request_cancel(session: Session, run: Run) -> Run:
+    """Queued: cancelled at once. Running: flagged; the worker's next heartbeat stops it cooperatively."""
+    if run.status.terminal:
+        raise Conflict(f"run {run.id} has already ended ({run.status})")
+    result = session.execute(
+        update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
+        .values(status=RunStatus.cancelled, cancel_requested=True, finished_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.execute(update(Run).where(col(Run.id) == run.id).values(cancel_requested=True))
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+@dataclass
+class Recovery:
+    requeue: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+
+
+def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts: int) -> Recovery:
+    """Runs marked running whose worker has been silent for too long: requeue them, or give up after max_attempts."""
+    deadline = utcnow() - timedelta(seconds=lost_after_seconds)
+    recovery = Recovery()
+    stale = session.exec(select(Run).where(Run.status == RunStatus.running, col(Run.heartbeat_at) < deadline)).all()
+    for run in stale:
+        assert run.id is not None
+        silent = f"no heartbeat from worker {run.worker!r} for over {lost_after_seconds:.0f} s"
+        if run.cancel_requested:
+            run.status, run.finished_at = RunStatus.cancelled, utcnow()
+        elif run.attempt >= max_attempts:
+            run.status, run.finished_at = RunStatus.failed, utcnow()
+            run.error = f"lost: {silent}, attempt {run.attempt} of {max_attempts}"
+        else:
+            run.status, run.error = RunStatus.queued, f"attempt {run.attempt} lost: {silent}; requeued"
+            recovery.requeue.append(run.id)
+        recovery.changed.append(run.id)
+        session.add(run)
+    session.commit()
+    return recovery
+
+
+def queued_run_ids(session: Session) -> list[int]:
+    return list(session.exec(select(Run.id).where(Run.status == RunStatus.queued).order_by(col(Run.id))).all())

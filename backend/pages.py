@@ -1,0 +1,169 @@
+"""The HTML pages: runs list, new-run form, run page, login. Server-rendered with Jinja2 (autoescaped);
+live updates come from the SSE routes, driven by small JS modules in frontend/static.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import URL
+
+import frontend
+import plotly
+from backend import forms, lifecycle
+from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep
+from backend.auth import SESSION_COOKIE, Tokens, browser_session
+from backend.models import RunPublic
+from trainboard.spec import CLASS_NAMES, CNNSpec, DatasetSpec, OptimizerSpec, RunSpec
+
+FRONTEND = Path(frontend.__file__).parent
+templates = Jinja2Templates(directory=FRONTEND / "templates")  # autoescape is on for .html
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def page_session(request: Request, tokens: TokensDep) -> str:
+    """The browser's session id; no session: go to the login page and come back."""
+    sid = browser_session(request, tokens)
+    if sid is None:
+        raise LoginRequired(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
+    return sid
+
+
+PageSession = Annotated[str, Depends(page_session)]
+router = APIRouter(include_in_schema=False)
+
+
+def _literal_options(model: type[Any], field: str) -> list[str]:
+    return list(typing.get_args(model.model_fields[field].annotation))
+
+
+OPTIONS = {
+    "datasets": _literal_options(DatasetSpec, "name"),
+    "normalizes": _literal_options(DatasetSpec, "normalize"),
+    "archs": list(forms.MODEL_SPECS),
+    "pools": _literal_options(CNNSpec, "pool"),
+    "optimizers": _literal_options(OptimizerSpec, "name"),
+}
+
+
+def _render(request: Request, template: str, sid: str, tokens: Tokens, status_code: int = 200,
+            **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, {"csrf": tokens.csrf_token(sid), **context},
+                                      status_code=status_code)
+
+
+@router.get("/", response_class=HTMLResponse)
+def runs_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep) -> HTMLResponse:
+    since = feed.seq  # read before the runs: a change in between is sent again, never missed
+    runs, count = lifecycle.list_runs(session, 0, 200)
+    return _render(request, "runs.html", sid, tokens, runs=[RunPublic.of(r) for r in runs], count=count, since=since)
+
+
+@router.get("/runs/new", response_class=HTMLResponse)
+def new_run_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep,
+                 clone: int | None = None) -> HTMLResponse:
+    values = forms.form_defaults()
+    if clone is not None:
+        source = lifecycle.get_run(session, clone)
+        if source is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"run {clone} not found")
+        values = forms.form_values(source.spec)
+    return _render(request, "run_form.html", sid, tokens, values=values, errors={}, options=OPTIONS)
+
+
+@router.post("/runs/new", response_class=HTMLResponse)
+async def create_run_from_form(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep,
+                               feed: FeedDep, dispatcher: DispatcherDep) -> Response:
+    form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    if not tokens.check_csrf(sid, form.get("csrf")):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token: reload the form")
+    spec, errors = forms.validate_form(form)
+    if spec is None:
+        values = forms.form_defaults() | form
+        return _render(request, "run_form.html", sid, tokens, status.HTTP_422_UNPROCESSABLE_CONTENT,
+                       values=values, errors=errors, options=OPTIONS)
+    return _queue(spec, session, feed, dispatcher)
+
+
+def _queue(spec: RunSpec, session: Any, feed: Any, dispatcher: Any) -> RedirectResponse:
+    run = lifecycle.create_run(session, spec)
+    assert run.id is not None
+    dispatcher.send(run.id)
+    feed.notify(run.id)
+    return RedirectResponse(f"/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, sid: PageSession, run: RunDep, tokens: TokensDep) -> HTMLResponse:
+    return _render(request, "run.html", sid, tokens, run=RunPublic.of(run), classes=CLASS_NAMES.get(run.dataset, []))
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, tokens: TokensDep, token: Annotated[str, Form(max_length=500)],
+          next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+    if not tokens.is_api_token(token.strip()):
+        return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": "Wrong token."},
+                                          status_code=status.HTTP_401_UNAUTHORIZED)
+    return _logged_in(_safe_next(next), tokens)
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _logged_in(next_url: str, tokens: Tokens) -> RedirectResponse:
+    response = RedirectResponse(next_url, status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(SESSION_COOKIE, tokens.new_session(), httponly=True, samesite="strict",
+                        max_age=30 * 24 * 3600)
+    return response
+
+
+def _safe_next(next_url: str) -> str:
+    """Only same-site paths: '/runs/3' yes, '//evil.example' or 'https://...' no."""
+    return next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+
+
+def plotly_js() -> FileResponse:
+    """Plotly.js from the installed plotly package: no CDN, works air-gapped."""
+    return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                        media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(router)
+    app.add_api_route("/static/vendor/plotly.min.js", plotly_js, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
+
+    @app.middleware("http")
+    async def token_login(request: Request, call_next: Any) -> Response:
+        """`/any/page?token=...` (the link `trainboard serve` prints) logs the browser in and drops the token from the URL."""
+        token = request.query_params.get("token")
+        if token is not None and request.method == "GET" and not request.url.path.startswith("/api/"):
+            tokens: Tokens = request.app.state.tokens
+            if tokens.is_api_token(token):
+                query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+                return _logged_in(str(URL(path=request.url.path, query=query)), tokens)
+        return typing.cast(Response, await call_next(request))
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(_request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse("/login?" + urlencode({"next": exc.next_url}), status_code=status.HTTP_303_SEE_OTHER)

@@ -1,0 +1,141 @@
+"""The `trainboard` command: serve, worker, submit, token."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trainboard.settings import Settings
+
+app = typer.Typer(help="Launch, watch and compare PyTorch image-classification runs.", no_args_is_help=True,
+                  add_completion=False)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default: TRAINBOARD_DATA_DIR or ~/.trainboard).")]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings(**overrides)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind. 0.0.0.0 exposes the dashboard to your network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    data_dir: DataDir = None,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="Embedded worker processes (0: use external `trainboard worker`s).")] = 1,
+) -> None:
+    """API + pages + N embedded Celery workers. Ctrl-C stops everything it started."""
+    import uvicorn
+
+    from backend.app import create_app
+
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    settings = _settings(data_dir, host=host, port=port, api_url=f"http://{local}:{port}")
+    settings.ensure_data_dir()
+    api_token, worker_token = settings.resolved_tokens()
+    children = [_start_worker(settings, worker_token, index) for index in range(workers)]
+    typer.echo(f"trainboard: data in {settings.data_dir}; database {_redact(settings.database)}; "
+               f"broker {_redact(settings.broker)}; {workers} embedded worker(s)")
+    typer.echo(f"trainboard: open http://{local}:{port}/?token={api_token}")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        _stop_workers(children)
+
+
+def _start_worker(settings: Settings, worker_token: str, index: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "TRAINBOARD_DATA_DIR": str(settings.data_dir),
+        "TRAINBOARD_DATABASE_URL": settings.database,
+        "TRAINBOARD_BROKER_URL": settings.broker,
+        "TRAINBOARD_API_URL": settings.api_url,
+        "TRAINBOARD_WORKER_TOKEN": worker_token,
+    }
+    # A session of its own: Ctrl-C reaches only `serve`, which then stops the workers in order.
+    return subprocess.Popen([sys.executable, "-m", "trainboard", "worker", "--name", f"embedded{index}"],
+                            env=env, start_new_session=True)
+
+
+def _stop_workers(children: list[subprocess.Popen[bytes]], grace_seconds: float = 10.0) -> None:
+    """SIGTERM (Celery's warm shutdown), then SIGKILL whatever is left; a run cut off here is requeued on restart."""
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database or broker URL."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+@app.command()
+def worker(
+    name: Annotated[str, typer.Option(help="Worker name (shown on runs it trains).")] = "worker",
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """A Celery worker for the configured broker: one run at a time, a fresh process per run."""
+    import socket
+
+    from trainboard.queue import QUEUE
+    from worker.tasks import celery_app
+
+    celery_app.worker_main([
+        "worker", f"--loglevel={loglevel}", "--pool=prefork", "--concurrency=1", f"--queues={QUEUE}",
+        f"--hostname={name}@{socket.gethostname()}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ])
+
+
+@app.command()
+def submit(
+    spec_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A run spec as JSON.")],
+    server: Annotated[str | None, typer.Option(help="trainboard URL (default: TRAINBOARD_API_URL).")] = None,
+    watch: Annotated[bool, typer.Option(help="Show progress until the run ends; exit 1 unless it succeeded.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Queue a run through the REST API."""
+    from trainboard.client import Client, ClientError, watch_run
+
+    settings = _settings(data_dir)
+    try:
+        spec = json.loads(spec_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{spec_file} is not valid JSON: {exc}") from exc
+    with Client(server or settings.api_url, settings.client_token("api")) as client:
+        try:
+            run = client.create_run(spec)
+        except ClientError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(f"run {run['id']} queued: {client.base_url}/runs/{run['id']}")
+        if watch:
+            status = watch_run(client, run)
+            raise typer.Exit(0 if status == "succeeded" else 1)
+
+
+@app.command()
+def token(data_dir: DataDir = None) -> None:
+    """Print the API token (for the login page, or `Authorization: Bearer` in scripts)."""
+    typer.echo(_settings(data_dir).resolved_tokens()[0])
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,108 @@
+"""A small REST client for scripts and `trainboard submit`: queue a run, follow its live events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class ClientError(Exception):
+    """The API refused a request; the message carries its explanation (with field paths for a 422)."""
+
+
+@dataclass
+class Event:
+    event: str
+    data: dict[str, Any]
+    id: str | None = None
+
+
+class Client:
+    def __init__(self, base_url: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"},
+                                  timeout=httpx.Timeout(30.0, read=None), transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._http.close()
+
+    def create_run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._check(self._http.post("/api/runs", json=spec))
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        return self._check(self._http.get(f"/api/runs/{run_id}"))
+
+    def events(self, run_id: int, after: int = 0) -> Iterator[Event]:
+        """The run's Server-Sent Events, until its `end` event."""
+        with self._http.stream("GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": str(after)}) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                self._check(resp)
+            fields: dict[str, str] = {}
+            for line in resp.iter_lines():
+                if line.startswith(":"):
+                    continue  # keep-alive comment
+                if line:
+                    key, _, value = line.partition(":")
+                    fields[key] = fields.get(key, "") + value.removeprefix(" ")
+                    continue
+                if "data" in fields:
+                    yield Event(fields.get("event", "message"), json.loads(fields["data"]), fields.get("id"))
+                fields = {}
+
+    @staticmethod
+    def _check(response: httpx.Response) -> dict[str, Any]:
+        if response.status_code < 400:
+            return dict(response.json())
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        if isinstance(detail, list):  # 422: one line per field
+            detail = "\n".join(f"  {e.get('field') or '.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}"
+                               for e in detail)
+            raise ClientError(f"invalid spec (HTTP {response.status_code}):\n{detail}")
+        raise ClientError(f"HTTP {response.status_code}: {detail}")
+
+
+def watch_run(client: Client, run: dict[str, Any]) -> str:
+    """Show a progress bar per epoch and a line of metrics after each; return the final status."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    epochs = int(run["spec"]["epochs"])
+    status = str(run["status"])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bars:
+        bar = bars.add_task(f"run {run['id']} {status}", total=None)
+        for event in client.events(int(run["id"])):
+            if event.event == "epoch":
+                r = event.data
+                bars.console.print(
+                    f"epoch {r['epoch']:>3}/{epochs}  train loss {r['train_loss']:.4f}  test loss {r['test_loss']:.4f}"
+                    f"  test acc {100 * r['test_acc']:.2f}%  {r['seconds']:.1f} s  {r['images_per_s']:.0f} img/s")
+            elif event.event in ("run", "end"):
+                status = str(event.data["status"])
+                p = event.data["progress"]
+                if p["batches"]:
+                    bars.update(bar, description=f"run {run['id']} {status} epoch {p['epoch']}/{epochs}",
+                                total=p["batches"], completed=p["batch"])
+                else:
+                    bars.update(bar, description=f"run {run['id']} {status}")
+    final = client.get_run(int(run["id"]))
+    summary = final["summary"]
+    best = summary.get("best_test_acc")
+    console.print(f"run {run['id']} {final['status']}: best test acc "
+                  f"{'-' if best is None else f'{100 * best:.2f}%'} at epoch {summary.get('best_epoch')}, "
+                  f"{summary.get('epochs_done')} epoch(s), {summary.get('total_seconds') or 0:.1f} s")
+    if final.get("error"):
+        console.print(final["error"].splitlines()[0])
+    return str(final["status"])

@@ -1,0 +1,50 @@
+"""What the engine reports about a run: one record per epoch, a heartbeat, and the final result.
+
+Pydantic and no torch: the engine builds these, the worker posts them as JSON, the API validates
+and stores them. Bounds keep a misbehaving worker from storing unbounded data.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_CLASSES = 1000
+
+
+class EpochRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int = Field(ge=1, le=100_000)
+    train_loss: float
+    train_acc: float = Field(ge=0, le=1)
+    test_loss: float
+    test_acc: float = Field(ge=0, le=1)
+    per_class_acc: list[float] = Field(max_length=MAX_CLASSES, description="Test accuracy of each class, in order.")
+    lr: list[float] = Field(max_length=64, description="Learning rate of each optimizer param group.")
+    seconds: float = Field(ge=0, description="Wall time of the epoch: training plus evaluation.")
+    images_per_s: float = Field(ge=0, description="Training images per second in this epoch.")
+
+
+class Progress(BaseModel):
+    """A heartbeat: where the run is inside the current epoch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int = Field(ge=1, le=100_000)
+    batch: int = Field(ge=0, le=100_000_000)
+    batches: int = Field(ge=1, le=100_000_000)
+
+
+class RunResult(BaseModel):
+    """The end of a run: how it stopped and the confusion matrix of its last evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stopped: str = Field("completed", pattern=r"^(completed|cancelled)$")
+    epochs_run: int = Field(ge=0, le=100_000)
+    confusion: list[list[int]] = Field(
+        default_factory=list, max_length=MAX_CLASSES,
+        description="confusion[true][predicted] counts on the test set; empty if no epoch finished.",
+    )
+    total_seconds: float = Field(ge=0)
+    device: str = Field("", max_length=64)

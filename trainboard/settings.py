@@ -1,0 +1,101 @@
+"""Configuration: one pydantic-settings class, read from TRAINBOARD_* environment variables once.
+
+Nothing else in trainboard reads os.environ. Defaults give the embedded setup: everything (SQLite
+database, SQLite Celery broker, datasets, secrets) lives under one data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRAINBOARD_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("~/.trainboard"), description="Database, broker, datasets and secrets of the embedded setup."
+    )
+    database_url: str = Field("", description="Empty: sqlite:///DATA_DIR/trainboard.db. Postgres: postgresql+psycopg://...")
+    broker_url: str = Field("", description="Empty: sqla+sqlite:///DATA_DIR/broker.db. Redis: redis://host:6379/0")
+    api_url: str = Field("http://127.0.0.1:8000", description="Where workers send their reports.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_token: str = Field("", description="Bearer token for the REST API. Empty: generated once into DATA_DIR.")
+    worker_token: str = Field("", description="Token the workers report with. Empty: generated once into DATA_DIR.")
+    heartbeat_seconds: float = Field(1.0, gt=0, le=60, description="How often a training worker sends progress.")
+    lost_after_seconds: float = Field(
+        120.0, gt=0, description="A running run with no heartbeat for this long is lost and requeued."
+    )
+    max_attempts: int = Field(3, ge=1, le=100, description="How many times a lost run is started at most.")
+    report_retry_seconds: float = Field(
+        3600.0, gt=0, description="How long a worker keeps retrying a report while the API is unreachable."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'trainboard.db'}"
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def resolved_tokens(self) -> tuple[str, str]:
+        """(api_token, worker_token): from the environment, else generated once and kept in DATA_DIR/secrets.json."""
+        if self.api_token and self.worker_token:
+            return self.api_token, self.worker_token
+        stored = self._stored_tokens()
+        if not stored.get("api_token") or not stored.get("worker_token"):
+            self.ensure_data_dir()
+            stored = {"api_token": secrets.token_urlsafe(24), "worker_token": secrets.token_urlsafe(24)} | {
+                key: value for key, value in stored.items() if value}
+            fd = os.open(self._secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(stored, f)
+        return self.api_token or stored["api_token"], self.worker_token or stored["worker_token"]
+
+    def client_token(self, kind: str) -> str:
+        """A token a client (worker or `trainboard submit`) sends: from the environment, else from DATA_DIR.
+
+        Never generates one: a token the server does not know is worse than a clear error.
+        """
+        token = self.worker_token if kind == "worker" else self.api_token
+        token = token or self._stored_tokens().get(f"{kind}_token", "")
+        if not token:
+            raise RuntimeError(
+                f"no {kind} token: set TRAINBOARD_{kind.upper()}_TOKEN, or TRAINBOARD_DATA_DIR to the server's data "
+                f"directory ({self._secrets_path} does not exist)"
+            )
+        return token
+
+    @property
+    def _secrets_path(self) -> Path:
+        return self.data_dir / "secrets.json"
+
+    def _stored_tokens(self) -> dict[str, str]:
+        if not self._secrets_path.exists():
+            return {}
+        return dict(json.loads(self._secrets_path.read_text()))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

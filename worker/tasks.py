@@ -1,0 +1,59 @@
+"""The Celery task: claim a run through the API, train it with the engine, report the end.
+
+The Celery parent process imports this module but never torch: the engine is imported inside the
+task, in the fresh child process each run gets (worker_max_tasks_per_child=1), so forking is safe
+for CUDA and every run gives its GPU memory back when its process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+
+from trainboard.queue import TRAIN_TASK, make_celery
+from trainboard.reports import RunResult
+from trainboard.settings import Settings, get_settings
+from trainboard.spec import RunSpec
+from worker.reporter import ApiReporter
+
+log = logging.getLogger(__name__)
+
+celery_app = make_celery(get_settings().broker)
+
+# The error text a failed run keeps: the exception and the end of its traceback.
+TRACEBACK_CHARS = 4000
+
+
+@celery_app.task(name=TRAIN_TASK, ignore_result=True)
+def train_run(run_id: int) -> str:
+    return execute(run_id, get_settings())
+
+
+def execute(run_id: int, settings: Settings) -> str:
+    """Train one run end to end. Returns what happened: succeeded, failed, cancelled, or not claimed."""
+    reporter = ApiReporter(settings.api_url, settings.client_token("worker"), run_id,
+                           heartbeat_seconds=settings.heartbeat_seconds, retry_seconds=settings.report_retry_seconds)
+    try:
+        claim = reporter.claim(worker=f"{socket.gethostname()}:{os.getpid()}")
+        if claim is None:
+            log.info("run %s: not claimed (taken by another worker, or cancelled)", run_id)
+            return "not claimed"
+        log.info("run %s: attempt %s started", run_id, claim.attempt)
+        result: RunResult | None = None
+        error: str | None = None
+        try:
+            from worker.engine import fit  # here, not at the top: see the module docstring
+
+            spec = RunSpec.model_validate(claim.spec)
+            result = fit(spec, data_dir=settings.datasets_dir, report=reporter.epoch,
+                         progress=reporter.progress, should_stop=reporter.should_stop)
+        except Exception as exc:
+            log.exception("run %s failed", run_id)
+            error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-TRACEBACK_CHARS:]}"
+        status = reporter.finish(result=result, error=error)
+        log.info("run %s: %s", run_id, status or f"stale ({reporter.stop_reason})")
+        return status or "stale"
+    finally:
+        reporter.close()
