@@ -40,10 +40,15 @@ def _section(model: type[BaseModel], prefix: str, form: Mapping[str, str], skip:
         if kind == "bool":
             out[name] = key in form and form[key] not in ("", "false", "off", "0")
             continue
-        raw = form.get(key, "").strip()
-        if raw == "":
-            continue  # left empty: the spec's default applies
-        out[name] = [part.strip() for part in raw.split(",") if part.strip()] if kind == "list" else raw
+        if key not in form:
+            continue  # not posted (another arch's field, a script's partial form): the spec's default applies
+        raw = form[key].strip()
+        if kind == "list":
+            # An emptied list box means no items (a CNN with no hidden layers), so a clone of such a spec
+            # round-trips; a list that needs items says so in its error.
+            out[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        elif raw != "":  # left empty: the spec's default applies
+            out[name] = raw
     return out
 
 
@@ -67,21 +72,22 @@ def validate_form(form: Mapping[str, str]) -> tuple[RunSpec | None, dict[str, st
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():
-            path = field_path(error["loc"])
-            field = _form_field(path, form)
+            field, item = _form_field(field_path(error["loc"]))
             message = error["msg"].removeprefix("Value error, ")
+            if item is not None:  # one entry of a comma-separated list: say which
+                message = f"item {item + 1} ({error['input']}): {message}"
             errors[field] = f"{errors[field]}; {message}" if field in errors else message
         return None, errors
 
 
-def _form_field(path: str, form: Mapping[str, str]) -> str:
-    """The form field an error path belongs to: 'model.channels.1' -> 'model.channels'; '' -> 'model' for
-    whole-spec errors (those messages start with the section they concern)."""
+def _form_field(path: str) -> tuple[str, int | None]:
+    """The form field an error path belongs to, and the list item it names: 'model.channels.1' ->
+    ('model.channels', 1); 'model' for errors about the model as a whole (kernel sizes vs channels);
+    'spec' for whole-spec errors (those messages start with the section they concern)."""
     parts = path.split(".")
-    while parts and parts[-1].isdigit():
-        parts.pop()
+    item = int(parts.pop()) if len(parts) > 1 and parts[-1].isdigit() else None
     field = ".".join(parts)
-    return field if field else "spec"
+    return (field if field else "spec"), item
 
 
 def form_defaults() -> dict[str, str]:

@@ -4,6 +4,7 @@ live updates come from the SSE routes, driven by small JS modules in frontend/st
 
 from __future__ import annotations
 
+import json
 import typing
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,8 @@ from trainboard.spec import CLASS_NAMES, CNNSpec, DatasetSpec, OptimizerSpec, Ru
 
 FRONTEND = Path(frontend.__file__).parent
 templates = Jinja2Templates(directory=FRONTEND / "templates")  # autoescape is on for .html
+# The run page shows its spec as the JSON `POST /api/runs` takes (autoescaped, unlike `tojson`'s \u003c).
+templates.env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
 
 
 class LoginRequired(Exception):

@@ -48,12 +48,14 @@ class Recovery:
         return found
 
     def start(self) -> None:
-        # Check a few times per lost_after period, so a lost run is noticed within ~1.25x that time.
-        interval = max(1.0, self.lost_after_seconds / 4)
+        # Check a few times per lost_after period (a lost run is noticed within ~1.25x that time), and at
+        # least every 10 s so an undelivered run id goes out soon after the broker is back.
+        interval = min(10.0, max(1.0, self.lost_after_seconds / 4))
 
         def loop() -> None:
             while not self._stop.wait(interval):
                 try:
+                    self.dispatcher.retry_undelivered()
                     self.check_lost()
                 except Exception:  # a DB hiccup must not kill the checker
                     log.exception("lost-run check failed")

@@ -33,7 +33,6 @@ def make_celery(broker_url: str) -> Celery:
         task_default_queue=QUEUE,
         broker_connection_retry_on_startup=True,
         broker_transport_options=_transport_options(broker_url),
-        worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
     return app
