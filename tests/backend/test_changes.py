@@ -1,0 +1,48 @@
+"""The change feed wakes waiting streams from other threads and knows when its history ran out."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from backend.changes import ChangeFeed
+
+
+def test_notify_from_a_thread_wakes_a_waiter() -> None:
+    feed = ChangeFeed()
+
+    async def scenario() -> float:
+        start = time.monotonic()
+        threading.Timer(0.05, feed.notify, args=(7,)).start()
+        await feed.wait(0, timeout=5)
+        return time.monotonic() - start
+
+    assert asyncio.run(scenario()) < 2.0  # woken by the notify, not by the 5 s timeout
+    assert feed.changed_since(0) == (1, {7})
+
+
+def test_wait_returns_at_once_when_already_behind_and_times_out_otherwise() -> None:
+    feed = ChangeFeed()
+    feed.notify(1)
+
+    async def scenario() -> tuple[float, float]:
+        start = time.monotonic()
+        await feed.wait(0, timeout=5)
+        behind = time.monotonic() - start
+        start = time.monotonic()
+        await feed.wait(1, timeout=0.1)
+        return behind, time.monotonic() - start
+
+    behind, idle = asyncio.run(scenario())
+    assert behind < 0.05
+    assert 0.09 <= idle < 1.0
+
+
+def test_changed_since_reports_lost_history() -> None:
+    feed = ChangeFeed(history=3)
+    for run_id in (1, 2, 3, 4, 5):
+        feed.notify(run_id)
+    assert feed.changed_since(2) == (5, {3, 4, 5})
+    assert feed.changed_since(1) == (5, None)  # change 2 fell out of the history
+    assert feed.changed_since(5) == (5, set())

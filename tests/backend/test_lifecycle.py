@@ -1,0 +1,101 @@
+"""The run state machine on SQLite and PostgreSQL: claims, stale attempts, lost runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from backend import lifecycle
+from backend.db import create_tables, make_engine, utcnow
+from backend.models import EpochMetric, Run, RunStatus
+from tests.conftest import epoch_record, tiny_spec
+from trainboard.reports import EpochRecord, Progress, RunResult
+from trainboard.spec import RunSpec
+
+
+@pytest.fixture
+def session(database_url: str) -> Iterator[Session]:
+    engine = make_engine(database_url)
+    create_tables(engine)
+    with Session(engine) as db:
+        yield db
+    engine.dispose()
+
+
+def new_run(session: Session) -> Run:
+    return lifecycle.create_run(session, RunSpec.model_validate(tiny_spec()))
+
+
+def go_silent(session: Session, run: Run, seconds: float) -> None:
+    run.heartbeat_at = utcnow() - timedelta(seconds=seconds)
+    session.add(run)
+    session.commit()
+
+
+def test_only_one_claim_wins(session: Session) -> None:
+    run = new_run(session)
+    first = lifecycle.claim_run(session, run, "a:1")
+    assert first is not None and (first.status, first.attempt, first.worker) == (RunStatus.running, 1, "a:1")
+    assert lifecycle.claim_run(session, run, "b:2") is None
+    assert session.get(Run, run.id).worker == "a:1"  # type: ignore[union-attr]
+
+
+def test_reports_of_a_stale_attempt_are_refused(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    with pytest.raises(lifecycle.Conflict, match="attempt 2"):
+        lifecycle.record_epoch(session, run, 2, EpochRecord.model_validate(epoch_record(1)))
+    with pytest.raises(lifecycle.Conflict):
+        lifecycle.record_progress(session, run, 2, Progress(epoch=1, batch=1, batches=2))
+
+
+def test_lost_run_is_requeued_then_restarts_clean(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    lifecycle.record_epoch(session, run, 1, EpochRecord.model_validate(epoch_record(1)))
+    go_silent(session, run, 300)
+    found = lifecycle.recover_lost_runs(session, lost_after_seconds=120, max_attempts=3)
+    assert (found.requeue, found.changed) == ([run.id], [run.id])
+    session.refresh(run)
+    assert run.status == RunStatus.queued
+    assert "attempt 1 lost: no heartbeat from worker 'a:1'" in (run.error or "")
+    # The old worker wakes up: its reports no longer count.
+    with pytest.raises(lifecycle.Conflict):
+        lifecycle.record_epoch(session, run, 1, EpochRecord.model_validate(epoch_record(2)))
+    second = lifecycle.claim_run(session, run, "b:2")
+    assert second is not None and second.attempt == 2
+    assert session.exec(select(EpochMetric).where(EpochMetric.run_id == run.id)).all() == []
+    assert (second.epochs_done, second.best_test_acc) == (0, None)
+
+
+def test_a_fresh_heartbeat_is_not_lost(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    go_silent(session, run, 10)
+    assert lifecycle.recover_lost_runs(session, lost_after_seconds=120, max_attempts=3).changed == []
+
+
+def test_lost_run_fails_after_max_attempts_and_cancel_wins(session: Session) -> None:
+    failing, cancelling = new_run(session), new_run(session)
+    for run in (failing, cancelling):
+        lifecycle.claim_run(session, run, "a:1")
+        go_silent(session, run, 300)
+    lifecycle.request_cancel(session, cancelling)
+    found = lifecycle.recover_lost_runs(session, lost_after_seconds=120, max_attempts=1)
+    assert found.requeue == []
+    session.refresh(failing)
+    session.refresh(cancelling)
+    assert failing.status == RunStatus.failed and "attempt 1 of 1" in (failing.error or "")
+    assert cancelling.status == RunStatus.cancelled
+
+
+def test_finish_is_idempotent(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    result = RunResult(stopped="completed", epochs_run=0, total_seconds=1.0)
+    assert lifecycle.finish_run(session, run, 1, result, None).status == RunStatus.succeeded
+    assert lifecycle.finish_run(session, run, 1, result, "late error").status == RunStatus.succeeded
+    assert session.get(Run, run.id).error is None  # type: ignore[union-attr]

@@ -1,0 +1,77 @@
+"""The command line as a user runs it: `trainboard serve` with an embedded worker, `submit --watch`, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, free_port, tiny_spec, wait_for
+
+pytestmark = pytest.mark.queue
+
+
+def processes_using(data_dir: Path) -> list[int]:
+    """Pids whose environment names this data directory: what `serve` started and must stop."""
+    marker = f"TRAINBOARD_DATA_DIR={data_dir}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def trainboard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trainboard", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_serve_submit_watch_and_ctrl_c(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")}
+    env |= {"TRAINBOARD_DATA_DIR": str(data_dir), "TRAINBOARD_HEARTBEAT_SECONDS": "0.2"}
+    serve = subprocess.Popen([sys.executable, "-m", "trainboard", "serve", "--port", str(port), "--workers", "1"],
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(server), 60, 0.2, "trainboard serve to answer")
+        token = trainboard("token", env=env).stdout.strip()
+        assert token == json.loads((data_dir / "secrets.json").read_text())["api_token"]
+        assert oct((data_dir / "secrets.json").stat().st_mode & 0o777) == "0o600"
+
+        spec_file = tmp_path / "spec.json"
+        spec_file.write_text(json.dumps(tiny_spec(epochs=2)))
+        done = trainboard("submit", str(spec_file), "--server", server, "--watch", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "run 1 queued" in done.stdout
+        assert "epoch   2/2" in done.stderr and "run 1 succeeded: best test acc" in done.stderr
+
+        bad_file = tmp_path / "bad.json"
+        bad_file.write_text(json.dumps({"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [0]}}))
+        bad = trainboard("submit", str(bad_file), "--server", server, env=env)
+        assert bad.returncode == 2
+        assert "model.hidden.0: Input should be greater than or equal to 1" in bad.stderr
+        assert len(processes_using(data_dir)) >= 2  # serve and its worker
+    finally:
+        serve.send_signal(signal.SIGINT)  # Ctrl-C
+        output, _ = serve.communicate(timeout=60)
+    assert f"open http://127.0.0.1:{port}/?token=" in output
+    wait_for(lambda: not processes_using(data_dir), 30, 0.2, "every process serve started to stop")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/login", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
