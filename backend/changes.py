@@ -33,9 +33,10 @@ class ChangeFeed:
             loop.call_soon_threadsafe(event.set)
 
     def changed_since(self, seq: int) -> tuple[int, set[int] | None]:
-        """(current seq, run ids changed after `seq`); None when the history no longer reaches back that far."""
+        """(current seq, run ids changed after `seq`); None when the history no longer reaches back that far,
+        or when `seq` is from before a server restart (ahead of this feed's count)."""
         with self._lock:
-            if self._recent and self._recent[0][0] > seq + 1:
+            if seq > self._seq or (self._recent and self._recent[0][0] > seq + 1):
                 return self._seq, None
             return self._seq, {run_id for s, run_id in self._recent if s > seq}
 
@@ -44,7 +45,7 @@ class ChangeFeed:
         event = asyncio.Event()
         entry = (asyncio.get_running_loop(), event)
         with self._lock:
-            if self._seq > seq:
+            if self._seq != seq:  # behind, or ahead (a client from before a restart): look now
                 return
             self._waiters.add(entry)
         try:

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, s
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi.exception_handlers import http_exception_handler
 from starlette.datastructures import URL
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import frontend
 import plotly
@@ -127,7 +129,11 @@ def login(request: Request, tokens: TokensDep, token: Annotated[str, Form(max_le
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+async def logout(request: Request, sid: PageSession, tokens: TokensDep) -> RedirectResponse:
+    form = await request.form()
+    csrf = form.get("csrf")
+    if not tokens.check_csrf(sid, csrf if isinstance(csrf, str) else None):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token: reload the page")
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -166,6 +172,18 @@ def mount(app: FastAPI) -> None:
                 query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
                 return _logged_in(str(URL(path=request.url.path, query=query)), tokens)
         return typing.cast(Response, await call_next(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def html_errors(request: Request, exc: StarletteHTTPException) -> Response:
+        """Pages get an HTML error page; the API and static files keep FastAPI's JSON."""
+        if request.url.path.startswith(("/api/", "/static/", "/docs", "/openapi")):
+            return await http_exception_handler(request, exc)
+        titles = {status.HTTP_404_NOT_FOUND: "Not found", status.HTTP_403_FORBIDDEN: "Forbidden"}
+        return templates.TemplateResponse(
+            request, "error.html",
+            {"status_code": exc.status_code, "title": titles.get(exc.status_code, f"Error {exc.status_code}"),
+             "detail": exc.detail, "csrf": None},
+            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(LoginRequired)
     async def to_login(_request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -46,3 +46,16 @@ def test_changed_since_reports_lost_history() -> None:
     assert feed.changed_since(2) == (5, {3, 4, 5})
     assert feed.changed_since(1) == (5, None)  # change 2 fell out of the history
     assert feed.changed_since(5) == (5, set())
+
+
+def test_a_sequence_from_before_a_restart_means_reload() -> None:
+    feed = ChangeFeed()  # a restarted server counts from 0 again
+    feed.notify(1)
+
+    async def scenario() -> float:
+        start = time.monotonic()
+        await feed.wait(40, timeout=5)
+        return time.monotonic() - start
+
+    assert asyncio.run(scenario()) < 0.05  # no sleeping until the count passes 40
+    assert feed.changed_since(40) == (1, None)

@@ -1,0 +1,194 @@
+// The run page: draw the recorded epochs, then follow /api/runs/{id}/events and extend the charts live.
+import {
+  TERMINAL, csrfHeaders, formatPercent, formatSeconds, localizeTime, renderProgress, renderStatus, setField,
+  timeElement, watchConnection,
+} from "./common.js";
+
+/* global Plotly */
+
+let run = JSON.parse(document.getElementById("run-data").textContent);
+const classNames = JSON.parse(document.getElementById("class-names").textContent);
+const notice = document.getElementById("run-notice");
+const cancelButton = document.getElementById("cancel-run");
+const charts = {
+  loss: document.getElementById("loss-chart"),
+  acc: document.getElementById("acc-chart"),
+  perClass: document.getElementById("per-class-chart"),
+  confusion: document.getElementById("confusion-chart"),
+};
+const COLORS = { train: "#2563eb", test: "#ea580c", bars: "#0f766e" };
+// ColorBrewer Blues, light to dark (Plotly's own "Blues" runs dark to light).
+const BLUES = [[0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1, "#08306b"]];
+const FONT = { family: getComputedStyle(document.body).fontFamily, size: 12, color: "#1f2937" };
+let lastEpoch = 0;
+
+function config(name) {
+  return {
+    responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"],
+    toImageButtonOptions: { filename: `run-${run.id}-${name}`, scale: 2 },
+  };
+}
+
+/** About ten ticks on a whole-epoch axis that spans the planned epochs from the start. */
+function epochAxis() {
+  const total = run.spec.epochs;
+  const step = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000].find((s) => total / s <= 10) ?? 1000;
+  return { title: { text: "epoch" }, range: [0.5, total + 0.5], dtick: step, tick0: 0, zeroline: false };
+}
+
+function baseLayout(extra) {
+  return {
+    font: FONT, height: 300, margin: { l: 56, r: 16, t: 8, b: 44 }, hovermode: "x unified",
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#ffffff",
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+    ...extra,
+  };
+}
+
+function series(name, color, x, y, format) {
+  return {
+    name, x, y, type: "scatter", mode: "lines+markers", line: { color, width: 2 }, marker: { size: 5 },
+    hovertemplate: `%{y:${format}}`,
+  };
+}
+
+function drawCurves(records) {
+  const epochs = records.map((r) => r.epoch);
+  Plotly.newPlot(charts.loss, [
+    series("train loss", COLORS.train, epochs, records.map((r) => r.train_loss), ".4f"),
+    series("test loss", COLORS.test, epochs, records.map((r) => r.test_loss), ".4f"),
+  ], baseLayout({ xaxis: epochAxis(), yaxis: { title: { text: "loss" }, rangemode: "tozero" } }), config("loss"));
+  Plotly.newPlot(charts.acc, [
+    series("train acc", COLORS.train, epochs, records.map((r) => r.train_acc * 100), ".2f"),
+    series("test acc", COLORS.test, epochs, records.map((r) => r.test_acc * 100), ".2f"),
+  ], baseLayout({ xaxis: epochAxis(), yaxis: { title: { text: "accuracy (%)" }, ticksuffix: " %" } }), config("accuracy"));
+  drawPerClass(records.at(-1));
+  lastEpoch = epochs.at(-1) ?? 0;
+}
+
+function drawPerClass(record) {
+  const values = record ? record.per_class_acc.map((v) => v * 100) : [];
+  const names = values.map((_, i) => classNames[i] ?? String(i));
+  document.getElementById("per-class-title").textContent = record
+    ? `Per-class test accuracy (epoch ${record.epoch})` : "Per-class test accuracy";
+  Plotly.react(charts.perClass, [{
+    type: "bar", x: names, y: values, marker: { color: COLORS.bars },
+    text: values.map((v) => v.toFixed(1)), textposition: "outside", cliponaxis: false,
+    hovertemplate: "%{x}: %{y:.2f} %<extra></extra>",
+  }], baseLayout({
+    hovermode: "closest", showlegend: false,
+    xaxis: { type: "category", title: { text: "class" }, automargin: true },
+    yaxis: { title: { text: "test accuracy (%)" }, range: [0, 105], ticksuffix: " %" },
+  }), config("per-class"));
+}
+
+function addEpoch(record) {
+  if (record.epoch <= lastEpoch) return; // already drawn (a resumed stream repeats nothing, but be sure)
+  const x = [[record.epoch], [record.epoch]];
+  Plotly.extendTraces(charts.loss, { x, y: [[record.train_loss], [record.test_loss]] }, [0, 1]);
+  Plotly.extendTraces(charts.acc, { x, y: [[record.train_acc * 100], [record.test_acc * 100]] }, [0, 1]);
+  drawPerClass(record);
+  lastEpoch = record.epoch;
+}
+
+async function loadConfusion() {
+  const empty = document.getElementById("confusion-empty");
+  const response = await fetch(`/api/runs/${run.id}/confusion`);
+  if (!response.ok) {
+    empty.textContent = `Could not load the confusion matrix (HTTP ${response.status}).`;
+    return;
+  }
+  const { classes, matrix } = await response.json();
+  if (!matrix || matrix.length === 0) {
+    empty.textContent = "Not recorded for this run.";
+    return;
+  }
+  const names = matrix.map((_, i) => classes[i] ?? String(i));
+  empty.hidden = true;
+  charts.confusion.hidden = false;
+  Plotly.newPlot(charts.confusion, [{
+    type: "heatmap", z: matrix, x: names, y: names, colorscale: BLUES, texttemplate: "%{z}",
+    hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>", colorbar: { thickness: 12 },
+  }], baseLayout({
+    height: Math.max(300, 28 * names.length + 90), hovermode: "closest",
+    margin: { l: 90, r: 16, t: 8, b: 80 },
+    xaxis: { type: "category", title: { text: "predicted" }, automargin: true },
+    yaxis: { type: "category", title: { text: "true" }, autorange: "reversed", automargin: true },
+  }), config("confusion"));
+}
+
+function showRun(next) {
+  run = next;
+  renderStatus(document.querySelector('.run-meta [data-field="status"]'), run);
+  renderProgress(document.querySelector('[data-field="progress"]'), run, "run-progress-label");
+  setField(document, "attempt", String(run.attempt));
+  setField(document, "device", run.device ?? run.spec.device);
+  setField(document, "best", formatPercent(run.summary.best_test_acc));
+  setField(document, "final", formatPercent(run.summary.final_test_acc));
+  setField(document, "best-epoch", run.summary.best_epoch == null ? "—" : String(run.summary.best_epoch));
+  setField(document, "epochs-done", `${run.summary.epochs_done} of ${run.spec.epochs}`);
+  setField(document, "time", formatSeconds(run.summary.total_seconds));
+  for (const [field, iso] of [["started", run.started_at], ["finished", run.finished_at]]) {
+    document.querySelector(`[data-field="${field}"]`).replaceChildren(timeElement(iso));
+  }
+  const errorBox = document.getElementById("run-error");
+  errorBox.hidden = !run.error;
+  document.getElementById("run-error-title").textContent = run.status === "failed" ? "Error" : "Earlier attempt";
+  setField(errorBox, "error", run.error ?? "");
+  cancelButton.hidden = TERMINAL.has(run.status);
+  cancelButton.disabled = run.cancel_requested;
+  cancelButton.textContent = run.cancel_requested ? "Cancel requested" : "Cancel run";
+}
+
+function onRunEvent(next) {
+  // A requeued run starts over and its earlier epochs are gone: redraw from scratch.
+  if (next.attempt > run.attempt && (run.attempt > 0 || lastEpoch > 0)) {
+    window.location.reload();
+    return;
+  }
+  showRun(next);
+}
+
+function follow() {
+  const source = new EventSource(`/api/runs/${run.id}/events?after=${lastEpoch}`);
+  watchConnection(source, notice);
+  source.addEventListener("epoch", (event) => addEpoch(JSON.parse(event.data)));
+  source.addEventListener("run", (event) => onRunEvent(JSON.parse(event.data)));
+  source.addEventListener("end", (event) => {
+    source.close();
+    onRunEvent(JSON.parse(event.data));
+    loadConfusion();
+  });
+  window.addEventListener("pagehide", () => source.close());
+  // Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
+  window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
+}
+
+cancelButton.addEventListener("click", async () => {
+  if (!window.confirm(`Cancel run ${run.id}? Epochs it has finished are kept.`)) return;
+  cancelButton.disabled = true;
+  const response = await fetch(`/api/runs/${run.id}/cancel`, { method: "POST", headers: csrfHeaders() });
+  const body = await response.json().catch(() => ({}));
+  if (response.ok) {
+    showRun(body);
+    notice.textContent = body.status === "cancelled"
+      ? "Run cancelled." : "Cancel requested: the run stops at its next heartbeat, within a few seconds.";
+  } else {
+    cancelButton.disabled = false;
+    notice.textContent = `Could not cancel: ${body.detail ?? `HTTP ${response.status}`}`;
+  }
+});
+
+async function start() {
+  for (const time of document.querySelectorAll("time")) localizeTime(time);
+  const response = await fetch(`/api/runs/${run.id}/metrics`);
+  if (!response.ok) {
+    notice.textContent = `Could not load the metrics (HTTP ${response.status}): reload the page.`;
+    return;
+  }
+  drawCurves((await response.json()).data);
+  if (TERMINAL.has(run.status)) loadConfusion();
+  else follow();
+}
+
+start();
