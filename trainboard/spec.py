@@ -69,7 +69,8 @@ class MLPSpec(_Strict):
 
     def parameter_count(self, shape: tuple[int, int, int, int]) -> int:
         c, h, w, classes = shape
-        return _linear_parameters([c * h * w, *self.hidden, classes])
+        batch_norm = 2 * sum(self.hidden) if self.batch_norm else 0  # a weight and a bias per hidden unit
+        return _linear_parameters([c * h * w, *self.hidden, classes]) + batch_norm
 
 
 class CNNSpec(_Strict):
@@ -163,6 +164,8 @@ class RunSpec(_Strict):
                     f"model: the conv stack reduces the {shape[1]}x{shape[2]} images of {self.dataset.name} "
                     "to nothing; use smaller kernel_sizes or dilation"
                 )
+        if isinstance(self.model, MLPSpec) and self.model.batch_norm and self.batch_size < 2:
+            raise ValueError("batch_size: batch norm needs at least 2 images per batch")
         params = self.model.parameter_count(shape)
         if params > MAX_PARAMETERS:
             raise ValueError(

@@ -1,0 +1,263 @@
+"""worker/engine.py: fit on the digits dataset (CPU, seconds), its reports, reproducibility, stopping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainboard.reports import EpochRecord, Progress, RunResult
+from trainboard.spec import OptimizerSpec, RunSpec
+from worker.data import Dataset
+from worker.engine import (
+    Normalize,
+    TrainingDiverged,
+    build_optimizer,
+    count_batches,
+    evaluate,
+    fit,
+    resolve_device,
+    train_one_epoch,
+)
+from worker.models import build_model
+
+MODELS: dict[str, dict[str, Any]] = {
+    "mlp": {"arch": "mlp", "hidden": [32]},
+    "cnn": {"arch": "cnn", "channels": [8, 16], "kernel_sizes": [3, 3], "hidden": [32]},
+}
+TIMING_FIELDS = {"seconds", "images_per_s"}
+NO_DATA_DIR = Path("/nonexistent/trainboard-data")  # the tests pass the dataset in
+
+
+def make_spec(model: dict[str, Any] = MODELS["mlp"], **fields: Any) -> RunSpec:
+    defaults: dict[str, Any] = {
+        "epochs": 2,
+        "batch_size": 32,
+        "seed": 0,
+        "device": "cpu",
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+    }
+    return RunSpec.model_validate({"dataset": {"name": "digits"}, "model": model} | defaults | fields)
+
+
+def run(spec: RunSpec, dataset: Dataset, **callbacks: Any) -> tuple[list[EpochRecord], RunResult]:
+    records: list[EpochRecord] = []
+    result = fit(spec, data_dir=NO_DATA_DIR, report=records.append, dataset=dataset, **callbacks)
+    return records, result
+
+
+def untimed(records: list[EpochRecord]) -> list[dict[str, Any]]:
+    return [record.model_dump(exclude=TIMING_FIELDS) for record in records]
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+def test_fit_trains_and_reports_each_epoch(arch: str, digits: Dataset) -> None:
+    records, result = run(make_spec(MODELS[arch]), digits)
+
+    assert [r.epoch for r in records] == [1, 2]
+    assert records[1].train_loss < records[0].train_loss
+    assert records[1].test_loss < records[0].test_loss
+    assert records[1].test_acc > 0.8  # chance is 0.1
+    assert all(r.lr == [0.05] for r in records)
+    assert all(r.seconds > 0 and r.images_per_s > 0 for r in records)
+    assert result.stopped == "completed" and result.epochs_run == 2 and result.device == "cpu"
+    assert result.total_seconds >= sum(r.seconds for r in records)
+
+    # The last record and the confusion matrix describe the same evaluation.
+    confusion = torch.tensor(result.confusion)
+    assert confusion.shape == (10, 10) and confusion.sum().item() == len(digits.test_y)
+    assert confusion.sum(dim=1).tolist() == torch.bincount(digits.test_y, minlength=10).tolist()
+    assert records[-1].per_class_acc == pytest.approx((confusion.diagonal() / confusion.sum(dim=1)).tolist())
+    assert records[-1].test_acc == pytest.approx(confusion.trace().item() / len(digits.test_y))
+
+
+def test_same_seed_gives_identical_records(digits: Dataset) -> None:
+    first, first_result = run(make_spec(MODELS["cnn"], seed=5), digits)
+    second, second_result = run(make_spec(MODELS["cnn"], seed=5), digits)
+
+    assert untimed(first) == untimed(second)
+    assert first_result.confusion == second_result.confusion
+
+
+def test_another_seed_gives_other_records(digits: Dataset) -> None:
+    first, _ = run(make_spec(seed=1), digits)
+    second, _ = run(make_spec(seed=2), digits)
+
+    assert first[0].train_loss != second[0].train_loss
+    assert untimed(first) != untimed(second)
+
+
+def test_should_stop_cancels_within_the_batch_and_keeps_finished_epochs(digits: Dataset) -> None:
+    spec = make_spec(epochs=3)
+    batches = count_batches(len(digits.train_x), spec.batch_size)  # 45 batches of 32 (the last has 30)
+    calls = 0
+
+    def should_stop() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > batches + 5  # 5 batches into epoch 2
+
+    steps: list[Progress] = []
+    records, result = run(spec, digits, should_stop=should_stop, progress=steps.append)
+
+    assert result.stopped == "cancelled" and result.epochs_run == 1
+    assert [r.epoch for r in records] == [1]  # the partial epoch 2 is not reported
+    assert calls == batches + 6  # checked once per batch, and nothing ran after it said stop
+    assert (steps[-1].epoch, steps[-1].batch) == (2, 5)
+    confusion = torch.tensor(result.confusion)  # from epoch 1's evaluation
+    assert records[0].test_acc == pytest.approx(confusion.trace().item() / len(digits.test_y))
+
+
+def test_stop_before_the_first_batch_returns_no_epochs(digits: Dataset) -> None:
+    records, result = run(make_spec(), digits, should_stop=lambda: True)
+
+    assert records == []
+    assert (result.stopped, result.epochs_run, result.confusion) == ("cancelled", 0, [])
+
+
+def test_progress_counts_batches_within_each_epoch(digits: Dataset) -> None:
+    spec = make_spec(batch_size=100)
+    steps: list[Progress] = []
+
+    run(spec, digits, progress=steps.append)
+
+    batches = 15  # 1438 images: 14 of 100 and one of 38
+    assert [(p.epoch, p.batch, p.batches) for p in steps] == [
+        (epoch, batch, batches) for epoch in (1, 2) for batch in range(1, batches + 1)
+    ]
+
+
+def test_train_loss_and_accuracy_are_means_over_images(digits: Dataset) -> None:
+    """With lr=0 the model never changes, so the epoch's numbers must equal one evaluation of it."""
+    spec = make_spec(MODELS["cnn"])
+    torch.manual_seed(0)
+    model = build_model(spec)
+    normalize = Normalize(digits.mean, digits.std, torch.device("cpu"), channels_last=False)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    train = train_one_epoch(
+        model, frozen, digits.train_x, digits.train_y, normalize, batch_size=100, generator=torch.Generator()
+    )
+    reference = evaluate(model, digits.train_x, digits.train_y, normalize, num_classes=10)
+
+    assert train is not None and train.images == 1438  # 14 batches of 100 and one of 38, weighted by size
+    assert train.loss == pytest.approx(reference.loss, rel=1e-5)
+    assert train.accuracy == pytest.approx(reference.accuracy)
+
+
+def test_evaluate_matches_a_plain_computation(digits: Dataset) -> None:
+    spec = make_spec(MODELS["mlp"])
+    torch.manual_seed(4)
+    model = build_model(spec).eval()
+    normalize = Normalize(digits.mean, digits.std, torch.device("cpu"), channels_last=False)
+
+    stats = evaluate(model, digits.test_x, digits.test_y, normalize, num_classes=10, batch_size=50)
+
+    mean = torch.tensor(digits.mean).view(1, -1, 1, 1)
+    std = torch.tensor(digits.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        logits = model((digits.test_x.float() / 255 - mean) / std)
+    predicted = logits.argmax(dim=1)
+    assert stats.loss == pytest.approx(F.cross_entropy(logits, digits.test_y).item(), rel=1e-5)
+    assert stats.accuracy == pytest.approx((predicted == digits.test_y).float().mean().item())
+    expected = [[0] * 10 for _ in range(10)]
+    for true, pred in zip(digits.test_y.tolist(), predicted.tolist(), strict=True):
+        expected[true][pred] += 1
+    assert stats.confusion == expected
+
+
+def test_a_class_missing_from_the_test_set_gets_zero_accuracy(digits: Dataset) -> None:
+    spec = make_spec(MODELS["mlp"])
+    torch.manual_seed(0)
+    model = build_model(spec)
+    normalize = Normalize(digits.mean, digits.std, torch.device("cpu"), channels_last=False)
+    keep = digits.test_y != 3
+
+    stats = evaluate(model, digits.test_x[keep], digits.test_y[keep], normalize, num_classes=10)
+
+    assert len(stats.per_class_accuracy) == 10
+    assert stats.per_class_accuracy[3] == 0.0 and stats.confusion[3] == [0] * 10
+    assert sum(map(sum, stats.confusion)) == int(keep.sum())
+
+
+def test_a_nan_loss_stops_the_run_with_a_clear_error(digits: Dataset) -> None:
+    # A std of 1e-38 makes the normalisation scale overflow to inf, and 0 * inf is NaN.
+    broken = dataclasses.replace(digits, std=(1e-38,))
+    records: list[EpochRecord] = []
+
+    with pytest.raises(TrainingDiverged, match=r"epoch 1: train loss nan, test loss nan; lower the learning rate"):
+        fit(make_spec(), data_dir=NO_DATA_DIR, report=records.append, dataset=broken)
+    assert records == []
+
+
+def test_batch_norm_skips_a_last_batch_of_one_image(digits: Dataset) -> None:
+    spec = make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True}, batch_size=32)
+    small = dataclasses.replace(digits, train_x=digits.train_x[:65], train_y=digits.train_y[:65])
+    steps: list[Progress] = []
+
+    records, result = run(spec, small, progress=steps.append)
+
+    assert result.epochs_run == 2 and len(records) == 2
+    assert {p.batches for p in steps} == {2}  # 32 + 32; the 65th image would be a batch of one
+
+
+def test_batch_norm_with_batches_of_one_is_refused(digits: Dataset) -> None:
+    with pytest.raises(ValueError, match="batch norm needs at least 2 images per batch"):
+        make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True}, batch_size=1)  # the spec says no
+    one_image = make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True}, dataset={"name": "digits", "train_limit": 1})
+    tiny = dataclasses.replace(digits, train_x=digits.train_x[:1], train_y=digits.train_y[:1])
+
+    with pytest.raises(ValueError, match="at least 2 images per training batch"):
+        run(one_image, tiny)  # the engine says no when the data itself has one image
+
+
+def test_adam_and_weight_decay_train(digits: Dataset) -> None:
+    spec = make_spec(optimizer={"name": "adam", "lr": 0.003, "weight_decay": 1e-4})
+
+    records, _ = run(spec, digits)
+
+    assert records[1].train_loss < records[0].train_loss
+    assert records[0].lr == [0.003]
+
+
+def test_build_optimizer_passes_the_hyperparameters() -> None:
+    model = torch.nn.Linear(2, 2)
+    sgd_spec = OptimizerSpec(name="sgd", lr=0.1, momentum=0.8, weight_decay=0.01)
+    sgd = build_optimizer(sgd_spec, model)
+    adam = build_optimizer(OptimizerSpec(name="adam", lr=0.002, weight_decay=0.5), model)
+
+    assert isinstance(sgd, torch.optim.SGD) and isinstance(adam, torch.optim.Adam)
+    hyperparameters = {k: sgd.param_groups[0][k] for k in ("lr", "momentum", "weight_decay")}
+    assert hyperparameters == {"lr": 0.1, "momentum": 0.8, "weight_decay": 0.01}
+    assert {k: adam.param_groups[0][k] for k in ("lr", "weight_decay")} == {"lr": 0.002, "weight_decay": 0.5}
+
+
+def test_count_batches() -> None:
+    assert count_batches(64, 32) == 2
+    assert count_batches(65, 32) == 3
+    assert count_batches(65, 32, skip_single_image_batch=True) == 2
+    assert count_batches(66, 32, skip_single_image_batch=True) == 3
+    assert count_batches(5, 100) == 1
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_normalize_maps_uint8_to_standard_scores() -> None:
+    normalize = Normalize((0.5, 0.25), (0.5, 0.125), torch.device("cpu"), channels_last=False)
+    images = torch.tensor([0, 255, 51, 102], dtype=torch.uint8).view(1, 2, 1, 2)
+
+    out = normalize(images)
+
+    expected = torch.tensor([[(0 - 0.5) / 0.5, (1 - 0.5) / 0.5], [(0.2 - 0.25) / 0.125, (0.4 - 0.25) / 0.125]])
+    assert out.dtype == torch.float32
+    assert torch.allclose(out.view(2, 2), expected, atol=1e-6)
