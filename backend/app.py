@@ -15,10 +15,11 @@ from backend.changes import ChangeFeed
 from backend.db import create_tables, make_engine
 from backend.dispatch import Dispatcher
 from backend.lifecycle import Conflict
+from backend.limits import BodyLimit
 from backend.recovery import Recovery
 from trainboard import __version__
 from trainboard.settings import Settings, get_settings
-from trainboard.spec import field_path
+from trainboard.spec import error_field
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,12 +31,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database)
         create_tables(engine)
         api_token, worker_token = settings.resolved_tokens()
-        dispatcher = Dispatcher(settings.broker)
+        dispatcher = Dispatcher(settings.broker, settings.queue)
         feed = ChangeFeed()
         recovery = Recovery(engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts)
         app.state.settings, app.state.engine, app.state.feed = settings, engine, feed
         app.state.dispatcher, app.state.tokens = dispatcher, Tokens(api=api_token, worker=worker_token)
-        recovery.check_lost()
         recovery.resend_queued()
         recovery.start()
         try:
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from backend import pages  # the HTML side; imported here so the API alone stays importable
 
     pages.mount(app)
+    app.add_middleware(BodyLimit)
     return app
 
 
@@ -66,7 +67,7 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 plus `field`: the dotted spec path of each error ('model.hidden.0')."""
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": field_path(e["loc"]), "msg": e["msg"], "type": e["type"], "loc": list(e["loc"])}
+        {"field": error_field(e["loc"], e["msg"]), "msg": e["msg"], "type": e["type"], "loc": list(e["loc"])}
         for e in exc.errors()
     ]
     return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

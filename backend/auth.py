@@ -42,19 +42,24 @@ class Tokens:
         if not cookie or "." not in cookie:
             return None
         sid, signature = cookie.rsplit(".", 1)
-        return sid if hmac.compare_digest(signature, self._sign("session:" + sid)) else None
+        return sid if _same(signature, self._sign("session:" + sid)) else None
 
     def csrf_token(self, sid: str) -> str:
         return self._sign("csrf:" + sid)
 
     def check_csrf(self, sid: str, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(token, self.csrf_token(sid))
+        return token is not None and _same(token, self.csrf_token(sid))
 
     def is_api_token(self, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(token.encode(), self.api.encode())
+        return token is not None and _same(token, self.api)
 
     def is_worker_token(self, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(token.encode(), self.worker.encode())
+        return token is not None and _same(token, self.worker)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison; bytes, since compare_digest refuses non-ASCII str (any header may hold it)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def bearer_token(request: Request) -> str | None:

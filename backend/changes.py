@@ -9,12 +9,14 @@ One API process holds one feed (workers are separate processes and report over H
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 from collections import deque
 
 
 class ChangeFeed:
     def __init__(self, history: int = 4096) -> None:
+        self.boot = secrets.token_hex(4)  # tells a position in this process's feed from one in an earlier one
         self._lock = threading.Lock()
         self._seq = 0
         self._recent: deque[tuple[int, int]] = deque(maxlen=history)  # (seq, run_id)
@@ -23,6 +25,18 @@ class ChangeFeed:
     @property
     def seq(self) -> int:
         return self._seq
+
+    def token(self) -> str:
+        """This feed's position, for a page to resume from: 'boot.seq'."""
+        return f"{self.boot}.{self._seq}"
+
+    def parse(self, token: str | None) -> int | None:
+        """The sequence number in a token from `token()`; None if it comes from another process (or is garbled).
+        No token: from now on."""
+        if token is None:
+            return self._seq
+        boot, _, seq = token.partition(".")
+        return int(seq) if boot == self.boot and seq.isdigit() else None
 
     def notify(self, run_id: int) -> None:
         with self._lock:

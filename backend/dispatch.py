@@ -8,20 +8,27 @@ import threading
 
 from celery import Celery
 
-from trainboard.queue import QUEUE, TRAIN_TASK, make_celery
+from sqlmodel import Session
+
+from backend import lifecycle
+from backend.changes import ChangeFeed
+from backend.models import Run
+from trainboard.queue import TRAIN_TASK, make_celery
+from trainboard.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, broker_url: str) -> None:
-        self.celery: Celery = make_celery(broker_url)
+    def __init__(self, broker_url: str, queue: str) -> None:
+        self.queue = queue
+        self.celery: Celery = make_celery(broker_url, queue)
         self._undelivered: set[int] = set()
         self._lock = threading.Lock()
 
     def send(self, run_id: int) -> bool:
         try:
-            self.celery.send_task(TRAIN_TASK, args=[run_id], queue=QUEUE, retry=True,
+            self.celery.send_task(TRAIN_TASK, args=[run_id], queue=self.queue, retry=True,
                                   retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
         except Exception:  # the broker is down: the run stays queued in the DB and is re-sent at startup
             log.exception("could not send run %s to the broker; it stays queued and is retried", run_id)
@@ -32,11 +39,33 @@ class Dispatcher:
             self._undelivered.discard(run_id)
         return True
 
+    def send_all(self, run_ids: list[int]) -> None:
+        """Send each id; after the first failure the rest are only marked undelivered (no minutes of retries)."""
+        for index, run_id in enumerate(run_ids):
+            if not self.send(run_id):
+                with self._lock:
+                    self._undelivered.update(run_ids[index + 1 :])
+                return
+
     def retry_undelivered(self) -> list[int]:
         """Send again what failed before; returns the ids delivered now."""
         with self._lock:
             pending = sorted(self._undelivered)
-        return [run_id for run_id in pending if self.send(run_id)]
+        delivered: list[int] = []
+        for run_id in pending:
+            if not self.send(run_id):
+                break  # the broker is still down: try the rest next time
+            delivered.append(run_id)
+        return delivered
 
     def close(self) -> None:
         self.celery.close()
+
+
+def queue_run(session: Session, spec: RunSpec, dispatcher: Dispatcher, feed: ChangeFeed) -> Run:
+    """The one way a run is queued (REST and form): commit the row first, then send only its id."""
+    run = lifecycle.create_run(session, spec)
+    assert run.id is not None
+    dispatcher.send(run.id)
+    feed.notify(run.id)
+    return run

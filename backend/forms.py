@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from trainboard.spec import CNNSpec, DatasetSpec, MLPSpec, OptimizerSpec, RunSpec, field_path
+from trainboard.spec import CNNSpec, DatasetSpec, MLPSpec, OptimizerSpec, RunSpec, error_field
 
 MODEL_SPECS: dict[str, type[BaseModel]] = {"mlp": MLPSpec, "cnn": CNNSpec}
 SECTIONS: dict[str, type[BaseModel]] = {"dataset": DatasetSpec, "optimizer": OptimizerSpec}
@@ -72,8 +72,8 @@ def validate_form(form: Mapping[str, str]) -> tuple[RunSpec | None, dict[str, st
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():
-            field, item = _form_field(field_path(error["loc"]))
-            message = error["msg"].removeprefix("Value error, ")
+            field, item = _form_field(error_field(error["loc"], error["msg"]))
+            message = error["msg"].removeprefix("Value error, ").removeprefix(f"{field}: ")
             if item is not None:  # one entry of a comma-separated list: say which
                 message = f"item {item + 1} ({error['input']}): {message}"
             errors[field] = f"{errors[field]}; {message}" if field in errors else message
@@ -82,8 +82,8 @@ def validate_form(form: Mapping[str, str]) -> tuple[RunSpec | None, dict[str, st
 
 def _form_field(path: str) -> tuple[str, int | None]:
     """The form field an error path belongs to, and the list item it names: 'model.channels.1' ->
-    ('model.channels', 1); 'model' for errors about the model as a whole (kernel sizes vs channels);
-    'spec' for whole-spec errors (those messages start with the section they concern)."""
+    ('model.channels', 1); 'model' for errors about the model as a whole (kernel sizes vs channels, a conv
+    stack too deep for the images); 'spec' for errors no field owns."""
     parts = path.split(".")
     item = int(parts.pop()) if len(parts) > 1 and parts[-1].isdigit() else None
     field = ".".join(parts)

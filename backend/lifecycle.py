@@ -31,10 +31,6 @@ def create_run(session: Session, spec: RunSpec) -> Run:
     return run
 
 
-def get_run(session: Session, run_id: int) -> Run | None:
-    return session.get(Run, run_id)
-
-
 def list_runs(session: Session, offset: int, limit: int) -> tuple[list[Run], int]:
     count = session.exec(select(func.count()).select_from(Run)).one()
     runs = session.exec(select(Run).order_by(col(Run.id).desc()).offset(offset).limit(limit)).all()
@@ -42,17 +38,22 @@ def list_runs(session: Session, offset: int, limit: int) -> tuple[list[Run], int
 
 
 def claim_run(session: Session, run: Run, worker: str) -> Run | None:
-    """Atomically move a queued run to running. None: another worker owns it, or it was cancelled."""
+    """Atomically move a queued run to running. None: another worker owns it, or it was cancelled.
+
+    Idempotent for its winner: the same worker claiming again (its first answer was lost) gets the same attempt.
+    """
     now = utcnow()
+    worker = worker[:200]
     result = session.execute(
         update(Run)
         .where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
-        .values(status=RunStatus.running, attempt=col(Run.attempt) + 1, worker=worker[:200], started_at=now,
+        .values(status=RunStatus.running, attempt=col(Run.attempt) + 1, worker=worker, started_at=now,
                 heartbeat_at=now, finished_at=None, progress_epoch=0, progress_batch=0, progress_batches=0)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        return None
+        session.refresh(run)
+        return run if (run.status == RunStatus.running and run.worker == worker) else None
     session.refresh(run)
     if run.attempt > 1:
         # A requeued run starts over (no checkpoint yet): the earlier attempt's epochs would mix with the new ones.
@@ -73,13 +74,28 @@ def _check_attempt(run: Run, attempt: int) -> None:
         raise Conflict(f"run {run.id} is {run.status} at attempt {run.attempt}; this report is for attempt {attempt}")
 
 
+def _lock_attempt(session: Session, run: Run, attempt: int) -> None:
+    """Touch the run's heartbeat if `attempt` is still its running attempt, else Conflict.
+
+    The conditional UPDATE also locks the row until commit, so a concurrent claim of a new attempt
+    (which deletes the old attempt's epochs) cannot interleave with this report.
+    """
+    result = session.execute(
+        update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.running, col(Run.attempt) == attempt)
+        .values(heartbeat_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(run)
+        _check_attempt(run, attempt)
+    session.refresh(run)
+
+
 def record_epoch(session: Session, run: Run, attempt: int, record: EpochRecord) -> bool:
     """Store one epoch's metrics. Idempotent: a repeated (run, attempt, epoch) changes nothing and returns False."""
-    _check_attempt(run, attempt)
-    existing = session.exec(
-        select(EpochMetric).where(EpochMetric.run_id == run.id, EpochMetric.epoch == record.epoch)
-    ).first()
-    if existing is not None:
+    _lock_attempt(session, run, attempt)
+    if _epoch_exists(session, run, record.epoch):
+        session.commit()
         return False
     session.add(EpochMetric(run_id=run.id, attempt=attempt, **record.model_dump()))
     run.epochs_done = max(run.epochs_done, record.epoch)
@@ -88,21 +104,26 @@ def record_epoch(session: Session, run: Run, attempt: int, record: EpochRecord) 
     if run.best_test_acc is None or record.test_acc > run.best_test_acc:
         run.best_test_acc, run.best_epoch = record.test_acc, record.epoch
     run.total_seconds = (run.total_seconds or 0.0) + record.seconds
-    run.heartbeat_at = utcnow()
     session.add(run)
     try:
         session.commit()
-    except IntegrityError:  # the same epoch raced in through a retry
+    except IntegrityError:
         session.rollback()
-        return False
+        if _epoch_exists(session, run, record.epoch):  # the same epoch raced in through a retry
+            return False
+        raise
     return True
+
+
+def _epoch_exists(session: Session, run: Run, epoch: int) -> bool:
+    query = select(EpochMetric.id).where(EpochMetric.run_id == run.id, EpochMetric.epoch == epoch)
+    return session.exec(query).first() is not None
 
 
 def record_progress(session: Session, run: Run, attempt: int, progress: Progress) -> bool:
     """Store a heartbeat. Returns True when the run should stop (a cancel was requested)."""
-    _check_attempt(run, attempt)
+    _lock_attempt(session, run, attempt)
     run.progress_epoch, run.progress_batch, run.progress_batches = progress.epoch, progress.batch, progress.batches
-    run.heartbeat_at = utcnow()
     session.add(run)
     session.commit()
     return run.cancel_requested
@@ -155,7 +176,10 @@ class Recovery:
 
 
 def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts: int) -> Recovery:
-    """Runs marked running whose worker has been silent for too long: requeue them, or give up after max_attempts."""
+    """Runs marked running whose worker has been silent for too long: requeue them, or give up after max_attempts.
+
+    Each change is a conditional UPDATE on the silence it saw: a heartbeat that lands in between wins.
+    """
     deadline = utcnow() - timedelta(seconds=lost_after_seconds)
     recovery = Recovery()
     stale = session.exec(select(Run).where(Run.status == RunStatus.running, col(Run.heartbeat_at) < deadline)).all()
@@ -163,15 +187,20 @@ def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts:
         assert run.id is not None
         silent = f"no heartbeat from worker {run.worker!r} for over {lost_after_seconds:.0f} s"
         if run.cancel_requested:
-            run.status, run.finished_at = RunStatus.cancelled, utcnow()
+            values: dict[str, object] = {"status": RunStatus.cancelled, "finished_at": utcnow()}
         elif run.attempt >= max_attempts:
-            run.status, run.finished_at = RunStatus.failed, utcnow()
-            run.error = f"lost: {silent}, attempt {run.attempt} of {max_attempts}"
+            values = {"status": RunStatus.failed, "finished_at": utcnow(),
+                      "error": f"lost: {silent}, attempt {run.attempt} of {max_attempts}"}
         else:
-            run.status, run.error = RunStatus.queued, f"attempt {run.attempt} lost: {silent}; requeued"
-            recovery.requeue.append(run.id)
-        recovery.changed.append(run.id)
-        session.add(run)
+            values = {"status": RunStatus.queued, "error": f"attempt {run.attempt} lost: {silent}; requeued"}
+        result = session.execute(
+            update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.running,
+                              col(Run.attempt) == run.attempt, col(Run.heartbeat_at) < deadline).values(**values)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            recovery.changed.append(run.id)
+            if values["status"] == RunStatus.queued:
+                recovery.requeue.append(run.id)
     session.commit()
     return recovery
 

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
-from trainboard.reports import EpochRecord
+from trainboard.reports import EpochRecord, Progress
 
 
 class RunStatus(StrEnum):
@@ -77,12 +77,6 @@ class EpochMetric(SQLModel, table=True):
 
     def record(self) -> EpochRecord:
         return EpochRecord.model_validate(self.model_dump(include=set(EpochRecord.model_fields)))
-
-
-class Progress(BaseModel):
-    epoch: int
-    batch: int
-    batches: int
 
 
 class Summary(BaseModel):

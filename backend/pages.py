@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -21,10 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import frontend
 import plotly
 from backend import forms, lifecycle
-from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep
+from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep, get_run
+from backend.dispatch import queue_run
 from backend.auth import SESSION_COOKIE, Tokens, browser_session
 from backend.models import RunPublic
-from trainboard.spec import CLASS_NAMES, CNNSpec, DatasetSpec, OptimizerSpec, RunSpec
+from trainboard.spec import CLASS_NAMES, CNNSpec, DatasetSpec, OptimizerSpec
 
 FRONTEND = Path(frontend.__file__).parent
 templates = Jinja2Templates(directory=FRONTEND / "templates")  # autoescape is on for .html
@@ -70,42 +71,43 @@ def _render(request: Request, template: str, sid: str, tokens: Tokens, status_co
 
 @router.get("/", response_class=HTMLResponse)
 def runs_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep) -> HTMLResponse:
-    since = feed.seq  # read before the runs: a change in between is sent again, never missed
+    since = feed.token()  # read before the runs: a change in between is sent again, never missed
     runs, count = lifecycle.list_runs(session, 0, 200)
     return _render(request, "runs.html", sid, tokens, runs=[RunPublic.of(r) for r in runs], count=count, since=since)
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
 def new_run_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep,
-                 clone: int | None = None) -> HTMLResponse:
+                 clone: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> HTMLResponse:
     values = forms.form_defaults()
     if clone is not None:
-        source = lifecycle.get_run(session, clone)
-        if source is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"run {clone} not found")
-        values = forms.form_values(source.spec)
+        values = forms.form_values(get_run(session, clone).spec)
     return _render(request, "run_form.html", sid, tokens, values=values, errors={}, options=OPTIONS)
 
 
-@router.post("/runs/new", response_class=HTMLResponse)
-async def create_run_from_form(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep,
-                               feed: FeedDep, dispatcher: DispatcherDep) -> Response:
-    form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+async def posted_form(request: Request) -> dict[str, str]:
+    """The form's text fields (parsed on the event loop; the route itself runs in the thread pool)."""
+    return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+
+
+PostedForm = Annotated[dict[str, str], Depends(posted_form)]
+
+
+def check_form_csrf(sid: str, tokens: Tokens, form: dict[str, str]) -> None:
     if not tokens.check_csrf(sid, form.get("csrf")):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token: reload the form")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token: reload the page")
+
+
+@router.post("/runs/new", response_class=HTMLResponse)
+def create_run_from_form(request: Request, sid: PageSession, form: PostedForm, tokens: TokensDep,
+                         session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep) -> Response:
+    check_form_csrf(sid, tokens, form)
     spec, errors = forms.validate_form(form)
     if spec is None:
         values = forms.form_defaults() | form
         return _render(request, "run_form.html", sid, tokens, status.HTTP_422_UNPROCESSABLE_CONTENT,
                        values=values, errors=errors, options=OPTIONS)
-    return _queue(spec, session, feed, dispatcher)
-
-
-def _queue(spec: RunSpec, session: Any, feed: Any, dispatcher: Any) -> RedirectResponse:
-    run = lifecycle.create_run(session, spec)
-    assert run.id is not None
-    dispatcher.send(run.id)
-    feed.notify(run.id)
+    run = queue_run(session, spec, dispatcher, feed)
     return RedirectResponse(f"/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -129,11 +131,8 @@ def login(request: Request, tokens: TokensDep, token: Annotated[str, Form(max_le
 
 
 @router.post("/logout")
-async def logout(request: Request, sid: PageSession, tokens: TokensDep) -> RedirectResponse:
-    form = await request.form()
-    csrf = form.get("csrf")
-    if not tokens.check_csrf(sid, csrf if isinstance(csrf, str) else None):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token: reload the page")
+def logout(sid: PageSession, form: PostedForm, tokens: TokensDep) -> RedirectResponse:
+    check_form_csrf(sid, tokens, form)
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE)
     return response

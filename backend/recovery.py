@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -26,17 +27,21 @@ class Recovery:
         self.lost_after_seconds, self.max_attempts = lost_after_seconds, max_attempts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._booted = time.monotonic()
 
     def resend_queued(self) -> list[int]:
         with Session(self.engine) as session:
             run_ids = lifecycle.queued_run_ids(session)
-        for run_id in run_ids:
-            self.dispatcher.send(run_id)
+        self.dispatcher.send_all(run_ids)
         if run_ids:
             log.info("re-sent %d queued run(s) to the broker: %s", len(run_ids), run_ids)
         return run_ids
 
     def check_lost(self) -> lifecycle.Recovery:
+        if time.monotonic() - self._booted < self.lost_after_seconds:
+            # Workers that buffered their reports while this API was down need time to reach it again:
+            # silence before boot + lost_after is not evidence of a lost run.
+            return lifecycle.Recovery()
         with Session(self.engine) as session:
             found = lifecycle.recover_lost_runs(session, self.lost_after_seconds, self.max_attempts)
         for run_id in found.requeue:

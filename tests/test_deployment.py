@@ -55,7 +55,10 @@ def test_environment_names_are_settings(compose: dict[str, Any]) -> None:
         env = compose["services"][name]["environment"]
         names = {key for key in env if key.startswith("TRAINBOARD_")}
         assert names <= fields, names - fields
-        assert {"TRAINBOARD_DATABASE_URL", "TRAINBOARD_BROKER_URL", "TRAINBOARD_WORKER_TOKEN"} <= names
+        assert {"TRAINBOARD_BROKER_URL", "TRAINBOARD_WORKER_TOKEN"} <= names
+    assert {"TRAINBOARD_DATABASE_URL", "TRAINBOARD_API_TOKEN"} <= set(compose["services"]["api"]["environment"])
+    # The GPU worker runs user-chosen specs: it gets neither the database nor the API token.
+    assert not {"TRAINBOARD_DATABASE_URL", "TRAINBOARD_API_TOKEN"} & set(compose["services"]["worker"]["environment"])
     assert compose["services"]["worker"]["environment"]["TRAINBOARD_API_URL"] == "http://api:8000"
     assert compose["services"]["api"]["environment"]["TRAINBOARD_DATABASE_URL"].startswith("postgresql+psycopg://")
 

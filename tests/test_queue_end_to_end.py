@@ -94,7 +94,7 @@ def test_cancel_mid_run_keeps_finished_epochs(stack: Stack) -> None:
 
 def test_a_duplicated_message_never_runs_twice(stack: Stack) -> None:
     run_id = submit(stack, tiny_spec(name="dup", epochs=4))
-    dispatcher = Dispatcher(stack.server.settings.broker)
+    dispatcher = Dispatcher(stack.server.settings.broker, stack.server.settings.queue)
     try:
         assert dispatcher.send(run_id)  # the same id a second time: both workers get a message for it
     finally:

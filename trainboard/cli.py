@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from trainboard.settings import Settings
+from trainboard.settings import Settings, get_settings
 
 app = typer.Typer(help="Launch, watch and compare PyTorch image-classification runs.", no_args_is_help=True,
                   add_completion=False)
@@ -28,8 +31,8 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind. 0.0.0.0 exposes the dashboard to your network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: TRAINBOARD_HOST or 127.0.0.1). 0.0.0.0 exposes the dashboard to your network.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: TRAINBOARD_PORT or 8000).")] = None,
     data_dir: DataDir = None,
     workers: Annotated[int, typer.Option(min=0, max=64, help="Embedded worker processes (0: use external `trainboard worker`s).")] = 1,
 ) -> None:
@@ -38,6 +41,8 @@ def serve(
 
     from backend.app import create_app
 
+    defaults = _settings(data_dir)
+    host, port = host or defaults.host, port or defaults.port
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     settings = _settings(data_dir, host=host, port=port, api_url=f"http://{local}:{port}")
     settings.ensure_data_dir()
@@ -47,16 +52,38 @@ def serve(
                f"broker {_redact(settings.broker)}; {workers} embedded worker(s)")
     typer.echo(f"trainboard: open http://{local}:{port}/?token={api_token}")
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=_log_config())
     finally:
         _stop_workers(children)
 
 
+class RedactTokens(logging.Filter):
+    """Keeps the API token out of the access log: `/?token=...` is how a browser logs in."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_TOKEN = re.compile(r"((?:\?|&)token=)[^&\s\"]*")
+
+
+def _log_config() -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": RedactTokens}
+    config["handlers"]["access"]["filters"] = ["redact_tokens"]
+    return config
+
+
 def _start_worker(settings: Settings, worker_token: str, index: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {
+    # What a worker needs, and no more: no database URL, no API token.
+    env = {k: v for k, v in os.environ.items() if k not in ("TRAINBOARD_DATABASE_URL", "TRAINBOARD_API_TOKEN")} | {
         "TRAINBOARD_DATA_DIR": str(settings.data_dir),
-        "TRAINBOARD_DATABASE_URL": settings.database,
         "TRAINBOARD_BROKER_URL": settings.broker,
+        "TRAINBOARD_QUEUE": settings.queue,
         "TRAINBOARD_API_URL": settings.api_url,
         "TRAINBOARD_WORKER_TOKEN": worker_token,
     }
@@ -68,14 +95,20 @@ def _start_worker(settings: Settings, worker_token: str, index: int) -> subproce
 def _stop_workers(children: list[subprocess.Popen[bytes]], grace_seconds: float = 10.0) -> None:
     """SIGTERM (Celery's warm shutdown), then SIGKILL whatever is left; a run cut off here is requeued on restart."""
     for child in children:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
+        _signal_group(child, signal.SIGTERM)
     for child in children:
         try:
             child.wait(timeout=grace_seconds)
         except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
+            _signal_group(child, signal.SIGKILL)
             child.wait()
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:  # already gone
+        pass
 
 
 def _redact(url: str) -> str:
@@ -95,11 +128,10 @@ def worker(
     """A Celery worker for the configured broker: one run at a time, a fresh process per run."""
     import socket
 
-    from trainboard.queue import QUEUE
     from worker.tasks import celery_app
 
     celery_app.worker_main([
-        "worker", f"--loglevel={loglevel}", "--pool=prefork", "--concurrency=1", f"--queues={QUEUE}",
+        "worker", f"--loglevel={loglevel}", "--pool=prefork", "--concurrency=1", f"--queues={get_settings().queue}",
         f"--hostname={name}@{socket.gethostname()}", "--without-gossip", "--without-mingle", "--without-heartbeat",
     ])
 
@@ -119,7 +151,12 @@ def submit(
         spec = json.loads(spec_file.read_text())
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"{spec_file} is not valid JSON: {exc}") from exc
-    with Client(server or settings.api_url, settings.client_token("api")) as client:
+    try:
+        api_token = settings.client_token("api")
+    except RuntimeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    with Client(server or settings.api_url, api_token) as client:
         try:
             run = client.create_run(spec)
         except ClientError as exc:
@@ -127,14 +164,22 @@ def submit(
             raise typer.Exit(2) from exc
         typer.echo(f"run {run['id']} queued: {client.base_url}/runs/{run['id']}")
         if watch:
-            status = watch_run(client, run)
+            try:
+                status = watch_run(client, run)
+            except ClientError as exc:
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(2) from exc
             raise typer.Exit(0 if status == "succeeded" else 1)
 
 
 @app.command()
 def token(data_dir: DataDir = None) -> None:
     """Print the API token (for the login page, or `Authorization: Bearer` in scripts)."""
-    typer.echo(_settings(data_dir).resolved_tokens()[0])
+    try:
+        typer.echo(_settings(data_dir).client_token("api"))
+    except RuntimeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 def main() -> None:

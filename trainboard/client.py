@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +35,41 @@ class Client:
         self._http.close()
 
     def create_run(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self._check(self._http.post("/api/runs", json=spec))
+        return self._request("POST", "/api/runs", json=spec)
 
     def get_run(self, run_id: int) -> dict[str, Any]:
-        return self._check(self._http.get(f"/api/runs/{run_id}"))
+        return self._request("GET", f"/api/runs/{run_id}")
 
-    def events(self, run_id: int, after: int = 0) -> Iterator[Event]:
-        """The run's Server-Sent Events, until its `end` event."""
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach trainboard at {self.base_url}: {exc}") from exc
+        return self._check(response)
+
+    def events(self, run_id: int, after: int = 0, retry_seconds: float = 300.0) -> Iterator[Event]:
+        """The run's Server-Sent Events until its `end` event, reconnecting (with Last-Event-ID) when the
+        connection drops; gives up after `retry_seconds` without a connection."""
+        delay, down_since = 0.5, None
+        while True:
+            try:
+                for event in self._stream(run_id, after):
+                    down_since, delay = None, 0.5
+                    if event.event == "epoch" and event.id is not None:
+                        after = int(event.id)
+                    elif event.event == "reset":
+                        after = 0  # a requeued run starts over
+                    yield event
+                    if event.event == "end":
+                        return
+            except httpx.TransportError as exc:
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > retry_seconds:
+                    raise ClientError(f"lost the connection to {self.base_url} ({exc})") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _stream(self, run_id: int, after: int) -> Iterator[Event]:
         with self._http.stream("GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": str(after)}) as resp:
             if resp.status_code >= 400:
                 resp.read()
@@ -62,7 +91,8 @@ class Client:
         if response.status_code < 400:
             return dict(response.json())
         try:
-            detail = response.json().get("detail")
+            body = response.json()
+            detail = body.get("detail", body) if isinstance(body, dict) else body
         except ValueError:
             detail = response.text
         if isinstance(detail, list):  # 422: one line per field
@@ -89,6 +119,8 @@ def watch_run(client: Client, run: dict[str, Any]) -> str:
                 bars.console.print(
                     f"epoch {r['epoch']:>3}/{epochs}  train loss {r['train_loss']:.4f}  test loss {r['test_loss']:.4f}"
                     f"  test acc {100 * r['test_acc']:.2f}%  {r['seconds']:.1f} s  {r['images_per_s']:.0f} img/s")
+            elif event.event == "reset":
+                bars.console.print(f"run {run['id']}: attempt {event.data['attempt']} starts over (the last one was lost)")
             elif event.event in ("run", "end"):
                 status = str(event.data["status"])
                 p = event.data["progress"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 from celery import Celery
 
 TRAIN_TASK = "trainboard.train_run"
-QUEUE = "trainboard"
 
 # A week: longer than any run, so Redis does not hand a long run's message to a second worker.
 VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
 
 
-def make_celery(broker_url: str) -> Celery:
+def make_celery(broker_url: str, queue: str) -> Celery:
     app = Celery("trainboard", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -30,7 +29,7 @@ def make_celery(broker_url: str) -> Celery:
         worker_prefetch_multiplier=1,
         worker_concurrency=1,
         worker_max_tasks_per_child=1,
-        task_default_queue=QUEUE,
+        task_default_queue=queue,
         broker_connection_retry_on_startup=True,
         broker_transport_options=_transport_options(broker_url),
         worker_send_task_events=False,

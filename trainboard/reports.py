@@ -6,13 +6,16 @@ and stores them. Bounds keep a misbehaving worker from storing unbounded data.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_CLASSES = 1000
 
 
 class EpochRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN is not JSON and would reach the database as NULL: a diverged run fails instead (the engine says so).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epoch: int = Field(ge=1, le=100_000)
     train_loss: float
@@ -26,23 +29,24 @@ class EpochRecord(BaseModel):
 
 
 class Progress(BaseModel):
-    """A heartbeat: where the run is inside the current epoch."""
+    """A heartbeat: where the run is inside the current epoch. Epoch 0 (0 of 0 batches): still preparing
+    (loading or downloading the dataset, building the model)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    epoch: int = Field(ge=1, le=100_000)
+    epoch: int = Field(ge=0, le=100_000)
     batch: int = Field(ge=0, le=100_000_000)
-    batches: int = Field(ge=1, le=100_000_000)
+    batches: int = Field(ge=0, le=100_000_000)
 
 
 class RunResult(BaseModel):
     """The end of a run: how it stopped and the confusion matrix of its last evaluation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     stopped: str = Field("completed", pattern=r"^(completed|cancelled)$")
     epochs_run: int = Field(ge=0, le=100_000)
-    confusion: list[list[int]] = Field(
+    confusion: list[Annotated[list[int], Field(max_length=MAX_CLASSES)]] = Field(
         default_factory=list, max_length=MAX_CLASSES,
         description="confusion[true][predicted] counts on the test set; empty if no epoch finished.",
     )

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     )
     database_url: str = Field("", description="Empty: sqlite:///DATA_DIR/trainboard.db. Postgres: postgresql+psycopg://...")
     broker_url: str = Field("", description="Empty: sqla+sqlite:///DATA_DIR/broker.db. Redis: redis://host:6379/0")
+    queue: str = Field("trainboard", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                       description="The broker queue runs are sent to and workers take them from.")
     api_url: str = Field("http://127.0.0.1:8000", description="Where workers send their reports.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

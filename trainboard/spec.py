@@ -8,6 +8,7 @@ nothing, a model over the parameter budget) is refused here with the field path,
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -194,6 +195,16 @@ def _linear_parameters(sizes: list[int]) -> int:
 
 
 _UNION_TAGS = {("model",): {"mlp", "cnn"}}
+_NAMED_FIELD = re.compile(r"^(?:Value error, )?([a-z_]+(?:\.[a-z_]+)*): ")
+
+
+def error_field(loc: tuple[int | str, ...] | list[int | str], message: str) -> str:
+    """The dotted field a validation error is about. A check across fields (raised by a model validator,
+    so pydantic locates it at the whole spec) names its field at the start of its message."""
+    path = field_path(loc)
+    if path == "" and (named := _NAMED_FIELD.match(message)):
+        return named.group(1)
+    return path
 
 
 def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:

@@ -25,12 +25,14 @@ says which files are missing and where to put them.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.error import URLError
@@ -80,8 +82,13 @@ class _Splits:
 
 
 def load_dataset(spec: DatasetSpec, root: Path) -> Dataset:
-    """Read (or download into `root`) the dataset, with its limits applied as first-N subsets."""
-    splits = _LOADERS[spec.name](Path(root))
+    """Read (or download into `root`) the dataset, with its limits applied as first-N subsets.
+
+    Workers sharing a data directory take turns: a file lock per dataset keeps a second worker from
+    reading (or downloading over) files the first is still writing.
+    """
+    with _dataset_lock(Path(root), spec.name):
+        splits = _LOADERS[spec.name](Path(root))
     channels = DATASET_SHAPES[spec.name][0]
     if spec.normalize == "none":
         mean, std = (0.0,) * channels, (1.0,) * channels
@@ -99,6 +106,20 @@ def load_dataset(spec: DatasetSpec, root: Path) -> Dataset:
         std=std,
         classes=tuple(CLASS_NAMES[spec.name]),
     )
+
+
+@contextmanager
+def _dataset_lock(root: Path, name: str) -> Iterator[None]:
+    if name == "digits":  # bundled with scikit-learn: nothing is written
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def to_device(dataset: Dataset, device: torch.device) -> Dataset:

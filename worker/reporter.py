@@ -46,11 +46,13 @@ class ApiReporter:
                                     headers={"Authorization": f"Bearer {worker_token}"}, transport=transport)
         self.attempt = 0
         self._epochs: queue.Queue[EpochRecord | None] = queue.Queue()
-        self._latest_progress: Progress | None = None
+        # Until the first batch (loading, maybe downloading the dataset) the heartbeat says "preparing".
+        self._latest_progress = Progress(epoch=0, batch=0, batches=0)
         self._progress_lock = threading.Lock()
         self._stop = threading.Event()  # cancel requested, or stale attempt
+        self._finished = threading.Event()
         self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.stop_reason = ""
 
     # -- the engine's side ------------------------------------------------------------------------
@@ -68,67 +70,78 @@ class ApiReporter:
     # -- the task's side --------------------------------------------------------------------------
 
     def claim(self, worker: str) -> Claim | None:
-        """Claim the run (atomic on the API). None: someone else has it, or it was cancelled."""
+        """Claim the run (atomic on the API). None: someone else has it, or it was cancelled.
+
+        From here on the heartbeat goes out every `heartbeat_seconds`, also while the data loads.
+        """
         try:
             body = self._post("claim", {"worker": worker})
         except Stale:
             return None
         self.attempt = int(body["attempt"])
-        self._thread = threading.Thread(target=self._send_loop, name=f"reporter-{self.run_id}", daemon=True)
-        self._thread.start()
+        for target, name in ((self._send_epochs, "epochs"), (self._send_heartbeats, "heartbeat")):
+            thread = threading.Thread(target=target, name=f"run-{self.run_id}-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return Claim(run_id=int(body["run_id"]), attempt=self.attempt, spec=body["spec"])
 
     def finish(self, result: RunResult | None = None, error: str | None = None) -> str | None:
         """Flush every buffered epoch, then send the end of the run. Returns the final status, None if stale."""
         self._epochs.put(None)
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads[:1]:
+            thread.join()  # every epoch delivered (or given up on) before the run is declared over
+        self._finished.set()
         try:
             body = self._post("finish", {"attempt": self.attempt, "error": error,
                                          "result": None if result is None else result.model_dump()})
         except Stale:
             return None
+        finally:
+            for thread in self._threads[1:]:
+                thread.join()
         return str(body["status"])
 
     def close(self) -> None:
+        self._finished.set()
         self._closing.set()
         self._client.close()
 
-    # -- the sending thread -----------------------------------------------------------------------
+    # -- the sending threads ----------------------------------------------------------------------
 
-    def _send_loop(self) -> None:
-        next_beat = 0.0
-        while True:
-            timeout = max(0.0, next_beat - time.monotonic())
+    def _send_epochs(self) -> None:
+        """Epochs in order, each retried until delivered: a slow or absent API never drops one."""
+        while (record := self._epochs.get()) is not None:
+            if self._stop.is_set() and self.stop_reason != "cancel requested":
+                continue  # stale attempt: the API refuses this attempt's reports
             try:
-                record = self._epochs.get(timeout=timeout)
-            except queue.Empty:
-                record = False  # no epoch waiting: time for a heartbeat
-            if record is None:
-                return
-            try:
-                if record is not False:
-                    self._post("epochs", {"attempt": self.attempt, "record": record.model_dump()})
-                    continue
-                next_beat = time.monotonic() + self.heartbeat_seconds
-                self._beat()
+                self._post("epochs", {"attempt": self.attempt, "record": record.model_dump()})
             except Stale as exc:
-                self.stop_reason = str(exc)
-                self._stop.set()
-            except ConnectionError as exc:  # a missed heartbeat; the next one goes out in heartbeat_seconds
-                log.warning("%s", exc)
-            except Exception:  # retries ran out, or the API refused the report: keep training, say it in the log
-                log.exception("run %s: a report could not be delivered", self.run_id)
+                self._stale(exc)
+            except Exception:  # retries ran out, or the API refused the record: keep training, say so
+                log.exception("run %s: epoch %s could not be delivered", self.run_id, record.epoch)
 
-    def _beat(self) -> None:
-        with self._progress_lock:
-            progress = self._latest_progress
-        if progress is None or self._stop.is_set():
-            return
-        body = self._post("progress", {"attempt": self.attempt, "progress": progress.model_dump()}, retry=False)
-        if body.get("cancel"):
-            self.stop_reason = "cancel requested"
-            self._stop.set()
+    def _send_heartbeats(self) -> None:
+        """The latest progress every heartbeat_seconds, on a thread of its own so epoch retries never delay it."""
+        while not self._finished.wait(self.heartbeat_seconds):
+            if self._stop.is_set():
+                continue
+            with self._progress_lock:
+                progress = self._latest_progress
+            try:
+                body = self._post("progress", {"attempt": self.attempt, "progress": progress.model_dump()},
+                                  retry=False)
+            except Stale as exc:
+                self._stale(exc)
+            except Exception as exc:  # a missed heartbeat; the next one goes out in heartbeat_seconds
+                log.warning("run %s: heartbeat not delivered (%s)", self.run_id, exc)
+            else:
+                if body.get("cancel"):
+                    self.stop_reason = "cancel requested"
+                    self._stop.set()
+
+    def _stale(self, exc: Stale) -> None:
+        self.stop_reason = str(exc)
+        self._stop.set()
 
     def _post(self, route: str, payload: dict[str, Any], retry: bool = True) -> dict[str, Any]:
         """POST with retries on connection errors and 5xx, backing off up to 10 s, for `retry_seconds` in all."""

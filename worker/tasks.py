@@ -20,7 +20,7 @@ from worker.reporter import ApiReporter
 
 log = logging.getLogger(__name__)
 
-celery_app = make_celery(get_settings().broker)
+celery_app = make_celery(get_settings().broker, get_settings().queue)
 
 # The error text a failed run keeps: the exception and the end of its traceback.
 TRACEBACK_CHARS = 4000

@@ -13,17 +13,12 @@ from backend.auth import CSRF_HEADER, SAFE_METHODS, Tokens, bearer_token, browse
 from backend.changes import ChangeFeed
 from backend.dispatch import Dispatcher
 from backend.models import Run
-from trainboard.settings import Settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
     engine: Engine = request.app.state.engine
     with Session(engine) as session:
         yield session
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
 
 
 def get_feed(request: Request) -> ChangeFeed:
@@ -39,7 +34,6 @@ def get_tokens(request: Request) -> Tokens:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 FeedDep = Annotated[ChangeFeed, Depends(get_feed)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 TokensDep = Annotated[Tokens, Depends(get_tokens)]

@@ -2,8 +2,8 @@
 
 `GET /api/runs/{id}/events` sends `epoch` events (id = epoch number, so a reconnecting browser's
 Last-Event-ID resumes with no duplicates and no gaps), `run` events (status, progress, summary; no
-id) whenever the run changes, and a final `end` event once the run is terminal and every epoch
-has been sent. `GET /api/events` sends a `run` event for every run that changes (the runs list).
+id) whenever the run changes, a `reset` event when a lost run was requeued and starts over from
+epoch 1, and a final `end` event once the run is terminal and every epoch has been sent. `GET /api/events` sends a `run` event for every run that changes (the runs list).
 DB reads run in the thread pool: the event loop never blocks on the database.
 """
 
@@ -30,11 +30,13 @@ IDLE_WAKE_S = 15.0
 
 
 def _read_run(engine: Engine, run_id: int, after_epoch: int) -> tuple[RunPublic, list[EpochRecord]]:
+    """The run and its epochs after `after_epoch` of its current attempt."""
     with Session(engine) as session:
         run = session.get(Run, run_id)
         assert run is not None
         rows = session.exec(
-            select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > after_epoch)
+            select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.attempt == run.attempt,
+                                      EpochMetric.epoch > after_epoch)
             .order_by(col(EpochMetric.epoch))
         ).all()
         return RunPublic.of(run), [row.record() for row in rows]
@@ -49,9 +51,16 @@ def _read_runs(engine: Engine, run_ids: set[int]) -> list[RunPublic]:
 async def _run_stream(request: Request, feed: ChangeFeed, run_id: int, last_epoch: int) -> AsyncIterator[ServerSentEvent]:
     engine: Engine = request.app.state.engine
     last_state = ""
+    attempt: int | None = None
     seq = feed.seq
     while True:
         run, records = await run_in_threadpool(_read_run, engine, run_id, last_epoch)
+        if attempt is not None and run.attempt != attempt:
+            # The run was requeued and starts over: the client drops what it drew and gets the new epochs.
+            yield ServerSentEvent(data=run.model_dump_json(), event="reset")
+            last_epoch = 0
+            run, records = await run_in_threadpool(_read_run, engine, run_id, last_epoch)
+        attempt = run.attempt
         for record in records:
             yield ServerSentEvent(data=record.model_dump_json(), event="epoch", id=str(record.epoch))
             last_epoch = record.epoch
@@ -95,8 +104,12 @@ async def run_events(
     return EventSourceResponse(_run_stream(request, feed, run_id, start), ping=IDLE_WAKE_S)
 
 
-async def _runs_stream(request: Request, feed: ChangeFeed, seq: int) -> AsyncIterator[ServerSentEvent]:
+async def _runs_stream(request: Request, feed: ChangeFeed, since: str | None) -> AsyncIterator[ServerSentEvent]:
     engine: Engine = request.app.state.engine
+    seq = feed.parse(since)
+    if seq is None:  # a page rendered by an earlier server process: its rows may be stale
+        yield ServerSentEvent(data="{}", event="reload")
+        seq = feed.seq
     while True:
         await feed.wait(seq, IDLE_WAKE_S)
         if await request.is_disconnected():
@@ -114,7 +127,7 @@ async def _runs_stream(request: Request, feed: ChangeFeed, seq: int) -> AsyncIte
 async def runs_events(
     request: Request,
     feed: FeedDep,
-    since: Annotated[int | None, Query(ge=0, description="Change sequence number the page was rendered at")] = None,
+    since: Annotated[str | None, Query(max_length=40, description="The change token the page was rendered at")] = None,
 ) -> EventSourceResponse:
-    """Every change to any run, as `run` events (a `reload` event if the client fell too far behind)."""
-    return EventSourceResponse(_runs_stream(request, feed, feed.seq if since is None else since), ping=IDLE_WAKE_S)
+    """Every change to any run, as `run` events (a `reload` event if the client fell behind or the server restarted)."""
+    return EventSourceResponse(_runs_stream(request, feed, since), ping=IDLE_WAKE_S)

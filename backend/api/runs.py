@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from sqlmodel import col, select
 
 from backend import lifecycle
+from backend.dispatch import queue_run
 from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, require_user
 from backend.models import ConfusionPublic, EpochMetric, MetricsPublic, RunPublic, RunsPublic
 from trainboard.spec import CLASS_NAMES, RunSpec
@@ -18,11 +19,7 @@ router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=[Depends(requ
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunPublic)
 def create_run(spec: RunSpec, session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep) -> RunPublic:
     """Queue a run. The row is committed first; only its id goes to the broker."""
-    run = lifecycle.create_run(session, spec)
-    assert run.id is not None
-    dispatcher.send(run.id)
-    feed.notify(run.id)
-    return RunPublic.of(run)
+    return RunPublic.of(queue_run(session, spec, dispatcher, feed))
 
 
 @router.get("", response_model=RunsPublic)

@@ -134,3 +134,49 @@ def test_an_ended_run_streams_its_epochs_then_end(live_server: LiveServer, drive
             events = [(event, data.get("epoch")) for event, _, data in sse(response)]
     assert events[0] == ("epoch", 2)
     assert [e for e, _ in events[1:]] == ["run", "end"]
+
+
+def test_a_requeued_run_resets_the_stream(live_server: LiveServer, driver: Driver) -> None:
+    driver.epoch(1)
+    driver.epoch(2)
+    events: list[tuple[str, Any]] = []
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        with http.stream("GET", f"/api/runs/{driver.run_id}/events") as response:
+            stream = sse(response)
+            for event, _, data in stream:
+                if event == "epoch" and data["epoch"] == 2:
+                    break
+
+            def requeue_and_restart() -> None:
+                from sqlmodel import Session
+
+                from backend.db import make_engine
+                from backend.models import Run, RunStatus
+
+                engine = make_engine(live_server.settings.database)
+                with Session(engine) as session:  # what the lost-run check does
+                    run = session.get(Run, driver.run_id)
+                    assert run is not None
+                    run.status = RunStatus.queued
+                    session.add(run)
+                    session.commit()
+                engine.dispose()
+                driver.attempt = driver.http.post(f"/api/runs/{driver.run_id}/claim", json={"worker": "t2"},
+                                                  headers=WORKER).json()["attempt"]
+                driver.epoch(1)
+                driver.finish()
+
+            timer = later(requeue_and_restart)
+            for event, _, data in stream:
+                events.append((event, data.get("epoch") if event == "epoch" else data.get("attempt")))
+            timer.join()
+    assert ("reset", 2) in events
+    after_reset = events[events.index(("reset", 2)) :]
+    assert ("epoch", 1) in after_reset and after_reset[-1][0] == "end"
+
+
+def test_a_page_from_before_a_restart_is_told_to_reload(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        with http.stream("GET", "/api/events?since=deadbeef.3") as response:
+            event, _, _ = next(sse(response))
+    assert event == "reload"

@@ -63,7 +63,9 @@ def test_read_run_and_unknown_run(client: Any) -> None:
         ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "optimizer": {"lr": -1}}, "optimizer.lr", "greater than 0"),
         ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "epoch": 3}, "epoch", "Extra inputs"),
         ({"dataset": {"name": "digits"}, "model": {"arch": "transformer"}}, "model", "does not match any of the expected tags"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [8192] * 16}}, "", "over the limit"),
+        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [8192] * 16}}, "model", "over the limit"),
+        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp", "batch_norm": True}, "batch_size": 1}, "batch_size",
+         "batch norm needs at least 2"),
         ({"dataset": {"name": "digits"}, "model": {"arch": "cnn", "kernel_sizes": [3]}}, "model", "one kernel size per conv"),
         ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "device": "tpu"}, "device", "pattern"),
     ],
@@ -148,3 +150,53 @@ def test_openapi_documents_the_spec(client: Any) -> None:
     assert "/api/runs" in schema["paths"]
     assert "RunSpec" in schema["components"]["schemas"]
     assert schema["components"]["schemas"]["RunSpec"]["examples"][0]["name"] == "basic-cnn"
+
+
+def test_oversized_bodies_are_refused_before_parsing(client: Any) -> None:
+    huge = b'{"name": "' + b"x" * (9 * 1024 * 1024) + b'"}'
+    response = client.post("/api/runs", content=huge, headers=API | {"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert "over the limit" in response.json()["detail"]
+
+    def chunks() -> Any:  # no Content-Length: counted as it arrives
+        for _ in range(10):
+            yield b"x" * (1024 * 1024)
+
+    streamed = client.post("/api/runs", content=chunks(), headers=API | {"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_a_repeated_epoch_report_changes_nothing(client: Any) -> None:
+    run = create(client)
+    attempt = claim(client, run["id"])
+    body = {"attempt": attempt, "record": epoch_record(1)}
+    assert client.post(f"/api/runs/{run['id']}/epochs", json=body, headers=WORKER).json() == {"created": True}
+    retry = body | {"record": epoch_record(1, test_acc=0.9)}
+    assert client.post(f"/api/runs/{run['id']}/epochs", json=retry, headers=WORKER).json() == {"created": False}
+    metrics = client.get(f"/api/runs/{run['id']}/metrics", headers=API).json()
+    assert metrics["count"] == 1 and metrics["data"][0]["test_acc"] == 0.5
+    summary = client.get(f"/api/runs/{run['id']}", headers=API).json()["summary"]
+    assert (summary["total_seconds"], summary["epochs_done"], summary["best_test_acc"]) == (0.5, 1, 0.5)
+
+
+def test_a_nan_epoch_is_refused_not_stored_as_null(client: Any) -> None:
+    run = create(client)
+    attempt = claim(client, run["id"])
+    record = epoch_record(1) | {"train_loss": "NaN"}
+    response = client.post(f"/api/runs/{run['id']}/epochs", json={"attempt": attempt, "record": record}, headers=WORKER)
+    assert response.status_code == 422
+    assert client.get(f"/api/runs/{run['id']}/metrics", headers=API).json()["count"] == 0
+
+
+def test_a_winning_worker_may_claim_again_a_loser_may_not(client: Any) -> None:
+    run = create(client)
+    first = client.post(f"/api/runs/{run['id']}/claim", json={"worker": "a:1"}, headers=WORKER).json()
+    again = client.post(f"/api/runs/{run['id']}/claim", json={"worker": "a:1"}, headers=WORKER)
+    assert again.status_code == 200 and again.json()["attempt"] == first["attempt"] == 1
+    assert client.post(f"/api/runs/{run['id']}/claim", json={"worker": "b:2"}, headers=WORKER).status_code == 409
+
+
+def test_non_ascii_credentials_are_refused_not_500(client: Any) -> None:
+    # Raw latin-1 bytes, as any client may send them: the server sees non-ASCII text.
+    assert client.get("/api/runs", headers={"Cookie": "trainboard_session=sid.\u00e9t\u00e9".encode("latin-1")}).status_code == 401
+    assert client.get("/api/runs", headers={"Authorization": "Bearer \u00e9".encode("latin-1")}).status_code == 401

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from backend import lifecycle
@@ -17,12 +18,17 @@ from trainboard.spec import RunSpec
 
 
 @pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
+def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     create_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as db:
         yield db
-    engine.dispose()
 
 
 def new_run(session: Session) -> Run:
@@ -35,12 +41,21 @@ def go_silent(session: Session, run: Run, seconds: float) -> None:
     session.commit()
 
 
-def test_only_one_claim_wins(session: Session) -> None:
+def test_only_one_claim_wins(engine: Engine, session: Session) -> None:
     run = new_run(session)
-    first = lifecycle.claim_run(session, run, "a:1")
+    # Two workers, each with its own connection, both saw the run queued before either claims it.
+    with Session(engine) as a, Session(engine) as b:
+        seen_by_a, seen_by_b = a.get(Run, run.id), b.get(Run, run.id)
+        assert seen_by_a is not None and seen_by_b is not None
+        assert seen_by_a.status == seen_by_b.status == RunStatus.queued
+        a.commit()
+        b.commit()  # end the read transactions, as two request handlers would
+        first = lifecycle.claim_run(a, seen_by_a, "a:1")
+        second = lifecycle.claim_run(b, seen_by_b, "b:2")
     assert first is not None and (first.status, first.attempt, first.worker) == (RunStatus.running, 1, "a:1")
-    assert lifecycle.claim_run(session, run, "b:2") is None
-    assert session.get(Run, run.id).worker == "a:1"  # type: ignore[union-attr]
+    assert second is None
+    session.refresh(run)
+    assert (run.worker, run.attempt) == ("a:1", 1)
 
 
 def test_reports_of_a_stale_attempt_are_refused(session: Session) -> None:

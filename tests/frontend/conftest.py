@@ -57,7 +57,7 @@ class PageErrors:
 @pytest.fixture
 def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(5000)
+    context.set_default_timeout(15_000)  # a loaded 2-core CI machine is slow to paint
     yield context
     context.close()
 

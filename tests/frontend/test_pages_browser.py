@@ -255,8 +255,10 @@ def test_form_shows_model_and_whole_spec_errors(page: Page) -> None:
     page.get_by_label("Conv channels").fill("4, 4, 4, 4, 4, 4, 4, 4")
     page.get_by_label("Kernel sizes").fill("2, 2, 2, 2, 2, 2, 2, 2")  # 8x8 digits shrink to nothing
     page.get_by_role("button", name="Queue run").click()
-    expect(page.locator("#error-spec")).to_contain_text("the conv stack reduces the 8x8 images of digits to nothing")
-    expect(page.locator("#error-model")).to_have_count(0)
+    expect(page.locator("#error-model")).to_have_text(
+        "the conv stack reduces the 8x8 images of digits to nothing; use smaller kernel_sizes or dilation"
+    )
+    expect(page.locator("#error-spec")).to_have_count(0)
 
 
 def test_clone_prefills_the_form_with_the_runs_spec(page: Page, api: httpx.Client) -> None:

@@ -48,6 +48,8 @@ def test_serve_submit_watch_and_ctrl_c(tmp_path: Path) -> None:
         wait_for(lambda: _answers(server), 60, 0.2, "trainboard serve to answer")
         token = trainboard("token", env=env).stdout.strip()
         assert token == json.loads((data_dir / "secrets.json").read_text())["api_token"]
+        login = httpx.get(f"{server}/runs/new?token={token}", follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"] == "/runs/new"
         assert oct((data_dir / "secrets.json").stat().st_mode & 0o777) == "0o600"
 
         spec_file = tmp_path / "spec.json"
@@ -66,7 +68,9 @@ def test_serve_submit_watch_and_ctrl_c(tmp_path: Path) -> None:
     finally:
         serve.send_signal(signal.SIGINT)  # Ctrl-C
         output, _ = serve.communicate(timeout=60)
-    assert f"open http://127.0.0.1:{port}/?token=" in output
+    assert f"open http://127.0.0.1:{port}/?token={token}" in output
+    assert output.count(token) == 1, "the access log must not repeat the token"
+    assert "GET /runs/new?token=*** HTTP/1.1" in output
     wait_for(lambda: not processes_using(data_dir), 30, 0.2, "every process serve started to stop")
 
 
