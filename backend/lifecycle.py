@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from backend.db import utcnow
 from backend.models import EpochMetric, Run, RunStatus
-from trainboard.reports import EpochRecord, Progress, RunResult
+from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
 from trainboard.spec import RunSpec
 
 
@@ -129,6 +129,15 @@ def record_progress(session: Session, run: Run, attempt: int, progress: Progress
     return run.cancel_requested
 
 
+def record_info(session: Session, run: Run, attempt: int, info: RunInfo) -> None:
+    """What the worker prepared (data size, normalisation, parameters), once per attempt."""
+    _lock_attempt(session, run, attempt)
+    run.info = info.model_dump()
+    run.device = info.device or run.device
+    session.add(run)
+    session.commit()
+
+
 def finish_run(session: Session, run: Run, attempt: int, result: RunResult | None, error: str | None) -> Run:
     """The worker's last word: a result, or an error (with a traceback excerpt) when training raised.
 
@@ -144,6 +153,7 @@ def finish_run(session: Session, run: Run, attempt: int, result: RunResult | Non
     else:
         run.status = RunStatus.succeeded
     if result is not None:
+        run.stop_reason = result.stop_reason or None
         run.confusion = result.confusion or None
         run.total_seconds = result.total_seconds
         run.device = result.device or run.device

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
-from trainboard.reports import EpochRecord, Progress
+from trainboard.reports import EpochRecord, Progress, RunInfo
 
 
 class RunStatus(StrEnum):
@@ -55,6 +55,8 @@ class Run(SQLModel, table=True):
     total_seconds: float | None = None
     confusion: list[list[int]] | None = Field(default=None, sa_column=Column(JSON))
     error: str | None = Field(default=None, sa_column=Column(Text))
+    info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    stop_reason: str | None = Field(default=None, max_length=500)
 
 
 class EpochMetric(SQLModel, table=True):
@@ -85,6 +87,7 @@ class Summary(BaseModel):
     final_test_acc: float | None
     epochs_done: int
     total_seconds: float | None
+    stop_reason: str | None = Field(None, description="Set when early stopping ended the run")
 
 
 class RunPublic(BaseModel):
@@ -103,6 +106,7 @@ class RunPublic(BaseModel):
     cancel_requested: bool
     device: str | None
     error: str | None
+    info: RunInfo | None
 
     @classmethod
     def of(cls, run: Run) -> RunPublic:
@@ -111,11 +115,11 @@ class RunPublic(BaseModel):
             id=run.id, name=run.name, dataset=run.dataset, arch=run.arch, status=run.status,
             attempt=run.attempt, spec=run.spec, created_at=run.created_at, started_at=run.started_at,
             finished_at=run.finished_at, cancel_requested=run.cancel_requested, device=run.device,
-            error=run.error,
+            error=run.error, info=None if run.info is None else RunInfo.model_validate(run.info),
             progress=Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches),
             summary=Summary(
                 best_test_acc=run.best_test_acc, best_epoch=run.best_epoch, final_test_acc=run.final_test_acc,
-                epochs_done=run.epochs_done, total_seconds=run.total_seconds,
+                epochs_done=run.epochs_done, total_seconds=run.total_seconds, stop_reason=run.stop_reason,
             ),
         )
 

@@ -39,12 +39,29 @@ class Progress(BaseModel):
     batches: int = Field(ge=0, le=100_000_000)
 
 
+class RunInfo(BaseModel):
+    """What the engine prepared, sent once before the first epoch: the data and the model as trained."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    train_images: int = Field(ge=0)
+    test_images: int = Field(ge=0)
+    image_size: list[int] = Field(min_length=3, max_length=3, description="[channels, height, width] the model sees")
+    mean: list[float] = Field(max_length=4, description="Normalisation mean per channel (of pixels in [0, 1])")
+    std: list[float] = Field(max_length=4, description="Normalisation std per channel")
+    normalize: str = Field(max_length=20, description="none, standard or computed")
+    parameters: int = Field(ge=0, description="All parameters of the model")
+    trainable_parameters: int = Field(ge=0, description="Those the optimizer updates (fine-tuning freezes the rest)")
+    device: str = Field("", max_length=64)
+
+
 class RunResult(BaseModel):
     """The end of a run: how it stopped and the confusion matrix of its last evaluation."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    stopped: str = Field("completed", pattern=r"^(completed|cancelled)$")
+    stopped: str = Field("completed", pattern=r"^(completed|cancelled|early_stopped)$")
+    stop_reason: str = Field("", max_length=500, description="Why an early-stopped run stopped, in words.")
     epochs_run: int = Field(ge=0, le=100_000)
     confusion: list[Annotated[list[int], Field(max_length=MAX_CLASSES)]] = Field(
         default_factory=list, max_length=MAX_CLASSES,

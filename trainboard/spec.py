@@ -3,7 +3,8 @@
 Pure pydantic and no torch, so the backend can validate a spec without importing the engine and
 the worker can read one without importing the web stack. Every number is bounded so that no spec
 can exhaust the machine; a spec that would not build (a conv stack that shrinks the image to
-nothing, a model over the parameter budget) is refused here with the field path, not in the worker.
+nothing, a model over the parameter budget, a fine-tuning group the model does not have) is
+refused here with the field path, not in the worker.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10"]
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100"]
 
-# (channels, height, width, classes) of each dataset as the engine sees it.
+# (channels, height, width, classes) of each dataset as stored (before any resize).
 DATASET_SHAPES: dict[str, tuple[int, int, int, int]] = {
     "digits": (1, 8, 8, 10),
     "mnist": (1, 28, 28, 10),
     "fashion_mnist": (1, 28, 28, 10),
     "cifar10": (3, 32, 32, 10),
+    "cifar100": (3, 32, 32, 100),
 }
 
 CLASS_NAMES: dict[str, list[str]] = {
@@ -34,14 +36,46 @@ CLASS_NAMES: dict[str, list[str]] = {
         "airplane", "automobile", "bird", "cat", "deer",
         "dog", "frog", "horse", "ship", "truck",
     ],
+    # CIFAR-100's fine labels, in label order (as in the dataset's `meta` file).
+    "cifar100": (
+        "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel "
+        "can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur "
+        "dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion "
+        "lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree "
+        "pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea "
+        "seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table "
+        "tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman "
+        "worm"
+    ).split(),
 }
 
-# A model over this many parameters is refused: ~400 MB of float32 weights plus optimizer state.
-MAX_PARAMETERS = 100_000_000
+# A model over this many parameters is refused. VGG16 (the largest architecture offered, ~134M with a
+# 10-class head) must fit: ~540 MB of float32 weights, plus gradients and optimizer state.
+MAX_PARAMETERS = 200_000_000
+
+# The parameter groups fine-tuning can name, per architecture: the model's own top-level module names.
+# (The engine's builders name theirs the same way; tests/worker checks each list against the real model.)
+MODEL_GROUPS: dict[str, list[str]] = {
+    "mlp": ["hidden", "classifier"],
+    "cnn": ["features", "classifier"],
+    "custom_cnn": ["blocks", "classifier"],
+    "resnet18": ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"],
+    "vgg16": ["features", "classifier"],
+    "alexnet": ["features", "classifier"],
+}
+
+# torchvision models: parameters without the last linear layer, and that layer's input width.
+_TORCHVISION_BODY: dict[str, tuple[int, int]] = {
+    "resnet18": (11_176_512, 512),
+    "vgg16": (134_260_544, 4096),
+    "alexnet": (57_003_840, 4096),
+}
 
 Width = Annotated[int, Field(ge=1, le=8192)]
 Channels = Annotated[int, Field(ge=1, le=1024)]
 KernelSize = Annotated[int, Field(ge=1, le=11)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
 
 
 class _Strict(BaseModel):
@@ -50,10 +84,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# -- data ------------------------------------------------------------------------------------------
+
+
 class DatasetSpec(_Strict):
     name: DatasetName
-    normalize: Literal["none", "standard"] = Field(
-        "standard", description="`standard`: the dataset's usual published mean/std; `none`: pixels in [0, 1]."
+    normalize: Literal["none", "standard", "computed"] = Field(
+        "standard",
+        description="`standard`: the dataset's usual published mean/std; `computed`: mean/std of the training "
+        "set (computed once, cached in the data directory); `none`: pixels in [0, 1].",
+    )
+    resize: int | None = Field(
+        None, ge=8, le=512, description="Resize train and test images to resize x resize, batched on the device."
     )
     train_limit: int | None = Field(
         None, ge=1, le=10_000_000, description="Use only the first N training images (deterministic subset)."
@@ -62,11 +104,54 @@ class DatasetSpec(_Strict):
         None, ge=1, le=10_000_000, description="Use only the first N test images (deterministic subset)."
     )
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) the model sees: after the resize, if any."""
+        _, h, w, _ = DATASET_SHAPES[self.name]
+        return (self.resize, self.resize) if self.resize else (h, w)
+
+
+class RandomCrop(_Strict):
+    size: int | None = Field(None, ge=4, le=512, description="Crop size; empty: the image size (after resize).")
+    padding: int = Field(4, ge=0, le=64, description="Zero padding on each side before cropping.")
+
+
+class HorizontalFlip(_Strict):
+    p: float = Field(0.5, ge=0, le=1, description="Probability of flipping each image.")
+
+
+class ColorJitter(_Strict):
+    brightness: float = Field(0.2, ge=0, le=1)
+    contrast: float = Field(0.2, ge=0, le=1)
+    saturation: float = Field(0.2, ge=0, le=1)
+    hue: float = Field(0.0, ge=0, le=0.5)
+
+
+class Rotation(_Strict):
+    degrees: float = Field(15.0, ge=0, le=180, description="Rotate by a uniform angle in [-degrees, degrees].")
+
+
+class AugmentSpec(_Strict):
+    """Applied to training batches on the device, in this order, seeded by the run's seed. Test data gets
+    only the resize and the normalisation."""
+
+    random_crop: RandomCrop | None = None
+    hflip: HorizontalFlip | None = None
+    color_jitter: ColorJitter | None = None
+    rotation: Rotation | None = None
+
+
+# -- models ----------------------------------------------------------------------------------------
+
 
 class MLPSpec(_Strict):
     arch: Literal["mlp"]
     hidden: list[Width] = Field(default_factory=lambda: [128, 64], min_length=1, max_length=16)
     batch_norm: bool = Field(False, description="BatchNorm1d after each hidden linear layer.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each hidden layer's activation.")
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        return height, width
 
     def parameter_count(self, shape: tuple[int, int, int, int]) -> int:
         c, h, w, classes = shape
@@ -94,7 +179,7 @@ class CNNSpec(_Strict):
         return self
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size after the conv stack and the pooling step (convs are 'same'-padded, no bias on size)."""
+        """Spatial size after the conv stack and the pooling step (convs are 'same'-padded)."""
         for i, k in enumerate(self.kernel_sizes):
             stride = 2 if (self.pool == "stride" and i == len(self.kernel_sizes) - 1) else 1
             padding = self.dilation * (k - 1) // 2
@@ -115,14 +200,138 @@ class CNNSpec(_Strict):
         return total + _linear_parameters([in_ch * max(fh, 0) * max(fw, 0), *self.hidden, classes])
 
 
-ModelSpec = Annotated[Union[MLPSpec, CNNSpec], Field(discriminator="arch")]
+class CustomCNNSpec(_Strict):
+    """Blocks of (conv 3x3 + BN + ReLU, conv 3x3 + BN + ReLU, 2x2 max-pool, dropout), then linear layers."""
+
+    arch: Literal["custom_cnn"]
+    blocks: list[Channels] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=6,
+                                   description="Width (channels) of each block's two convs.")
+    dropout: float = Field(0.25, ge=0, lt=1, description="Dropout at the end of each block.")
+    hidden: list[Width] = Field(default_factory=lambda: [128], min_length=0, max_length=8)
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        for _ in self.blocks:
+            height, width = height // 2, width // 2
+        return height, width
+
+    def parameter_count(self, shape: tuple[int, int, int, int]) -> int:
+        c, h, w, classes = shape
+        total, in_ch = 0, c
+        for out_ch in self.blocks:
+            total += (in_ch * out_ch * 9 + out_ch) + (out_ch * out_ch * 9 + out_ch) + 4 * out_ch  # 2 convs, 2 BNs
+            in_ch = out_ch
+        fh, fw = self.feature_size(h, w)
+        return total + _linear_parameters([in_ch * max(fh, 0) * max(fw, 0), *self.hidden, classes])
+
+
+class HeadSpec(_Strict):
+    """What replaces a torchvision model's last linear layer."""
+
+    kind: Literal["linear", "mlp"] = Field(
+        "linear", description="`linear`: one layer of the right size; `mlp`: Linear -> LeakyReLU -> Dropout -> Linear."
+    )
+    hidden: int = Field(256, ge=1, le=8192, description="mlp only: the hidden width.")
+    dropout: float = Field(0.5, ge=0, lt=1, description="mlp only.")
+
+    def parameter_count(self, inputs: int, classes: int) -> int:
+        if self.kind == "linear":
+            return _linear_parameters([inputs, classes])
+        return _linear_parameters([inputs, self.hidden, classes])
+
+
+class TorchvisionSpec(_Strict):
+    """torchvision's ResNet18, VGG16 or AlexNet, adapted to the dataset (see worker/models.py)."""
+
+    arch: Literal["resnet18", "vgg16", "alexnet"]
+    pretrained: bool = Field(False, description="Start from torchvision's ImageNet weights (`weights=`).")
+    head: HeadSpec = Field(default_factory=HeadSpec)
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        return height, width  # adaptive pooling: any input of at least 32x32 works
+
+    def parameter_count(self, shape: tuple[int, int, int, int]) -> int:
+        body, inputs = _TORCHVISION_BODY[self.arch]
+        return body + self.head.parameter_count(inputs, shape[3])
+
+
+ModelSpec = Annotated[Union[MLPSpec, CNNSpec, CustomCNNSpec, TorchvisionSpec], Field(discriminator="arch")]
+TORCHVISION_ARCHS = ("resnet18", "vgg16", "alexnet")
+# torchvision's models downsample by 32; below this the engine refuses to build them.
+MIN_TORCHVISION_SIZE = 32
+
+
+# -- training --------------------------------------------------------------------------------------
+
+
+class FinetuneSpec(_Strict):
+    train: Literal["all"] | list[str] = Field(
+        "all", description="`all`, or the parameter groups to train (the model's own names, e.g. fc, layer4); "
+        "everything else is frozen.",
+    )
+    lr: dict[str, LearningRate] = Field(
+        default_factory=dict, max_length=16,
+        description="A learning rate per group (e.g. {\"fc\": 0.01, \"layer4\": 0.0001}); others use optimizer.lr.",
+    )
+    frozen_bn_eval: bool = Field(
+        False, description="Keep the batch-norm layers of frozen groups in eval mode (their running statistics fixed)."
+    )
 
 
 class OptimizerSpec(_Strict):
-    name: Literal["sgd", "adam"] = "sgd"
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(0.01, gt=0, le=10)
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD only.")
+    nesterov: bool = Field(False, description="SGD only; needs momentum > 0.")
     weight_decay: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerSpec:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov: needs the sgd optimizer with momentum > 0")
+        return self
+
+
+class NoSchedule(_Strict):
+    name: Literal["none"]
+
+
+class MultiStepSchedule(_Strict):
+    name: Literal["multistep"]
+    milestones: list[Annotated[int, Field(ge=1, le=1000)]] = Field(min_length=1, max_length=50,
+                                                                   description="Epochs after which lr *= gamma.")
+    gamma: float = Field(0.1, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> MultiStepSchedule:
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError("milestones: must be strictly increasing")
+        return self
+
+
+class CosineSchedule(_Strict):
+    name: Literal["cosine"]
+    t_max: int | None = Field(None, ge=1, le=1000, description="Epochs to the minimum; empty: the run's epochs.")
+    eta_min: float = Field(0.0, ge=0, le=10)
+
+
+class StepSchedule(_Strict):
+    name: Literal["step"]
+    step_size: int = Field(10, ge=1, le=1000, description="lr *= gamma every step_size epochs.")
+    gamma: float = Field(0.1, gt=0, le=1)
+
+
+SchedulerSpec = Annotated[Union[NoSchedule, MultiStepSchedule, CosineSchedule, StepSchedule],
+                          Field(discriminator="name")]
+
+
+class EarlyStoppingSpec(_Strict):
+    metric: Literal["test_acc", "test_loss"] = "test_acc"
+    patience: int = Field(3, ge=1, le=1000, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, le=1000, description="The least change that counts as an improvement.")
+    restore_best: bool = Field(True, description="End with the best epoch's weights (the last evaluation uses them).")
+
+
+# -- the run ---------------------------------------------------------------------------------------
 
 
 class RunSpec(_Strict):
@@ -130,8 +339,12 @@ class RunSpec(_Strict):
 
     name: str = Field("", max_length=120, description="Empty: derived from the model and dataset.")
     dataset: DatasetSpec
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
     model: ModelSpec
+    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    scheduler: SchedulerSpec = Field(default_factory=lambda: NoSchedule(name="none"))
+    early_stopping: EarlyStoppingSpec | None = None
     epochs: int = Field(10, ge=1, le=1000)
     batch_size: int = Field(64, ge=1, le=8192)
     seed: int = Field(0, ge=0, le=2**31 - 1)
@@ -150,36 +363,73 @@ class RunSpec(_Strict):
                               "hidden": [128, 64]},
                     "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
                     "epochs": 10, "batch_size": 64, "seed": 0, "device": "auto",
-                }
+                },
+                {
+                    "name": "resnet18-fc-layer4",
+                    "dataset": {"name": "cifar10", "normalize": "computed"},
+                    "augment": {"random_crop": {"size": 32, "padding": 4}, "hflip": {"p": 0.5}},
+                    "model": {"arch": "resnet18", "pretrained": True, "head": {"kind": "mlp", "hidden": 256}},
+                    "finetune": {"train": ["fc", "layer4"], "lr": {"fc": 0.01, "layer4": 0.0001}},
+                    "optimizer": {"name": "adam", "lr": 0.0001},
+                    "scheduler": {"name": "cosine"},
+                    "early_stopping": {"metric": "test_acc", "patience": 3},
+                    "epochs": 15, "batch_size": 64,
+                },
             ]
         },
     )
 
     @model_validator(mode="after")
     def _fits(self) -> RunSpec:
-        shape = DATASET_SHAPES[self.dataset.name]
-        if isinstance(self.model, CNNSpec):
-            fh, fw = self.model.feature_size(shape[1], shape[2])
-            if fh < 1 or fw < 1:
-                raise ValueError(
-                    f"model: the conv stack reduces the {shape[1]}x{shape[2]} images of {self.dataset.name} "
-                    "to nothing; use smaller kernel_sizes or dilation"
-                )
+        c, _, _, classes = DATASET_SHAPES[self.dataset.name]
+        height, width = self.dataset.image_size
+        fh, fw = self.model.feature_size(height, width)
+        if fh < 1 or fw < 1:
+            raise ValueError(
+                f"model: the conv stack reduces the {height}x{width} images of {self.dataset.name} "
+                "to nothing; use fewer layers, smaller kernel_sizes or dilation, or dataset.resize"
+            )
+        if self.model.arch in TORCHVISION_ARCHS and min(height, width) < MIN_TORCHVISION_SIZE:
+            raise ValueError(
+                f"model: {self.model.arch} needs images of at least {MIN_TORCHVISION_SIZE}x{MIN_TORCHVISION_SIZE}; "
+                f"{self.dataset.name} is {height}x{width}: set dataset.resize"
+            )
+        crop = self.augment.random_crop
+        if crop is not None and crop.size is not None and crop.size > min(height, width) + 2 * crop.padding:
+            raise ValueError(f"augment: random_crop.size {crop.size} is larger than the padded {height}x{width} image")
         if isinstance(self.model, MLPSpec) and self.model.batch_norm and self.batch_size < 2:
             raise ValueError("batch_size: batch norm needs at least 2 images per batch")
-        params = self.model.parameter_count(shape)
+        params = self.model.parameter_count((c, height, width, classes))
         if params > MAX_PARAMETERS:
             raise ValueError(
                 f"model: {params:,} parameters is over the limit of {MAX_PARAMETERS:,}; use fewer or narrower layers"
             )
+        self._check_finetune()
         if not self.name:
             self.name = f"{self.model.arch}-{self.dataset.name}"
         return self
 
+    def _check_finetune(self) -> None:
+        groups = MODEL_GROUPS[self.model.arch]
+        valid = ", ".join(groups)
+        trained = groups if self.finetune.train == "all" else self.finetune.train
+        unknown = [g for g in trained if g not in groups]
+        if unknown:
+            raise ValueError(f"finetune.train: {', '.join(map(repr, unknown))} not in {self.model.arch}'s groups: {valid}")
+        if not trained:
+            raise ValueError("finetune.train: name at least one group to train (or `all`)")
+        stray = [g for g in self.finetune.lr if g not in trained]
+        if stray:
+            raise ValueError(
+                f"finetune.lr: {', '.join(map(repr, stray))} is not a trained group of {self.model.arch} "
+                f"(trained: {', '.join(trained)})"
+            )
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        c, h, w, _ = DATASET_SHAPES[self.dataset.name]
-        return c, h, w
+        """(channels, height, width) the model sees, after the resize."""
+        height, width = self.dataset.image_size
+        return DATASET_SHAPES[self.dataset.name][0], height, width
 
     @property
     def num_classes(self) -> int:
@@ -189,12 +439,19 @@ class RunSpec(_Strict):
     def class_names(self) -> list[str]:
         return CLASS_NAMES[self.dataset.name]
 
+    @property
+    def trained_groups(self) -> list[str]:
+        return MODEL_GROUPS[self.model.arch] if self.finetune.train == "all" else list(self.finetune.train)
+
 
 def _linear_parameters(sizes: list[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-_UNION_TAGS = {("model",): {"mlp", "cnn"}}
+_UNION_TAGS = {
+    ("model",): {"mlp", "cnn", "custom_cnn", "resnet18", "vgg16", "alexnet"},
+    ("scheduler",): {"none", "multistep", "cosine", "step"},
+}
 _NAMED_FIELD = re.compile(r"^(?:Value error, )?([a-z_]+(?:\.[a-z_]+)*): ")
 
 
@@ -202,9 +459,13 @@ def error_field(loc: tuple[int | str, ...] | list[int | str], message: str) -> s
     """The dotted field a validation error is about. A check across fields (raised by a model validator,
     so pydantic locates it at the whole spec) names its field at the start of its message."""
     path = field_path(loc)
-    if path == "" and (named := _NAMED_FIELD.match(message)):
-        return named.group(1)
-    return path
+    named = _NAMED_FIELD.match(message)
+    if named is None:
+        return path
+    field = named.group(1)
+    if path == "" or field.startswith(path + "."):
+        return field
+    return f"{path}.{field}"  # a nested model's validator names its own field ('nesterov' in 'optimizer')
 
 
 def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:

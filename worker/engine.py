@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainboard.reports import EpochRecord, Progress, RunResult
+from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
 from trainboard.spec import CNNSpec, MLPSpec, OptimizerSpec, RunSpec
 from worker.data import Dataset, load_dataset, to_device
 from worker.models import build_model
@@ -187,6 +187,7 @@ def fit(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     dataset: Dataset | None = None,
+    prepared: Callable[[RunInfo], None] | None = None,
 ) -> RunResult:
     """Train `spec` for its epochs, calling `report` after each; stop early when `should_stop` says so.
 
@@ -212,6 +213,8 @@ def fit(
     optimizer = build_optimizer(spec.optimizer, model)
     shuffle = torch.Generator(device=device).manual_seed(spec.seed)
     normalize = Normalize(data.mean, data.std, device, channels_last)
+    if prepared is not None:
+        prepared(_run_info(spec, data, model, device))
 
     confusion: list[list[int]] = []
     for epoch in range(1, spec.epochs + 1):
@@ -253,6 +256,15 @@ def fit(
         )
         confusion = test.confusion
     return _result("completed", spec.epochs, confusion, started, device)
+
+
+def _run_info(spec: RunSpec, data: Dataset, model: nn.Module, device: torch.device) -> RunInfo:
+    return RunInfo(
+        train_images=len(data.train_x), test_images=len(data.test_x), image_size=list(spec.input_shape),
+        mean=list(data.mean), std=list(data.std), normalize=spec.dataset.normalize,
+        parameters=sum(p.numel() for p in model.parameters()),
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad), device=str(device),
+    )
 
 
 def resolve_device(name: str) -> torch.device:

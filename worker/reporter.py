@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from trainboard.reports import EpochRecord, Progress, RunResult
+from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ApiReporter:
         self._client = httpx.Client(base_url=api_url.rstrip("/"), timeout=httpx.Timeout(10.0, connect=5.0),
                                     headers={"Authorization": f"Bearer {worker_token}"}, transport=transport)
         self.attempt = 0
-        self._epochs: queue.Queue[EpochRecord | None] = queue.Queue()
+        self._epochs: queue.Queue[EpochRecord | RunInfo | None] = queue.Queue()
         # Until the first batch (loading, maybe downloading the dataset) the heartbeat says "preparing".
         self._latest_progress = Progress(epoch=0, batch=0, batches=0)
         self._progress_lock = threading.Lock()
@@ -59,6 +59,10 @@ class ApiReporter:
 
     def epoch(self, record: EpochRecord) -> None:
         self._epochs.put(record)
+
+    def info(self, info: RunInfo) -> None:
+        """What the engine prepared; sent in order with the epochs."""
+        self._epochs.put(info)
 
     def progress(self, progress: Progress) -> None:
         with self._progress_lock:
@@ -109,16 +113,17 @@ class ApiReporter:
     # -- the sending threads ----------------------------------------------------------------------
 
     def _send_epochs(self) -> None:
-        """Epochs in order, each retried until delivered: a slow or absent API never drops one."""
-        while (record := self._epochs.get()) is not None:
+        """The run info and the epochs in order, each retried until delivered: a slow or absent API never drops one."""
+        while (report := self._epochs.get()) is not None:
             if self._stop.is_set() and self.stop_reason != "cancel requested":
                 continue  # stale attempt: the API refuses this attempt's reports
+            route, key = ("info", "info") if isinstance(report, RunInfo) else ("epochs", "record")
             try:
-                self._post("epochs", {"attempt": self.attempt, "record": record.model_dump()})
+                self._post(route, {"attempt": self.attempt, key: report.model_dump()})
             except Stale as exc:
                 self._stale(exc)
-            except Exception:  # retries ran out, or the API refused the record: keep training, say so
-                log.exception("run %s: epoch %s could not be delivered", self.run_id, record.epoch)
+            except Exception:  # retries ran out, or the API refused the report: keep training, say so
+                log.exception("run %s: %s report could not be delivered", self.run_id, route)
 
     def _send_heartbeats(self) -> None:
         """The latest progress every heartbeat_seconds, on a thread of its own so epoch retries never delay it."""

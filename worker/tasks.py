@@ -47,7 +47,7 @@ def execute(run_id: int, settings: Settings) -> str:
             from worker.engine import fit  # here, not at the top: see the module docstring
 
             spec = RunSpec.model_validate(claim.spec)
-            result = fit(spec, data_dir=settings.datasets_dir, report=reporter.epoch,
+            result = fit(spec, data_dir=settings.datasets_dir, report=reporter.epoch, prepared=reporter.info,
                          progress=reporter.progress, should_stop=reporter.should_stop)
         except Exception as exc:
             log.exception("run %s failed", run_id)

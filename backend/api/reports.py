@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from backend import lifecycle
 from backend.api.deps import FeedDep, RunDep, SessionDep, require_worker
-from trainboard.reports import EpochRecord, Progress, RunResult
+from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
 
 router = APIRouter(prefix="/api/runs/{run_id}", tags=["worker reports"], dependencies=[Depends(require_worker)])
 
@@ -34,6 +34,11 @@ class EpochReport(BaseModel):
 class ProgressReport(BaseModel):
     attempt: int = Field(ge=1)
     progress: Progress
+
+
+class InfoReport(BaseModel):
+    attempt: int = Field(ge=1)
+    info: RunInfo
 
 
 class FinishReport(BaseModel):
@@ -68,6 +73,14 @@ def report_progress(run: RunDep, body: ProgressReport, session: SessionDep, feed
     assert run.id is not None
     feed.notify(run.id)
     return {"cancel": cancel}
+
+
+@router.post("/info")
+def report_info(run: RunDep, body: InfoReport, session: SessionDep, feed: FeedDep) -> dict[str, bool]:
+    lifecycle.record_info(session, run, body.attempt, body.info)
+    assert run.id is not None
+    feed.notify(run.id)
+    return {"stored": True}
 
 
 @router.post("/finish")

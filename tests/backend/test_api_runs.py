@@ -27,8 +27,11 @@ def test_create_fills_defaults_and_queues(client: Any) -> None:
     assert run["attempt"] == 0
     assert run["name"] == "mlp-digits"
     assert run["spec"]["epochs"] == 10
-    assert run["spec"]["optimizer"] == {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0}
-    assert run["spec"]["model"] == {"arch": "mlp", "hidden": [128, 64], "batch_norm": False}
+    assert run["spec"]["optimizer"] == {"name": "sgd", "lr": 0.01, "momentum": 0.0, "nesterov": False,
+                                        "weight_decay": 0.0}
+    assert run["spec"]["model"] == {"arch": "mlp", "hidden": [128, 64], "batch_norm": False, "dropout": 0.0}
+    assert run["spec"]["scheduler"] == {"name": "none"}
+    assert run["spec"]["early_stopping"] is None
     assert run["summary"]["best_test_acc"] is None
 
 
@@ -99,7 +102,7 @@ def test_metrics_and_summary_follow_reported_epochs(client: Any) -> None:
     assert metrics["data"][1]["per_class_acc"] == [0.8] * 10
     summary = client.get(f"/api/runs/{run['id']}", headers=API).json()["summary"]
     assert summary == {"best_test_acc": 0.8, "best_epoch": 2, "final_test_acc": 0.7, "epochs_done": 3,
-                       "total_seconds": 1.5}
+                       "total_seconds": 1.5, "stop_reason": None}
 
 
 def test_confusion_is_null_until_finished(client: Any) -> None:
@@ -200,3 +203,15 @@ def test_non_ascii_credentials_are_refused_not_500(client: Any) -> None:
     # Raw latin-1 bytes, as any client may send them: the server sees non-ASCII text.
     assert client.get("/api/runs", headers={"Cookie": "trainboard_session=sid.\u00e9t\u00e9".encode("latin-1")}).status_code == 401
     assert client.get("/api/runs", headers={"Authorization": "Bearer \u00e9".encode("latin-1")}).status_code == 401
+
+
+def test_run_info_is_stored_for_the_current_attempt(client: Any) -> None:
+    run = create(client)
+    attempt = claim(client, run["id"])
+    info = {"train_images": 512, "test_images": 256, "image_size": [1, 8, 8], "mean": [0.3], "std": [0.4],
+            "normalize": "computed", "parameters": 2410, "trainable_parameters": 2410, "device": "cpu"}
+    stale = client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt + 1, "info": info}, headers=WORKER)
+    assert stale.status_code == 409
+    assert client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt, "info": info}, headers=WORKER).status_code == 200
+    stored = client.get(f"/api/runs/{run['id']}", headers=API).json()
+    assert stored["info"] == info and stored["device"] == "cpu"
