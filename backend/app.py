@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from backend.api import events, reports, runs
+from backend.api import compare, events, reports, runs
 from backend.auth import Tokens
 from backend.changes import ChangeFeed
 from backend.db import create_tables, make_engine
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(reports.router)
+    app.include_router(compare.router)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(RequestValidationError, _invalid)
     from backend import pages  # the HTML side; imported here so the API alone stays importable

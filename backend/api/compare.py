@@ -1,0 +1,108 @@
+"""Compare runs: overlaid curves, the config fields that differ, and the summary table a report needs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from backend import compare, exports
+from backend.api.deps import SessionDep, require_user
+from backend.models import EpochMetric, Run, RunPublic
+
+router = APIRouter(prefix="/api/compare", tags=["compare"], dependencies=[Depends(require_user)])
+
+MAX_RUNS = 50
+CAPTIONS: dict[str, str] = {
+    "best": "Test accuracy at each run's best epoch (the epoch with the highest test accuracy).",
+    "last": "Test accuracy at each run's last epoch.",
+    "stop": "Test accuracy at the epoch each run ended with: the restored best epoch of an early-stopped run, "
+            "else the last epoch.",
+}
+SUMMARY_COLUMNS = [
+    exports.Column("label", "Run"), exports.Column("test_acc", "Test acc (%)", "percent"),
+    exports.Column("summary_epoch", "Epoch", "integer"), exports.Column("best_test_acc", "Best acc (%)", "percent"),
+    exports.Column("best_epoch", "Best epoch", "integer"), exports.Column("final_test_acc", "Final acc (%)", "percent"),
+    exports.Column("epochs_run", "Epochs", "integer"), exports.Column("early_stopped", "Early stop", "flag"),
+    exports.Column("total_seconds", "Time (s)", "seconds"), exports.Column("images_per_s", "Images/s", "rate"),
+]
+
+RunIds = Annotated[str, Query(pattern=r"^\d{1,12}(,\d{1,12}){0,49}$", examples=["1,2,3"],
+                              description=f"Run ids, comma-separated, at most {MAX_RUNS}")]
+Mode = Annotated[compare.SummaryMode, Query(description="Which epoch a run's accuracy is taken from")]
+
+
+class SeriesPoint(BaseModel):
+    run_id: int
+    x: list[float]
+    y: list[float]
+
+
+class Comparison(BaseModel):
+    runs: list[RunPublic]
+    summary: list[dict[str, Any]]
+    summary_mode: str
+    caption: str
+    best: dict[str, list[int]]
+    diff: dict[str, list[Any]]
+    series: dict[str, list[SeriesPoint]]
+
+
+def _load(session: Session, run_ids: str) -> tuple[list[RunPublic], dict[int, list[dict[str, Any]]]]:
+    ids = list(dict.fromkeys(int(i) for i in run_ids.split(",")))  # de-duplicated, in the order given
+    runs = {r.id: r for r in session.exec(select(Run).where(col(Run.id).in_(ids))).all()}
+    missing = [i for i in ids if i not in runs]
+    if missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"runs not found: {', '.join(map(str, missing))}")
+    records: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    rows = session.exec(select(EpochMetric).where(col(EpochMetric.run_id).in_(ids))
+                        .order_by(col(EpochMetric.run_id), col(EpochMetric.epoch)))
+    for row in rows:
+        if row.attempt == runs[row.run_id].attempt:
+            records[row.run_id].append(row.record().model_dump())
+    return [RunPublic.of(runs[i]) for i in ids], records
+
+
+def _summary(runs: list[RunPublic], records: dict[int, list[dict[str, Any]]],
+             mode: compare.SummaryMode) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
+    rows = [asdict(compare.summary_row(run.model_dump(mode="json"), records[run.id], mode)) for run in runs]
+    best = {key: compare.best_indices([row[key] for row in rows], goal)
+            for key, goal in compare.GOALS.items() if rows and key in rows[0]}
+    return rows, best
+
+
+@router.get("", response_model=Comparison)
+def read_comparison(
+    session: SessionDep,
+    runs: RunIds,
+    summary: Mode = "best",
+    max_points: Annotated[int, Query(ge=10, le=10_000, description="Points per curve at most")] = 500,
+    x: Annotated[Literal["epoch", "seconds"], Query(description="The curves' x axis")] = "epoch",
+) -> Comparison:
+    """Everything the compare page shows for up to 50 runs, in one request."""
+    loaded, records = _load(session, runs)
+    rows, best = _summary(loaded, records, summary)
+    curves = {
+        metric: [SeriesPoint(run_id=run.id, **compare.series(records[run.id], metric, x, max_points)) for run in loaded]
+        for metric in compare.METRICS
+    }
+    return Comparison(runs=loaded, summary=rows, summary_mode=summary, caption=CAPTIONS[summary], best=best,
+                      diff=compare.config_diff([run.spec for run in loaded]), series=curves)
+
+
+@router.get("/summary", response_class=PlainTextResponse,
+            responses={200: {"content": {t: {} for t in exports.MEDIA_TYPES.values()}}})
+def export_summary(
+    session: SessionDep, runs: RunIds, summary: Mode = "best",
+    format: Annotated[exports.Format, Query(description="csv, md (Markdown) or tex (LaTeX)")] = "csv",
+) -> PlainTextResponse:
+    """The summary table as a file to download or paste."""
+    loaded, records = _load(session, runs)
+    rows, _ = _summary(loaded, records, summary)
+    text = exports.render(rows, SUMMARY_COLUMNS, format, caption=CAPTIONS[summary])
+    return PlainTextResponse(text, media_type=exports.MEDIA_TYPES[format], headers={
+        "Content-Disposition": f'attachment; filename="trainboard-summary.{format}"'})

@@ -1,0 +1,88 @@
+"""A summary table as CSV, Markdown or LaTeX, ready to paste into a report.
+
+CSV keeps every number exact (a spreadsheet formats it); Markdown and LaTeX show what a report
+shows: accuracies in percent with two decimals, seconds with one, speeds as whole numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Format = Literal["csv", "md", "tex"]
+MEDIA_TYPES: dict[str, str] = {"csv": "text/csv", "md": "text/markdown", "tex": "application/x-tex"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    kind: Literal["text", "percent", "seconds", "integer", "rate", "flag"] = "text"
+
+
+def format_value(value: Any, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "percent":
+        return f"{100 * value:.2f}"
+    if kind == "seconds":
+        return f"{value:.1f}"
+    if kind in ("integer", "rate"):
+        return f"{value:,.0f}" if kind == "rate" else str(int(value))
+    if kind == "flag":
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: Format, caption: str = "") -> str:
+    if fmt == "csv":
+        return _csv(rows, columns)
+    if fmt == "md":
+        return _markdown(rows, columns, caption)
+    return _latex(rows, columns, caption)
+
+
+def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([c.title for c in columns])
+    for row in rows:
+        writer.writerow(["" if row.get(c.key) is None else row[c.key] for c in columns])
+    return out.getvalue()
+
+
+def _markdown(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption: str) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    align = ["---" if c.kind in ("text", "flag") else "---:" for c in columns]
+    lines = [f"| {' | '.join(cell(c.title) for c in columns)} |", f"| {' | '.join(align)} |"]
+    for row in rows:
+        lines.append(f"| {' | '.join(cell(format_value(row.get(c.key), c.kind)) for c in columns)} |")
+    return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption: str) -> str:
+    spec = "".join("l" if c.kind in ("text", "flag") else "r" for c in columns)
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\hline",
+             " & ".join(latex_escape(c.title) for c in columns) + r" \\", r"\hline"]
+    for row in rows:
+        lines.append(" & ".join(latex_escape(format_value(row.get(c.key), c.kind)) for c in columns) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"

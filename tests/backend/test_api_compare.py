@@ -1,0 +1,70 @@
+"""GET /api/compare and its summary export, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from tests.backend.test_api_runs import claim, create
+from tests.conftest import API, WORKER, epoch_record, tiny_spec
+
+
+def trained(client: Any, accs: list[float], **spec: Any) -> int:
+    run = create(client, tiny_spec(**spec))
+    attempt = claim(client, run["id"])
+    for epoch, acc in enumerate(accs, start=1):
+        body = {"attempt": attempt, "record": epoch_record(epoch, test_acc=acc)}
+        assert client.post(f"/api/runs/{run['id']}/epochs", json=body, headers=WORKER).status_code == 200
+    result = {"stopped": "completed", "epochs_run": len(accs), "total_seconds": 10.0 * len(accs)}
+    client.post(f"/api/runs/{run['id']}/finish", json={"attempt": attempt, "result": result}, headers=WORKER)
+    return int(run["id"])
+
+
+def test_compare_three_runs(client: Any) -> None:
+    a = trained(client, [0.6, 0.8, 0.7], name="lr-0.1", optimizer={"name": "sgd", "lr": 0.1})
+    b = trained(client, [0.5, 0.6], name="lr-0.01", optimizer={"name": "sgd", "lr": 0.01})
+    c = trained(client, [0.7, 0.75, 0.9, 0.85], name="adam", optimizer={"name": "adam", "lr": 0.001})
+    body = client.get(f"/api/compare?runs={a},{b},{c}&summary=best", headers=API).json()
+    assert [r["id"] for r in body["runs"]] == [a, b, c]
+    assert body["diff"] == {"name": ["lr-0.1", "lr-0.01", "adam"], "optimizer.lr": [0.1, 0.01, 0.001],
+                            "optimizer.name": ["sgd", "sgd", "adam"]}
+    assert [row["test_acc"] for row in body["summary"]] == [0.8, 0.6, 0.9]
+    assert body["best"]["test_acc"] == [2] and body["best"]["total_seconds"] == [1]
+    assert body["caption"].startswith("Test accuracy at each run's best epoch")
+    assert [len(s["x"]) for s in body["series"]["test_acc"]] == [3, 2, 4]
+    assert body["series"]["test_acc"][2]["y"] == [0.7, 0.75, 0.9, 0.85]
+    last = client.get(f"/api/compare?runs={a},{b},{c}&summary=last", headers=API).json()
+    assert [row["test_acc"] for row in last["summary"]] == [0.7, 0.6, 0.85]
+
+
+def test_compare_downsamples_curves_but_not_the_table(client: Any) -> None:
+    accs = [0.5 + 0.4 * (i % 7) / 7 for i in range(60)]
+    run_id = trained(client, accs)
+    body = client.get(f"/api/compare?runs={run_id}&max_points=12", headers=API).json()
+    assert len(body["series"]["test_acc"][0]["x"]) <= 12
+    assert body["summary"][0]["best_test_acc"] == max(accs) and body["summary"][0]["epochs_run"] == 60
+
+
+def test_summary_exports(client: Any) -> None:
+    a = trained(client, [0.6, 0.8], name="k_3")
+    b = trained(client, [0.7, 0.75], name="k_5")
+    response = client.get(f"/api/compare/summary?runs={a},{b}&format=csv", headers=API)
+    assert response.headers["content-type"].startswith("text/csv")
+    assert 'filename="trainboard-summary.csv"' in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [(r["Run"], float(r["Test acc (%)"])) for r in rows] == [("k_3", 0.8), ("k_5", 0.75)]
+    tex = client.get(f"/api/compare/summary?runs={a},{b}&format=tex", headers=API).text
+    assert r"k\_3 & 80.00 & 2" in tex
+    md = client.get(f"/api/compare/summary?runs={a},{b}&format=md&summary=last", headers=API).text
+    assert md.startswith("Test accuracy at each run's last epoch.") and "| k_5 | 75.00 | 2 |" in md
+
+
+def test_compare_errors(client: Any) -> None:
+    a = trained(client, [0.6])
+    missing = client.get(f"/api/compare?runs={a},999", headers=API)
+    assert missing.status_code == 404 and missing.json()["detail"] == "runs not found: 999"
+    for bad in ("", "1,x", ",".join(["1"] * 51)):
+        assert client.get(f"/api/compare?runs={bad}", headers=API).status_code == 422, bad
+    assert client.get(f"/api/compare?runs={a}&format=pdf").status_code == 401  # auth first for GETs
+    assert client.get(f"/api/compare/summary?runs={a}&format=pdf", headers=API).status_code == 422
