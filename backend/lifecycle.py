@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,12 +29,6 @@ def create_run(session: Session, spec: RunSpec) -> Run:
     session.commit()
     session.refresh(run)
     return run
-
-
-def list_runs(session: Session, offset: int, limit: int) -> tuple[list[Run], int]:
-    count = session.exec(select(func.count()).select_from(Run)).one()
-    runs = session.exec(select(Run).order_by(col(Run.id).desc()).offset(offset).limit(limit)).all()
-    return list(runs), count
 
 
 def claim_run(session: Session, run: Run, worker: str) -> Run | None:

@@ -1,4 +1,4 @@
-"""Database tables and their public shapes: a run, and one metrics record per epoch of it."""
+"""Database tables and their public shapes: a study, a run (maybe in a study), one metrics record per epoch."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
+from trainboard.presets.variants import MAX_LABEL, MAX_SETS, MAX_VARIANTS, Reported, Variant, check_labels
 from trainboard.reports import EpochRecord, Progress, RunInfo
 
 
@@ -30,8 +31,23 @@ def _ts(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
 
 
+class Study(SQLModel, table=True):
+    """A named group of runs queued together; each of its runs has a label (the 'Version' of its table)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    preset: str | None = Field(default=None, max_length=64, description="The built-in preset it came from.")
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reported: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False),
+                                     description="label -> the figures a report gives for that variant")
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
 class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
+    study_id: int | None = Field(default=None, foreign_key="study.id", index=True)
+    label: str | None = Field(default=None, max_length=MAX_LABEL)
     name: str = Field(index=True, max_length=120)
     dataset: str = Field(index=True, max_length=40)
     arch: str = Field(index=True, max_length=40)
@@ -57,6 +73,8 @@ class Run(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     stop_reason: str | None = Field(default=None, max_length=500)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 class EpochMetric(SQLModel, table=True):
@@ -92,6 +110,8 @@ class Summary(BaseModel):
 
 class RunPublic(BaseModel):
     id: int
+    study_id: int | None
+    label: str | None
     name: str
     dataset: str
     arch: str
@@ -107,15 +127,18 @@ class RunPublic(BaseModel):
     device: str | None
     error: str | None
     info: RunInfo | None
+    tags: list[str]
+    notes: str
 
     @classmethod
     def of(cls, run: Run) -> RunPublic:
         assert run.id is not None
         return cls(
-            id=run.id, name=run.name, dataset=run.dataset, arch=run.arch, status=run.status,
+            id=run.id, study_id=run.study_id, label=run.label, name=run.name, dataset=run.dataset, arch=run.arch, status=run.status,
             attempt=run.attempt, spec=run.spec, created_at=run.created_at, started_at=run.started_at,
             finished_at=run.finished_at, cancel_requested=run.cancel_requested, device=run.device,
             error=run.error, info=None if run.info is None else RunInfo.model_validate(run.info),
+            tags=list(run.tags or []), notes=run.notes or "",
             progress=Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches),
             summary=Summary(
                 best_test_acc=run.best_test_acc, best_epoch=run.best_epoch, final_test_acc=run.final_test_acc,
@@ -139,3 +162,126 @@ class ConfusionPublic(BaseModel):
     run_id: int
     classes: list[str]
     matrix: list[list[int]] | None
+
+
+# -- studies ---------------------------------------------------------------------------------------
+
+_STUDY_EXAMPLES = [
+    {
+        "name": "MNIST kernels",
+        "description": "Kernel sizes of the basic CNN.",
+        "base": {"dataset": {"name": "mnist"}, "model": {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3]},
+                 "epochs": 10},
+        "variants": [
+            {"label": "kernel=3", "set": {}},
+            {"label": "kernel=5", "set": {"model.kernel_sizes": [5, 5]}},
+            {"label": "kernels 3+9", "set": {"model.kernel_sizes": [3, 9]}},
+            {"label": "FC", "spec": {"dataset": {"name": "mnist"}, "model": {"arch": "mlp", "hidden": [128, 64]}}},
+        ],
+        "set": {"device": "auto"},
+    },
+    {"preset": "mnist-ablations", "set": {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256}},
+]
+
+
+class StudyCreate(BaseModel):
+    """A study to queue: a base spec and its variants, or a built-in preset; either way an optional global
+    override (`set`) applied to every variant after its own."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": _STUDY_EXAMPLES})
+
+    name: str = Field("", max_length=120, description="Required without a preset; a preset's title by default.")
+    description: str = Field("", max_length=5000)
+    preset: str | None = Field(None, max_length=64, description="A built-in preset (`GET /api/presets`).")
+    base: dict[str, Any] | None = Field(None, description="The spec each variant starts from.")
+    variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
+    set: dict[str, Any] = Field(
+        default_factory=dict, max_length=MAX_SETS,
+        description="Dotted spec paths applied to every variant after its own `set` (e.g. {\"epochs\": 1}).",
+    )
+
+    @model_validator(mode="after")
+    def _preset_or_variants(self) -> StudyCreate:
+        if self.preset is not None:
+            if self.base is not None or self.variants is not None:
+                raise ValueError("preset: give a preset, or a base and variants, not both")
+            return self
+        if self.variants is None:
+            raise ValueError("variants: give the study's variants (and a base spec), or a preset")
+        if not self.name.strip():
+            raise ValueError("name: a study needs a name (only a preset's has a default)")
+        check_labels(self.variants)
+        return self
+
+
+class StatusCounts(BaseModel):
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class StudyPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    preset: str | None
+    overrides: dict[str, Any] = Field(description="The global override the study was queued with.")
+    created_at: datetime
+    runs: int = Field(description="How many runs the study has.")
+    counts: StatusCounts
+
+    @classmethod
+    def of(cls, study: Study, counts: dict[RunStatus, int]) -> StudyPublic:
+        assert study.id is not None
+        return cls(id=study.id, name=study.name, description=study.description, preset=study.preset,
+                   overrides=study.overrides, created_at=study.created_at, runs=sum(counts.values()),
+                   counts=StatusCounts(**{s.value: n for s, n in counts.items()}))
+
+
+class StudiesPublic(BaseModel):
+    data: list[StudyPublic]
+    count: int
+
+
+class StudyDetail(StudyPublic):
+    data: list[RunPublic] = Field(description="The study's runs, in the order of its variants.")
+    reported: dict[str, Reported] = Field(description="label -> what the report gives for that variant")
+
+
+class PlannedRun(BaseModel):
+    label: str
+    spec: dict[str, Any]
+    settings: dict[str, str] = Field(description="The resolved key settings, in words: data, model, training, epochs.")
+    parameters: int
+    reported: Reported | None
+
+
+class StudyPreview(BaseModel):
+    """What `POST /api/studies` would queue for the same body."""
+
+    name: str
+    description: str
+    preset: str | None
+    data: list[PlannedRun]
+    count: int
+
+
+class PresetVariant(BaseModel):
+    label: str
+    reported: Reported | None
+
+
+class PresetSummary(BaseModel):
+    name: str
+    title: str
+    table: str
+    description: str
+    runs: int
+    variants: list[PresetVariant]
+
+
+class PresetsPublic(BaseModel):
+    data: list[PresetSummary]
+    count: int

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import frontend
 import plotly
-from backend import forms, lifecycle
+from backend import forms, run_queries
 from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep, get_run
 from backend.dispatch import queue_run
 from backend.auth import SESSION_COOKIE, Tokens, browser_session
@@ -72,7 +72,7 @@ def _render(request: Request, template: str, sid: str, tokens: Tokens, status_co
 @router.get("/", response_class=HTMLResponse)
 def runs_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep) -> HTMLResponse:
     since = feed.token()  # read before the runs: a change in between is sent again, never missed
-    runs, count = lifecycle.list_runs(session, 0, 200)
+    runs, count = run_queries.list_runs(session, run_queries.RunFilter(), "-created", 0, 200)
     return _render(request, "runs.html", sid, tokens, runs=[RunPublic.of(r) for r in runs], count=count, since=since)
 
 

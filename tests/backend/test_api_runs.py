@@ -215,3 +215,42 @@ def test_run_info_is_stored_for_the_current_attempt(client: Any) -> None:
     assert client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt, "info": info}, headers=WORKER).status_code == 200
     stored = client.get(f"/api/runs/{run['id']}", headers=API).json()
     assert stored["info"] == info and stored["device"] == "cpu"
+
+
+def test_list_filters_searches_sorts_and_pages(client: Any) -> None:
+    ids = {}
+    for name, dataset, arch in (("alpha", "digits", "mlp"), ("beta", "mnist", "cnn"), ("gamma", "digits", "cnn")):
+        model = {"arch": arch} if arch == "cnn" else {"arch": "mlp", "hidden": [16]}
+        ids[name] = create(client, tiny_spec(name=name, dataset={"name": dataset}, model=model))["id"]
+    client.patch(f"/api/runs/{ids['beta']}", json={"tags": ["baseline", "fast"], "notes": "Lower LR next time"},
+                 headers=API)
+    client.patch(f"/api/runs/{ids['gamma']}", json={"tags": ["fast-ish"]}, headers=API)
+    client.post(f"/api/runs/{ids['alpha']}/cancel", headers=API)
+
+    def names(query: str) -> list[str]:
+        body = client.get(f"/api/runs?{query}", headers=API).json()
+        assert body["count"] == len(body["data"]) or "limit" in query
+        return [r["name"] for r in body["data"]]
+
+    assert names("") == ["gamma", "beta", "alpha"]
+    assert names("sort=created") == ["alpha", "beta", "gamma"]
+    assert names("sort=-name") == ["gamma", "beta", "alpha"]
+    assert names("dataset=digits") == ["gamma", "alpha"]
+    assert names("arch=cnn&dataset=digits") == ["gamma"]
+    assert names("status=cancelled") == ["alpha"]
+    assert names("tag=fast") == ["beta"]  # not "fast-ish"
+    assert names("q=lower%20lr") == ["beta"]  # notes, case-insensitive
+    assert names("q=AMM") == ["gamma"]
+    page = client.get("/api/runs?limit=1&offset=1&sort=name", headers=API).json()
+    assert (page["count"], [r["name"] for r in page["data"]]) == (3, ["beta"])
+    assert client.get("/api/runs?sort=secret", headers=API).status_code == 422
+    assert client.get("/api/runs?tag=Bad%20Tag", headers=API).status_code == 422
+
+
+def test_tags_and_notes_are_edited_and_validated(client: Any) -> None:
+    run = create(client)
+    updated = client.patch(f"/api/runs/{run['id']}", json={"tags": ["b", "a", "b"], "notes": "first try"}, headers=API)
+    assert (updated.json()["tags"], updated.json()["notes"]) == (["a", "b"], "first try")
+    assert client.patch(f"/api/runs/{run['id']}", json={"notes": "second"}, headers=API).json()["tags"] == ["a", "b"]
+    bad = client.patch(f"/api/runs/{run['id']}", json={"tags": ["UPPER"]}, headers=API)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "tags.0"
