@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from backend.api import compare, events, reports, runs
+from backend.api import compare, events, reports, runs, studies
 from backend.auth import Tokens
 from backend.changes import ChangeFeed
 from backend.db import create_tables, make_engine
@@ -18,6 +18,7 @@ from backend.lifecycle import Conflict
 from backend.limits import BodyLimit
 from backend.recovery import Recovery
 from trainboard import __version__
+from trainboard.presets import presets
 from trainboard.settings import Settings, get_settings
 from trainboard.spec import error_field
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        presets()  # a broken preset file stops the start-up, naming the file
         settings.ensure_data_dir()
         engine = make_engine(settings.database)
         create_tables(engine)
@@ -48,14 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="trainboard", version=__version__, lifespan=lifespan,
                   description="Launch, watch and compare PyTorch image-classification runs.")
     app.include_router(runs.router)
+    app.include_router(studies.router)
     app.include_router(events.router)
     app.include_router(reports.router)
     app.include_router(compare.router)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(RequestValidationError, _invalid)
-    from backend import pages  # the HTML side; imported here so the API alone stays importable
+    from backend import compare_pages, pages, study_pages  # the HTML side; imported here so the API alone stays importable
 
     pages.mount(app)
+    app.include_router(study_pages.router)
+    app.include_router(compare_pages.router)
     app.add_middleware(BodyLimit)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 from celery import Celery
 
@@ -12,7 +13,7 @@ from sqlmodel import Session
 
 from backend import lifecycle
 from backend.changes import ChangeFeed
-from backend.models import Run
+from backend.models import Run, Study
 from trainboard.queue import TRAIN_TASK, make_celery
 from trainboard.spec import RunSpec
 
@@ -63,9 +64,17 @@ class Dispatcher:
 
 
 def queue_run(session: Session, spec: RunSpec, dispatcher: Dispatcher, feed: ChangeFeed) -> Run:
-    """The one way a run is queued (REST and form): commit the row first, then send only its id."""
-    run = lifecycle.create_run(session, spec)
-    assert run.id is not None
-    dispatcher.send(run.id)
-    feed.notify(run.id)
-    return run
+    """Queue one run (REST and form); see queue_runs."""
+    return queue_runs(session, [spec], dispatcher, feed)[0]
+
+
+def queue_runs(session: Session, specs: Sequence[RunSpec], dispatcher: Dispatcher, feed: ChangeFeed,
+               study: Study | None = None, labels: Sequence[str] | None = None) -> list[Run]:
+    """The one way runs are queued (a run, or a study's runs with their labels): commit the rows first,
+    all in one transaction, then send only their ids, in order."""
+    runs = lifecycle.create_runs(session, specs, study, labels)
+    run_ids = [run.id for run in runs if run.id is not None]
+    dispatcher.send_all(run_ids)
+    for run_id in run_ids:
+        feed.notify(run_id)
+    return runs

@@ -1,5 +1,13 @@
-"""The run form <-> the run spec. Form fields are named by dotted spec paths ('model.hidden'), so a
-validation error's path names the field it belongs to, and the form needs no field list of its own.
+"""The run form <-> the run spec. Form fields are named by dotted spec paths ('model.hidden',
+'augment.random_crop.padding', 'finetune.lr.fc'), so a validation error's path names the field it belongs
+to, and the form needs no field list of its own.
+
+A few spec shapes take a form control of their own:
+- an optional section (`augment.hflip`, `early_stopping`) is a checkbox of that name: unchecked, it is null;
+- `model` and `scheduler` are unions: `model.arch` / `scheduler.name` chooses which fields are read;
+- `finetune.train` is `all` or `groups`, with one checkbox per group (`finetune.train.fc`) and the order
+  they were checked in (`finetune.train_order`), and `finetune.lr` one input per group (`finetune.lr.fc`),
+  for the groups of the chosen architecture.
 """
 
 from __future__ import annotations
@@ -12,22 +20,76 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from trainboard.spec import CNNSpec, DatasetSpec, MLPSpec, OptimizerSpec, RunSpec, error_field
+from trainboard.spec import (
+    MODEL_GROUPS, AugmentSpec, CNNSpec, CosineSchedule, CustomCNNSpec, DatasetSpec, EarlyStoppingSpec, HeadSpec,
+    MLPSpec, MultiStepSchedule, NoSchedule, OptimizerSpec, RunSpec, StepSchedule, TorchvisionSpec, error_field,
+)
 
-MODEL_SPECS: dict[str, type[BaseModel]] = {"mlp": MLPSpec, "cnn": CNNSpec}
+MODEL_SPECS: dict[str, type[BaseModel]] = {
+    "mlp": MLPSpec, "cnn": CNNSpec, "custom_cnn": CustomCNNSpec,
+    "resnet18": TorchvisionSpec, "vgg16": TorchvisionSpec, "alexnet": TorchvisionSpec,
+}
+SCHEDULER_SPECS: dict[str, type[BaseModel]] = {
+    "none": NoSchedule, "multistep": MultiStepSchedule, "cosine": CosineSchedule, "step": StepSchedule,
+}
 SECTIONS: dict[str, type[BaseModel]] = {"dataset": DatasetSpec, "optimizer": OptimizerSpec}
 TOP_LEVEL = ("name", "epochs", "batch_size", "seed", "device")
+DEFAULT_ARCH = "cnn"
+# Errors shown at the top of their part of the form (they are about the part, not one field of it).
+SECTION_ERRORS = ("dataset", "augment", "model", "finetune", "finetune.train", "finetune.lr", "optimizer",
+                  "scheduler", "early_stopping")
+
+
+def _literal_options(model: type[BaseModel], field: str) -> list[str]:
+    return list(typing.get_args(model.model_fields[field].annotation))
+
+
+def options() -> dict[str, Any]:
+    """The choices the form offers, from the spec itself."""
+    group_sets: dict[tuple[str, ...], list[str]] = {}
+    for arch, groups in MODEL_GROUPS.items():
+        group_sets.setdefault(tuple(groups), []).append(arch)
+    return {
+        "datasets": _literal_options(DatasetSpec, "name"),
+        "normalizes": _literal_options(DatasetSpec, "normalize"),
+        "archs": list(MODEL_SPECS),
+        "pools": _literal_options(CNNSpec, "pool"),
+        "heads": _literal_options(HeadSpec, "kind"),
+        "optimizers": _literal_options(OptimizerSpec, "name"),
+        "schedulers": list(SCHEDULER_SPECS),
+        "metrics": _literal_options(EarlyStoppingSpec, "metric"),
+        # Architectures with the same parameter groups share one block of fine-tuning fields.
+        "group_sets": [{"groups": list(groups), "archs": archs} for groups, archs in group_sets.items()],
+        "arch_defaults": arch_defaults(),
+    }
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+AUGMENTS: dict[str, type[BaseModel]] = {
+    name: _unwrap(info.annotation) for name, info in AugmentSpec.model_fields.items()
+}
+OPTIONAL_SECTIONS = {*(f"augment.{name}" for name in AUGMENTS), "early_stopping"}
 
 
 def _kind(info: FieldInfo) -> str:
-    """'list', 'bool' or 'scalar': how a field is typed into a text box."""
-    annotation = info.annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        annotation = args[0] if len(args) == 1 else annotation
+    """'list', 'bool', 'model' (a nested section) or 'scalar': how a field is typed into the form."""
+    annotation = _unwrap(info.annotation)
     if typing.get_origin(annotation) is list:
         return "list"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model"
     return "bool" if annotation is bool else "scalar"
+
+
+def _checked(form: Mapping[str, str], key: str) -> bool:
+    return key in form and form[key] not in ("", "false", "off", "0")
 
 
 def _section(model: type[BaseModel], prefix: str, form: Mapping[str, str], skip: set[str]) -> dict[str, Any]:
@@ -38,7 +100,12 @@ def _section(model: type[BaseModel], prefix: str, form: Mapping[str, str], skip:
         key = f"{prefix}.{name}"
         kind = _kind(info)
         if kind == "bool":
-            out[name] = key in form and form[key] not in ("", "false", "off", "0")
+            out[name] = _checked(form, key)
+            continue
+        if kind == "model":
+            nested = _section(_unwrap(info.annotation), key, form, skip=set())
+            if nested:
+                out[name] = nested
             continue
         if key not in form:
             continue  # not posted (another arch's field, a script's partial form): the spec's default applies
@@ -52,16 +119,45 @@ def _section(model: type[BaseModel], prefix: str, form: Mapping[str, str], skip:
     return out
 
 
+def _finetune(form: Mapping[str, str], arch: str) -> dict[str, Any]:
+    groups = MODEL_GROUPS.get(arch, [])
+    finetune: dict[str, Any] = {"frozen_bn_eval": _checked(form, "finetune.frozen_bn_eval")}
+    if form.get("finetune.train", "all") == "groups":
+        # In the order they were checked (form.js keeps it in finetune.train_order; a clone starts from the
+        # spec's): it is the order of the optimizer's param groups, and of each epoch's recorded lrs.
+        order = [group.strip() for group in form.get("finetune.train_order", "").split(",")]
+        checked = [group for group in groups if _checked(form, f"finetune.train.{group}")]
+        finetune["train"] = sorted(
+            checked, key=lambda g: order.index(g) if g in order else len(order) + groups.index(g)
+        )
+    lrs = {group: form[f"finetune.lr.{group}"].strip() for group in groups
+           if form.get(f"finetune.lr.{group}", "").strip()}
+    if lrs:
+        finetune["lr"] = lrs
+    return finetune
+
+
 def spec_from_form(form: Mapping[str, str]) -> dict[str, Any]:
     """A spec dict from the posted form; values stay strings and pydantic converts and checks them."""
-    arch = form.get("model.arch", "").strip()
-    model: dict[str, Any] = {"arch": arch}
-    if arch in MODEL_SPECS:
-        model |= _section(MODEL_SPECS[arch], "model", form, skip={"arch"})
     spec: dict[str, Any] = {key: form[key].strip() for key in TOP_LEVEL if form.get(key, "").strip()}
     for section, model_cls in SECTIONS.items():
         spec[section] = _section(model_cls, section, form, skip=set())
-    spec["model"] = model
+    spec["augment"] = {
+        name: _section(model_cls, f"augment.{name}", form, skip=set()) if _checked(form, f"augment.{name}") else None
+        for name, model_cls in AUGMENTS.items()
+    }
+    arch = form.get("model.arch", "").strip()
+    spec["model"] = {"arch": arch}
+    if arch in MODEL_SPECS:
+        spec["model"] |= _section(MODEL_SPECS[arch], "model", form, skip={"arch"})
+    spec["finetune"] = _finetune(form, arch)
+    schedule = form.get("scheduler.name", "none").strip()
+    spec["scheduler"] = {"name": schedule}
+    if schedule in SCHEDULER_SPECS:
+        spec["scheduler"] |= _section(SCHEDULER_SPECS[schedule], "scheduler", form, skip={"name"})
+    spec["early_stopping"] = (
+        _section(EarlyStoppingSpec, "early_stopping", form, skip=set()) if _checked(form, "early_stopping") else None
+    )
     return spec
 
 
@@ -90,36 +186,96 @@ def _form_field(path: str) -> tuple[str, int | None]:
     return (field if field else "spec"), item
 
 
+def _defaults(model: type[BaseModel], prefix: str, skip: set[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        if _kind(info) == "model":
+            values |= _defaults(_unwrap(info.annotation), f"{prefix}.{name}", skip=set())
+        elif info.is_required():
+            values[f"{prefix}.{name}"] = ""
+        else:
+            values[f"{prefix}.{name}"] = _text(info.get_default(call_default_factory=True))
+    return values
+
+
 def form_defaults() -> dict[str, str]:
     """Every form field's default, as the text the form shows."""
     values: dict[str, str] = {}
-    for arch, model_cls in MODEL_SPECS.items():
-        values |= _defaults(model_cls, "model", skip={"arch"})
+    # A field several archs share ('model.dropout') shows the default arch's default, else the first arch's
+    # in MODEL_SPECS (form.js swaps in the chosen arch's own default while the field holds another's).
+    for arch in [DEFAULT_ARCH, *MODEL_SPECS]:
+        values = _defaults(MODEL_SPECS[arch], "model", skip={"arch"}) | values
     for section, model_cls in SECTIONS.items():
         values |= _defaults(model_cls, section, skip={"name"} if section == "dataset" else set())
+    for name, model_cls in AUGMENTS.items():
+        values[f"augment.{name}"] = ""
+        values |= _defaults(model_cls, f"augment.{name}", skip=set())
+    for model_cls in SCHEDULER_SPECS.values():
+        values |= _defaults(model_cls, "scheduler", skip={"name"})
+    values["early_stopping"] = ""
+    values |= _defaults(EarlyStoppingSpec, "early_stopping", skip=set())
+    values["finetune.train"] = "all"
+    values["finetune.train_order"] = ""
+    values["finetune.frozen_bn_eval"] = ""
+    for group in {group for groups in MODEL_GROUPS.values() for group in groups}:
+        values[f"finetune.train.{group}"] = ""
+        values[f"finetune.lr.{group}"] = ""
     values |= {key: _text(RunSpec.model_fields[key].get_default(call_default_factory=True)) for key in TOP_LEVEL}
     values["dataset.name"] = "digits"
-    values["model.arch"] = "cnn"
+    values["model.arch"] = DEFAULT_ARCH
+    values["scheduler.name"] = "none"
     return values
+
+
+def arch_defaults() -> dict[str, dict[str, str]]:
+    """For each model field several archs share, each arch's default: {'model.dropout': {'mlp': '0.0', ...}}."""
+    shared: dict[str, dict[str, str]] = {}
+    for arch, model_cls in MODEL_SPECS.items():
+        for key, value in _defaults(model_cls, "model", skip={"arch"}).items():
+            shared.setdefault(key, {})[arch] = value
+    return {key: by_arch for key, by_arch in shared.items() if len(set(by_arch.values())) > 1}
+
+
+def checkbox_keys() -> set[str]:
+    """The form's checkboxes: a browser posts nothing for one that is unchecked."""
+    keys = set(OPTIONAL_SECTIONS) | {"finetune.frozen_bn_eval"}
+    keys |= {f"finetune.train.{group}" for groups in MODEL_GROUPS.values() for group in groups}
+    for prefix, model_cls in [("model", m) for m in MODEL_SPECS.values()] + [
+        (f"augment.{name}", m) for name, m in AUGMENTS.items()
+    ] + [("optimizer", OptimizerSpec), ("early_stopping", EarlyStoppingSpec)]:
+        keys |= {f"{prefix}.{name}" for name, info in model_cls.model_fields.items() if _kind(info) == "bool"}
+    return keys
+
+
+def posted_values(form: Mapping[str, str]) -> dict[str, str]:
+    """A posted form as the values to show it again with: an unchecked checkbox stays unchecked."""
+    return form_defaults() | dict.fromkeys(checkbox_keys(), "") | dict(form)
 
 
 def form_values(spec: dict[str, Any]) -> dict[str, str]:
     """A spec as form field values (for a re-shown form or a clone)."""
     values = form_defaults()
-    for key in TOP_LEVEL:
-        if key in spec:
-            values[key] = _text(spec[key])
-    for section in ("dataset", "optimizer", "model"):
-        for name, value in (spec.get(section) or {}).items():
-            values[f"{section}.{name}"] = _text(value)
+
+    def walk(prefix: str, mapping: Mapping[str, Any]) -> None:
+        for key, value in mapping.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, Mapping):
+                if path in OPTIONAL_SECTIONS:
+                    values[path] = "true"
+                walk(path, value)
+            elif path != "finetune.train":
+                values[path] = _text(value)
+
+    walk("", spec)
+    train = (spec.get("finetune") or {}).get("train", "all")
+    if isinstance(train, list):
+        values["finetune.train"] = "groups"
+        values["finetune.train_order"] = ", ".join(train)
+        for group in train:
+            values[f"finetune.train.{group}"] = "true"
     return values
-
-
-def _defaults(model: type[BaseModel], prefix: str, skip: set[str]) -> dict[str, str]:
-    return {
-        f"{prefix}.{name}": _text(info.get_default(call_default_factory=True))
-        for name, info in model.model_fields.items() if name not in skip
-    }
 
 
 def _text(value: Any) -> str:

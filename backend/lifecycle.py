@@ -6,6 +6,7 @@ workers claiming one run) are single conditional UPDATEs, atomic on SQLite and P
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from backend.db import utcnow
-from backend.models import EpochMetric, Run, RunStatus
+from backend.models import EpochMetric, Run, RunStatus, Study
 from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
 from trainboard.spec import RunSpec
 
@@ -24,11 +25,28 @@ class Conflict(Exception):
 
 
 def create_run(session: Session, spec: RunSpec) -> Run:
-    run = Run(name=spec.name, dataset=spec.dataset.name, arch=spec.model.arch, spec=spec.model_dump(mode="json"))
-    session.add(run)
+    return create_runs(session, [spec])[0]
+
+
+def create_runs(session: Session, specs: Sequence[RunSpec], study: Study | None = None,
+                labels: Sequence[str] | None = None) -> list[Run]:
+    """Queued rows for `specs` (and their study, with each run's label), committed together: a study is
+    stored with all of its runs or not at all."""
+    if study is not None:
+        session.add(study)
+        session.flush()  # the study's id, for its runs
+    runs = [
+        Run(name=spec.name, dataset=spec.dataset.name, arch=spec.model.arch, spec=spec.model_dump(mode="json"),
+            study_id=None if study is None else study.id, label=None if labels is None else labels[index])
+        for index, spec in enumerate(specs)
+    ]
+    session.add_all(runs)
     session.commit()
-    session.refresh(run)
-    return run
+    for run in runs:
+        session.refresh(run)
+    if study is not None:
+        session.refresh(study)
+    return runs
 
 
 def claim_run(session: Session, run: Run, worker: str) -> Run | None:

@@ -134,8 +134,8 @@ class RunPublic(BaseModel):
     def of(cls, run: Run) -> RunPublic:
         assert run.id is not None
         return cls(
-            id=run.id, study_id=run.study_id, label=run.label, name=run.name, dataset=run.dataset, arch=run.arch, status=run.status,
-            attempt=run.attempt, spec=run.spec, created_at=run.created_at, started_at=run.started_at,
+            id=run.id, study_id=run.study_id, label=run.label, name=run.name, dataset=run.dataset, arch=run.arch,
+            status=run.status, attempt=run.attempt, spec=run.spec, created_at=run.created_at, started_at=run.started_at,
             finished_at=run.finished_at, cancel_requested=run.cancel_requested, device=run.device,
             error=run.error, info=None if run.info is None else RunInfo.model_validate(run.info),
             tags=list(run.tags or []), notes=run.notes or "",
@@ -285,3 +285,17 @@ class PresetSummary(BaseModel):
 class PresetsPublic(BaseModel):
     data: list[PresetSummary]
     count: int
+
+
+class StudyError(BaseModel):
+    variant: int | None = Field(description="The variant's index; null: the study as a whole (preset, set).")
+    label: str | None
+    field: str = Field(description="The dotted spec path (or override path) the error is about.")
+    msg: str
+    type: str
+
+
+class StudyErrors(BaseModel):
+    """A 422 for a study: every error of every variant; nothing was queued."""
+
+    detail: list[StudyError]

@@ -24,8 +24,8 @@ from backend import forms, run_queries
 from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep, get_run
 from backend.dispatch import queue_run
 from backend.auth import SESSION_COOKIE, Tokens, browser_session
-from backend.models import RunPublic
-from trainboard.spec import CLASS_NAMES, CNNSpec, DatasetSpec, OptimizerSpec
+from backend.models import RunPublic, Study
+from trainboard.spec import CLASS_NAMES
 
 FRONTEND = Path(frontend.__file__).parent
 templates = Jinja2Templates(directory=FRONTEND / "templates")  # autoescape is on for .html
@@ -50,17 +50,7 @@ PageSession = Annotated[str, Depends(page_session)]
 router = APIRouter(include_in_schema=False)
 
 
-def _literal_options(model: type[Any], field: str) -> list[str]:
-    return list(typing.get_args(model.model_fields[field].annotation))
-
-
-OPTIONS = {
-    "datasets": _literal_options(DatasetSpec, "name"),
-    "normalizes": _literal_options(DatasetSpec, "normalize"),
-    "archs": list(forms.MODEL_SPECS),
-    "pools": _literal_options(CNNSpec, "pool"),
-    "optimizers": _literal_options(OptimizerSpec, "name"),
-}
+OPTIONS = forms.options()
 
 
 def _render(request: Request, template: str, sid: str, tokens: Tokens, status_code: int = 200,
@@ -104,7 +94,7 @@ def create_run_from_form(request: Request, sid: PageSession, form: PostedForm, t
     check_form_csrf(sid, tokens, form)
     spec, errors = forms.validate_form(form)
     if spec is None:
-        values = forms.form_defaults() | form
+        values = forms.posted_values(form)
         return _render(request, "run_form.html", sid, tokens, status.HTTP_422_UNPROCESSABLE_CONTENT,
                        values=values, errors=errors, options=OPTIONS)
     run = queue_run(session, spec, dispatcher, feed)
@@ -112,8 +102,10 @@ def create_run_from_form(request: Request, sid: PageSession, form: PostedForm, t
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, sid: PageSession, run: RunDep, tokens: TokensDep) -> HTMLResponse:
-    return _render(request, "run.html", sid, tokens, run=RunPublic.of(run), classes=CLASS_NAMES.get(run.dataset, []))
+def run_page(request: Request, sid: PageSession, run: RunDep, tokens: TokensDep, session: SessionDep) -> HTMLResponse:
+    study = session.get(Study, run.study_id) if run.study_id is not None else None
+    return _render(request, "run.html", sid, tokens, run=RunPublic.of(run), classes=CLASS_NAMES.get(run.dataset, []),
+                   study=study)
 
 
 @router.get("/login", response_class=HTMLResponse)

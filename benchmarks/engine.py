@@ -53,8 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a chec
 from trainboard.reports import EpochRecord, Progress
 from trainboard.spec import CLASS_NAMES, DATASET_SHAPES, DatasetSpec, RunSpec
 from worker.data import PUBLISHED_MEAN_STD, Dataset, load_dataset, to_device
-from worker.engine import build_optimizer, fit, resolve_device
+from worker.engine import fit, resolve_device
+from worker.finetune import param_groups
 from worker.models import build_model
+from worker.optimizers import build_optimizer
 
 # spec.py's default models: mlp 128-64; cnn with 32 and 64 3x3 convs, 2x2 max pool, then 128-64.
 MODELS: dict[str, dict[str, str]] = {"mlp": {"arch": "mlp"}, "cnn": {"arch": "cnn"}}
@@ -257,13 +259,13 @@ def dataloader_epoch(spec: RunSpec, data: Dataset, device: torch.device, workers
 
 def fresh_model(spec: RunSpec, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer, torch.memory_format]:
     """The engine's model and optimizer for `spec`, seeded and laid out as fit does it."""
-    channels_last = device.type == "cuda" and spec.model.arch == "cnn"
+    channels_last = device.type == "cuda" and spec.model.arch != "mlp"
     torch.manual_seed(spec.seed)
     model = build_model(spec).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return model, build_optimizer(spec.optimizer, model), memory_format
+    return model, build_optimizer(spec.optimizer, param_groups(model, spec)), memory_format
 
 
 def train_step(

@@ -26,6 +26,7 @@ from trainboard.spec import RunSpec
 from worker import engine
 from worker.data import Dataset, to_device
 from worker.models import build_model
+from worker.preprocess import Preprocess
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     labels = torch.randint(0, 10, (args.train_size,), generator=gen)
     data = to_device(Dataset(images, labels, images[:1000], labels[:1000], (0.13,), (0.31,), tuple("0123456789")), device)
     engine._configure(device)
-    normalize = engine.Normalize(data.mean, data.std, device, channels_last=False)
+    normalize = Preprocess(data.mean, data.std, device)
 
     def persistent(fused: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Generator]:
         torch.manual_seed(0)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: a CUDA correctness check of the engine, then benchmarks/engine.py.
+# One call on a lent GPU machine: a CUDA correctness check of the engine, benchmarks/engine.py, then
+# benchmarks/engine_features.py (augmentation, torchvision models, fine-tuning, resize 224 through fit on CUDA).
 # Run from the repo root there, with .whl/ carried (pydantic wheels: the GPU image lacks pydantic).
 # Writes logs and JSON under $OUT (or ./gpu-out when OUT is unset).
 set -uo pipefail
@@ -32,3 +33,4 @@ print("CUDA CHECK OK")
 PY
 python3 benchmarks/engine.py --device cuda --dataset mnist --arch mlp cnn --epochs 5 --json "$out/bench_mnist.json" 2>&1 | tee "$out/bench_mnist.txt"
 python3 benchmarks/engine.py --device cuda --dataset cifar10 --arch cnn --batch-size 512 --epochs 5 --json "$out/bench_cifar.json" 2>&1 | tee "$out/bench_cifar.txt"
+python3 benchmarks/engine_features.py --device cuda --train-size 25000 --test-size 5000 --epochs 2 --json "$out/features.json" 2>&1 | tee "$out/features.txt"

@@ -52,6 +52,11 @@ class RunInfo(BaseModel):
     normalize: str = Field(max_length=20, description="none, standard or computed")
     parameters: int = Field(ge=0, description="All parameters of the model")
     trainable_parameters: int = Field(ge=0, description="Those the optimizer updates (fine-tuning freezes the rest)")
+    lr_groups: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=64,
+        description="The name of each optimizer param group, in the order of EpochRecord.lr: the trained groups "
+        "(fc, layer4...), or ['all'] when every parameter trains at one rate",
+    )
     device: str = Field("", max_length=64)
 
 

@@ -395,9 +395,14 @@ class RunSpec(_Strict):
                 f"{self.dataset.name} is {height}x{width}: set dataset.resize"
             )
         crop = self.augment.random_crop
-        if crop is not None and crop.size is not None and crop.size > min(height, width) + 2 * crop.padding:
-            raise ValueError(f"augment: random_crop.size {crop.size} is larger than the padded {height}x{width} image")
-        if isinstance(self.model, MLPSpec) and self.model.batch_norm and self.batch_size < 2:
+        if crop is not None and crop.size is not None and (crop.size, crop.size) != (height, width):
+            # Test images are not cropped: another size would give the model train and test images of
+            # different sizes (RandomCrop(32, padding=4) on 32x32, RandomCrop(224, padding=4) after a resize).
+            raise ValueError(
+                f"augment.random_crop.size: must be the image size, {height} (or empty), not {crop.size}: "
+                "test images are not cropped"
+            )
+        if _has_batch_norm(self.model) and self.batch_size < 2:
             raise ValueError("batch_size: batch norm needs at least 2 images per batch")
         params = self.model.parameter_count((c, height, width, classes))
         if params > MAX_PARAMETERS:
@@ -442,6 +447,11 @@ class RunSpec(_Strict):
     @property
     def trained_groups(self) -> list[str]:
         return MODEL_GROUPS[self.model.arch] if self.finetune.train == "all" else list(self.finetune.train)
+
+
+def _has_batch_norm(model: MLPSpec | CNNSpec | CustomCNNSpec | TorchvisionSpec) -> bool:
+    """Models with BatchNorm layers (VGG16 and AlexNet as torchvision builds them have none)."""
+    return (isinstance(model, MLPSpec) and model.batch_norm) or model.arch in ("custom_cnn", "resnet18")
 
 
 def _linear_parameters(sizes: list[int]) -> int:

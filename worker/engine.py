@@ -2,14 +2,21 @@
 
 Plain PyTorch, read top to bottom: `train_one_epoch`, `evaluate`, and `fit` looping over epochs.
 It knows nothing about HTTP, Celery or the database: the caller passes `report` (one EpochRecord per
-finished epoch), `progress` (called once per batch; the caller rate-limits what it sends) and
-`should_stop` (checked once per batch; cooperative cancellation).
+finished epoch), `progress` (called once per batch; the caller rate-limits what it sends),
+`should_stop` (checked once per batch; cooperative cancellation) and `prepared` (one RunInfo before
+the first epoch).
+
+The pieces a spec configures live in a module each: worker/data.py (datasets, normalisation
+statistics), worker/preprocess.py (resize, normalise, channel repeat), worker/augment.py (training
+augmentation), worker/models.py and worker/weights.py (models, pretrained weights),
+worker/finetune.py (frozen groups, per-group learning rates), worker/optimizers.py (optimizer and
+schedule), worker/early_stopping.py.
 
 Where the speed comes from (the old runs were loader-bound at ~5k images/s whatever the model):
 
 - The whole dataset is one uint8 tensor on the training device: a batch is an index into it, the
-  shuffle is one `torch.randperm` per epoch, and normalisation is one fused multiply-add per batch
-  on the device. No DataLoader, no worker processes, no per-image PIL work.
+  shuffle is one `torch.randperm` per epoch, and resize, augmentation and normalisation run on the
+  whole batch on the device. No DataLoader, no worker processes, no per-image PIL work.
 - Metrics stay on the device: per batch the loss and logits tensors are only kept (no kernel, no
   sync; the logits of an epoch are N x classes values, 2.4 MB for MNIST); the sums, argmax and
   bincount run once at the end, followed by the one device-to-host transfer. An `.item()` per
@@ -17,9 +24,10 @@ Where the speed comes from (the old runs were loader-bound at ~5k images/s whate
 - On CUDA: bf16 autocast (`_autocast`), channels_last for conv models (see `fit`), and
   cudnn.benchmark (`_configure`).
 
-A seeded CPU run is bit-reproducible: the seed fixes the initial weights (`torch.manual_seed`) and
-every epoch's order (a `torch.Generator` of its own, so nothing else that draws random numbers can
-shift the shuffle). CUDA runs are not bit-reproducible (cuDNN algorithm choice, atomics).
+A seeded CPU run is bit-reproducible: the seed fixes the initial weights and dropout
+(`torch.manual_seed`), every epoch's order and every augmentation draw (a `torch.Generator` each,
+so nothing else that draws random numbers can shift them). CUDA runs are not bit-reproducible
+(cuDNN algorithm choice, atomics).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,19 +43,27 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
-from trainboard.spec import CNNSpec, MLPSpec, OptimizerSpec, RunSpec
+from trainboard.spec import RunSpec
+from worker.augment import Augment
 from worker.data import Dataset, load_dataset, to_device
-from worker.models import build_model
+from worker.early_stopping import EarlyStopping
+from worker.finetune import freeze, frozen_batch_norms, param_groups
+from worker.models import build_model, model_channels
+from worker.optimizers import build_optimizer, build_scheduler, lrs
+from worker.preprocess import Preprocess
 
 ReportFn = Callable[[EpochRecord], None]
 ProgressFn = Callable[[Progress], None]
 StopFn = Callable[[], bool]
 
 # Evaluation keeps no activations for backward, so it can take bigger batches than training:
-# fewer, larger kernels. 1024 images of the largest spec'd inputs (3x32x32) are 12 MB as float32.
+# fewer, larger kernels. 1024 images of 3x32x32 are 12 MB as float32; larger images get batches of
+# the same number of pixels (20 images at 224x224), but never fewer than a training batch.
 EVAL_BATCH_SIZE = 1024
+EVAL_BATCH_PIXELS = EVAL_BATCH_SIZE * 32 * 32
 
 
 class TrainingDiverged(RuntimeError):
@@ -70,33 +86,17 @@ class EvalStats:
     confusion: list[list[int]]  # confusion[true][predicted]
 
 
-class Normalize:
-    """uint8 [B, C, H, W] -> float32 (x / 255 - mean) / std, as one fused multiply-add on the device.
-
-    x * (1 / (255 * std)) + (-mean / std) is the same affine map; addcmul also does the uint8 to
-    float conversion in that one kernel.
-    """
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device, channels_last: bool):
-        mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.scale = 1 / (255 * std_t)
-        self.shift = -mean_t / std_t
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift, images, self.scale).contiguous(memory_format=self.memory_format)
-
-
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
     labels: torch.Tensor,
-    normalize: Normalize,
+    preprocess: Preprocess,
     *,
     batch_size: int,
     generator: torch.Generator,
+    augment: Augment | None = None,
+    frozen_batch_norm: Sequence[nn.Module] = (),
     epoch: int = 1,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
@@ -104,11 +104,15 @@ def train_one_epoch(
 ) -> TrainStats | None:
     """One pass over `images` (uint8, on the device) in a fresh random order; None if stopped early.
 
+    `augment`: applied to every batch (after the resize, before the normalisation).
+    `frozen_batch_norm`: batch-norm layers kept in eval mode (fine-tuning's frozen_bn_eval).
     `skip_single_image_batch`: drop a last batch of exactly one image (BatchNorm cannot normalise a
     batch of one in training mode); that image is still trained on in epochs where it lands elsewhere.
     """
     device = images.device
     model.train()
+    for layer in frozen_batch_norm:
+        layer.eval()
     n = len(images)
     batches = count_batches(n, batch_size, skip_single_image_batch)
     started = time.perf_counter()
@@ -120,7 +124,7 @@ def train_one_epoch(
         if should_stop is not None and should_stop():
             return None
         index = order[batch * batch_size : (batch + 1) * batch_size]
-        x, y = normalize(images[index]), labels[index]
+        x, y = preprocess(images[index], augment), labels[index]
         with _autocast(device):
             logits = model(x)
             loss = F.cross_entropy(logits, y)  # autocast computes cross-entropy in float32
@@ -148,7 +152,7 @@ def evaluate(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    normalize: Normalize,
+    preprocess: Preprocess,
     num_classes: int,
     batch_size: int = EVAL_BATCH_SIZE,
 ) -> EvalStats:
@@ -159,7 +163,7 @@ def evaluate(
     outputs: list[torch.Tensor] = []
     for start in range(0, n, batch_size):
         with _autocast(device):
-            outputs.append(model(normalize(images[start : start + batch_size])))
+            outputs.append(model(preprocess(images[start : start + batch_size])))
     logits = torch.cat(outputs).float()
     loss_sum = F.cross_entropy(logits, labels, reduction="sum")
     predictions = logits.argmax(dim=1)
@@ -189,44 +193,56 @@ def fit(
     dataset: Dataset | None = None,
     prepared: Callable[[RunInfo], None] | None = None,
 ) -> RunResult:
-    """Train `spec` for its epochs, calling `report` after each; stop early when `should_stop` says so.
+    """Train `spec` for its epochs, calling `report` after each; stop early when `should_stop` says so
+    or when early stopping does.
 
     `dataset`: one already loaded for `spec.dataset` (limits applied), to skip loading it again.
     A cancelled run returns the epochs it finished; the epoch it was in is not reported.
-    Raises TrainingDiverged when an epoch ends with a NaN or infinite loss (that epoch is not reported).
+    Raises TrainingDiverged when an epoch ends with a NaN or infinite loss (that epoch is not reported),
+    worker.weights.WeightsUnavailable when pretrained weights are missing and cannot be downloaded.
     """
     started = time.perf_counter()
     device = resolve_device(spec.device)
     _configure(device)
+    # The model first: missing pretrained weights fail the run before any dataset is loaded or downloaded.
+    torch.manual_seed(spec.seed)  # the initial weights (and, later, dropout)
+    model = build_model(spec).to(device)
     data = to_device(dataset if dataset is not None else load_dataset(spec.dataset, data_dir), device)
     # cuDNN's tensor-core convolutions work in NHWC; with NCHW tensors every conv would transpose
     # its input and output. Linear layers gain nothing from it, so the MLP keeps the default layout.
-    channels_last = device.type == "cuda" and isinstance(spec.model, CNNSpec)
-    batch_norm = isinstance(spec.model, MLPSpec) and spec.model.batch_norm
-    if batch_norm and min(spec.batch_size, len(data.train_x)) < 2:
-        raise ValueError("batch_norm needs at least 2 images per training batch: raise batch_size or train_limit")
-
-    torch.manual_seed(spec.seed)  # the initial weights
-    model = build_model(spec).to(device)
+    channels_last = device.type == "cuda" and spec.model.arch != "mlp"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(spec.optimizer, model)
+    batch_norm = any(isinstance(layer, _BatchNorm) for layer in model.modules())
+    if batch_norm and min(spec.batch_size, len(data.train_x)) < 2:
+        raise ValueError("batch_norm needs at least 2 images per training batch: raise batch_size or train_limit")
+    freeze(model, spec)
+    optimizer = build_optimizer(spec.optimizer, param_groups(model, spec))
+    scheduler = build_scheduler(spec.scheduler, optimizer, spec.epochs)
+    frozen_batch_norm = frozen_batch_norms(model, spec)
+    stopper = EarlyStopping(spec.early_stopping) if spec.early_stopping is not None else None
     shuffle = torch.Generator(device=device).manual_seed(spec.seed)
-    normalize = Normalize(data.mean, data.std, device, channels_last)
+    augment = Augment(spec.augment, spec.seed, device)
+    preprocess = Preprocess(data.mean, data.std, device, channels_last=channels_last, size=spec.dataset.resize,
+                            channels=model_channels(spec))
+    eval_batch_size = max(spec.batch_size, EVAL_BATCH_PIXELS // math.prod(spec.dataset.image_size))
     if prepared is not None:
-        prepared(_run_info(spec, data, model, device))
+        prepared(_run_info(spec, data, model, optimizer, device))
 
     confusion: list[list[int]] = []
+    epoch, stopped = 0, "completed"
     for epoch in range(1, spec.epochs + 1):
-        lr = [group["lr"] for group in optimizer.param_groups]
+        lr = lrs(optimizer)
         train = train_one_epoch(
             model,
             optimizer,
             data.train_x,
             data.train_y,
-            normalize,
+            preprocess,
             batch_size=spec.batch_size,
             generator=shuffle,
+            augment=augment if augment else None,
+            frozen_batch_norm=frozen_batch_norm,
             epoch=epoch,
             progress=progress,
             should_stop=should_stop,
@@ -235,7 +251,7 @@ def fit(
         if train is None:
             return _result("cancelled", epoch - 1, confusion, started, device)
         eval_started = time.perf_counter()
-        test = evaluate(model, data.test_x, data.test_y, normalize, data.num_classes)
+        test = evaluate(model, data.test_x, data.test_y, preprocess, data.num_classes, eval_batch_size)
         if not (math.isfinite(train.loss) and math.isfinite(test.loss)):
             # Stop here: NaN is not valid JSON, so such a record could never be stored anyway.
             raise TrainingDiverged(
@@ -255,15 +271,35 @@ def fit(
             )
         )
         confusion = test.confusion
-    return _result("completed", spec.epochs, confusion, started, device)
+        if scheduler is not None:
+            scheduler.step()  # once per epoch: the next epoch's rates
+        if stopper is not None:
+            metric = test.accuracy if stopper.spec.metric == "test_acc" else test.loss
+            if stopper.update(epoch, metric, model):
+                stopped = "early_stopped"
+                break
+
+    stop_reason = ""
+    if stopper is not None:
+        restored = stopper.restore(model, epoch)
+        if restored:  # the run ends with the best epoch's weights: its confusion matrix is theirs
+            best = evaluate(model, data.test_x, data.test_y, preprocess, data.num_classes, eval_batch_size)
+            confusion = best.confusion
+        if stopped == "early_stopped" or restored:
+            stop_reason = stopper.reason(stopped == "early_stopped", restored)
+    return _result(stopped, epoch, confusion, started, device, stop_reason)
 
 
-def _run_info(spec: RunSpec, data: Dataset, model: nn.Module, device: torch.device) -> RunInfo:
+def _run_info(
+    spec: RunSpec, data: Dataset, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+) -> RunInfo:
+    _, height, width = spec.input_shape
     return RunInfo(
-        train_images=len(data.train_x), test_images=len(data.test_x), image_size=list(spec.input_shape),
+        train_images=len(data.train_x), test_images=len(data.test_x), image_size=[model_channels(spec), height, width],
         mean=list(data.mean), std=list(data.std), normalize=spec.dataset.normalize,
         parameters=sum(p.numel() for p in model.parameters()),
-        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad), device=str(device),
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        lr_groups=[str(group["name"]) for group in optimizer.param_groups], device=str(device),
     )
 
 
@@ -274,17 +310,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_optimizer(spec: OptimizerSpec, model: nn.Module) -> torch.optim.Optimizer:
-    # On CUDA the fused step updates every parameter in one kernel instead of a few per tensor: at
-    # batch 64 a step is launch-bound, and on an H100 this made the MNIST MLP epoch 8-10% faster
-    # (benchmarks/engine_overhead.py). The CPU keeps the default step, so CPU runs stay bit-reproducible.
-    fused = {"fused": True} if next(model.parameters()).is_cuda else {}
-    if spec.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum,
-                               weight_decay=spec.weight_decay, **fused)
-    return torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, **fused)
-
-
 def count_batches(n: int, batch_size: int, skip_single_image_batch: bool = False) -> int:
     """Batches in an epoch of n images: the last one is partial, or dropped if asked and it has 1 image."""
     full, rest = divmod(n, batch_size)
@@ -293,12 +318,16 @@ def count_batches(n: int, batch_size: int, skip_single_image_batch: bool = False
 
 
 def _result(
-    stopped: str, epochs_run: int, confusion: list[list[int]], started: float, device: torch.device
+    stopped: str,
+    epochs_run: int,
+    confusion: list[list[int]],
+    started: float,
+    device: torch.device,
+    stop_reason: str = "",
 ) -> RunResult:
     total_seconds = time.perf_counter() - started
-    return RunResult(
-        stopped=stopped, epochs_run=epochs_run, confusion=confusion, total_seconds=total_seconds, device=str(device)
-    )
+    return RunResult(stopped=stopped, stop_reason=stop_reason, epochs_run=epochs_run, confusion=confusion,
+                     total_seconds=total_seconds, device=str(device))
 
 
 def _configure(device: torch.device) -> None:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from backend import compare, exports
 from backend.api.deps import SessionDep, require_user
 from backend.models import EpochMetric, Run, RunPublic
+from trainboard.spec import CLASS_NAMES
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], dependencies=[Depends(require_user)])
 
@@ -42,6 +43,14 @@ class SeriesPoint(BaseModel):
     y: list[float]
 
 
+class PerClass(BaseModel):
+    """One run's per-class test accuracy at its latest epoch (empty before the first epoch)."""
+    run_id: int
+    epoch: int | None
+    classes: list[str]
+    accuracy: list[float]
+
+
 class Comparison(BaseModel):
     runs: list[RunPublic]
     summary: list[dict[str, Any]]
@@ -50,6 +59,7 @@ class Comparison(BaseModel):
     best: dict[str, list[int]]
     diff: dict[str, list[Any]]
     series: dict[str, list[SeriesPoint]]
+    per_class: list[PerClass]
 
 
 def _load(session: Session, run_ids: str) -> tuple[list[RunPublic], dict[int, list[dict[str, Any]]]]:
@@ -69,10 +79,18 @@ def _load(session: Session, run_ids: str) -> tuple[list[RunPublic], dict[int, li
 
 def _summary(runs: list[RunPublic], records: dict[int, list[dict[str, Any]]],
              mode: compare.SummaryMode) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
+    """The rows, and per column the rows holding the best value. Only runs that succeeded compete: a
+    running or cancelled run's time and final accuracy are partial, not comparable."""
     rows = [asdict(compare.summary_row(run.model_dump(mode="json"), records[run.id], mode)) for run in runs]
-    best = {key: compare.best_indices([row[key] for row in rows], goal)
+    best = {key: compare.best_indices([row[key] if row["status"] == "succeeded" else None for row in rows], goal)
             for key, goal in compare.GOALS.items() if rows and key in rows[0]}
     return rows, best
+
+
+def _per_class(run: RunPublic, records: list[dict[str, Any]]) -> PerClass:
+    last = records[-1] if records else None
+    return PerClass(run_id=run.id, epoch=last["epoch"] if last else None, classes=CLASS_NAMES.get(run.dataset, []),
+                    accuracy=last["per_class_acc"] if last else [])
 
 
 @router.get("", response_model=Comparison)
@@ -82,6 +100,7 @@ def read_comparison(
     summary: Mode = "best",
     max_points: Annotated[int, Query(ge=10, le=10_000, description="Points per curve at most")] = 500,
     x: Annotated[Literal["epoch", "seconds"], Query(description="The curves' x axis")] = "epoch",
+    all_fields: Annotated[bool, Query(description="`diff` lists every config field, not only those that differ")] = False,
 ) -> Comparison:
     """Everything the compare page shows for up to 50 runs, in one request."""
     loaded, records = _load(session, runs)
@@ -91,7 +110,8 @@ def read_comparison(
         for metric in compare.METRICS
     }
     return Comparison(runs=loaded, summary=rows, summary_mode=summary, caption=CAPTIONS[summary], best=best,
-                      diff=compare.config_diff([run.spec for run in loaded]), series=curves)
+                      diff=compare.config_diff([run.spec for run in loaded], only_differences=not all_fields),
+                      series=curves, per_class=[_per_class(run, records[run.id]) for run in loaded])
 
 
 @router.get("/summary", response_class=PlainTextResponse,

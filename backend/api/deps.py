@@ -1,4 +1,4 @@
-"""FastAPI dependencies, written once: the DB session, the app's services, auth, and "run or 404"."""
+"""FastAPI dependencies, written once: the DB session, the app's services, auth, "run or 404", "study or 404"."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlmodel import Session
 from backend.auth import CSRF_HEADER, SAFE_METHODS, Tokens, bearer_token, browser_session
 from backend.changes import ChangeFeed
 from backend.dispatch import Dispatcher
-from backend.models import Run
+from backend.models import Run, Study
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -70,3 +70,13 @@ def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1, le=2**62)]) -
 
 
 RunDep = Annotated[Run, Depends(get_run)]
+
+
+def get_study(session: SessionDep, study_id: Annotated[int, Path(ge=1, le=2**62)]) -> Study:
+    study = session.get(Study, study_id)
+    if study is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"study {study_id} not found")
+    return study
+
+
+StudyDep = Annotated[Study, Depends(get_study)]

@@ -117,6 +117,23 @@ async function loadConfusion() {
   }), config("confusion"));
 }
 
+/** What the worker prepared (data, normalisation, parameters), as run.html renders it. */
+function showInfo(info) {
+  if (!info) return;
+  const numbers = (values) => values.map((v) => v.toFixed(4)).join(", ");
+  const count = (n) => n.toLocaleString("en-US");
+  setField(document, "info-images", `${count(info.train_images)} train, ${count(info.test_images)} test`);
+  setField(document, "info-size", `${info.image_size.join("×")} (channels × height × width)`);
+  setField(document, "info-normalize", info.normalize);
+  setField(document, "info-mean", numbers(info.mean));
+  setField(document, "info-std", numbers(info.std));
+  setField(document, "info-parameters", count(info.parameters));
+  setField(document, "info-trainable", count(info.trainable_parameters));
+  setField(document, "info-lr-groups", (info.lr_groups ?? []).join(", ") || "—");
+  document.getElementById("info-list").hidden = false;
+  document.getElementById("info-pending").hidden = true;
+}
+
 function showRun(next) {
   run = next;
   renderStatus(document.querySelector('.run-meta [data-field="status"]'), run);
@@ -131,6 +148,10 @@ function showRun(next) {
   for (const [field, iso] of [["started", run.started_at], ["finished", run.finished_at]]) {
     document.querySelector(`[data-field="${field}"]`).replaceChildren(timeElement(iso));
   }
+  showInfo(run.info);
+  const stopNote = document.getElementById("stop-note");
+  stopNote.hidden = !run.summary.stop_reason;
+  setField(stopNote, "stop-reason", run.summary.stop_reason ?? "");
   const errorBox = document.getElementById("run-error");
   errorBox.hidden = !run.error;
   document.getElementById("run-error-title").textContent = run.status === "failed" ? "Error" : "Earlier attempt";

@@ -9,14 +9,20 @@ const empty = document.getElementById("empty-state");
 const countLine = document.getElementById("runs-count");
 const liveLine = document.getElementById("live-status");
 const limit = Number(table.dataset.limit);
+const compareButton = document.getElementById("compare-selected");
 
 const rows = new Map();
 for (const row of tbody.rows) rows.set(Number(row.dataset.runId), row);
 let count = Number(table.dataset.count);
 let newestId = Math.max(0, ...rows.keys());
+// Runs ticked for comparison; kept across live updates and re-renders (a reload may restore ticks too).
+const selected = new Set(Array.from(tbody.querySelectorAll(".select-run:checked"), (box) => Number(box.value)));
 
 function fillRow(row, run) {
   row.dataset.runId = String(run.id);
+  const box = row.querySelector(".select-run");
+  box.value = String(run.id);
+  box.setAttribute("aria-label", `Select run ${run.id} to compare`);
   for (const link of row.querySelectorAll("a[data-field]")) link.href = `/runs/${run.id}`;
   setField(row, "id", String(run.id));
   setField(row, "name", run.name);
@@ -31,6 +37,7 @@ function fillRow(row, run) {
 function newRow(run) {
   const row = rowTemplate.content.firstElementChild.cloneNode(true);
   fillRow(row, run);
+  row.querySelector(".select-run").checked = selected.has(run.id);
   return row;
 }
 
@@ -61,9 +68,11 @@ function upsert(run) {
   while (rows.size > limit) {
     const last = tbody.rows[tbody.rows.length - 1];
     rows.delete(Number(last.dataset.runId));
+    selected.delete(Number(last.dataset.runId));
     last.remove();
   }
   showCount();
+  showSelection();
 }
 
 async function reloadAll() {
@@ -81,8 +90,29 @@ async function reloadAll() {
   }));
   count = page.count;
   newestId = Math.max(newestId, 0, ...rows.keys());
+  for (const id of selected) if (!rows.has(id)) selected.delete(id);
   showCount();
+  showSelection();
 }
+
+function showSelection() {
+  compareButton.disabled = selected.size < 2;
+  compareButton.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
+  compareButton.title = selected.size < 2 ? "Tick two or more runs to compare them" : "";
+}
+
+tbody.addEventListener("change", (event) => {
+  const box = event.target;
+  if (!box.classList.contains("select-run")) return;
+  if (box.checked) selected.add(Number(box.value));
+  else selected.delete(Number(box.value));
+  showSelection();
+});
+compareButton.addEventListener("click", () => {
+  const ids = [...selected].sort((a, b) => a - b);
+  window.location.href = `/compare?runs=${ids.join(",")}`;
+});
+showSelection();
 
 const source = new EventSource(`/api/events?since=${encodeURIComponent(table.dataset.since)}`);
 watchConnection(source, liveLine);

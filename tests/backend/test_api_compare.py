@@ -68,3 +68,36 @@ def test_compare_errors(client: Any) -> None:
         assert client.get(f"/api/compare?runs={bad}", headers=API).status_code == 422, bad
     assert client.get(f"/api/compare?runs={a}&format=pdf").status_code == 401  # auth first for GETs
     assert client.get(f"/api/compare/summary?runs={a}&format=pdf", headers=API).status_code == 422
+
+
+def test_all_fields_lists_the_equal_fields_too(client: Any) -> None:
+    a = trained(client, [0.6], name="a", optimizer={"name": "sgd", "lr": 0.1})
+    b = trained(client, [0.7], name="b", optimizer={"name": "sgd", "lr": 0.01})
+    differing = client.get(f"/api/compare?runs={a},{b}", headers=API).json()["diff"]
+    everything = client.get(f"/api/compare?runs={a},{b}&all_fields=true", headers=API).json()["diff"]
+    assert set(differing) == {"name", "optimizer.lr"}
+    assert set(differing) < set(everything)
+    assert everything["optimizer.name"] == ["sgd", "sgd"] and everything["epochs"] == [3, 3]
+    assert everything["optimizer.lr"] == [0.1, 0.01]
+
+
+def test_per_class_is_the_latest_epoch_of_each_run(client: Any) -> None:
+    a = trained(client, [0.6, 0.8])
+    b = create(client, tiny_spec(name="not started"))["id"]
+    body = client.get(f"/api/compare?runs={a},{b}", headers=API).json()
+    assert body["per_class"] == [
+        {"run_id": a, "epoch": 2, "classes": [str(i) for i in range(10)], "accuracy": [0.8] * 10},
+        {"run_id": b, "epoch": None, "classes": [str(i) for i in range(10)], "accuracy": []},
+    ]
+
+
+def test_only_runs_that_succeeded_compete_for_best(client: Any) -> None:
+    done = trained(client, [0.6, 0.7])
+    running = create(client, tiny_spec(name="still-running"))
+    attempt = claim(client, running["id"])
+    body = {"attempt": attempt, "record": epoch_record(1, test_acc=0.95)}
+    client.post(f"/api/runs/{running['id']}/epochs", json=body, headers=WORKER)
+    result = client.get(f"/api/compare?runs={done},{running['id']}", headers=API).json()
+    assert [row["test_acc"] for row in result["summary"]] == [0.7, 0.95]
+    assert result["best"]["test_acc"] == [0]  # 95 % so far, but the run has not finished
+    assert result["best"]["total_seconds"] == [0]

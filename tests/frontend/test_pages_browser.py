@@ -256,7 +256,8 @@ def test_form_shows_model_and_whole_spec_errors(page: Page) -> None:
     page.get_by_label("Kernel sizes").fill("2, 2, 2, 2, 2, 2, 2, 2")  # 8x8 digits shrink to nothing
     page.get_by_role("button", name="Queue run").click()
     expect(page.locator("#error-model")).to_have_text(
-        "the conv stack reduces the 8x8 images of digits to nothing; use smaller kernel_sizes or dilation"
+        "the conv stack reduces the 8x8 images of digits to nothing; use fewer layers, smaller kernel_sizes or "
+        "dilation, or dataset.resize"
     )
     expect(page.locator("#error-spec")).to_have_count(0)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainboard.reports import EpochRecord, Progress, RunResult
-from trainboard.spec import OptimizerSpec, RunSpec
+from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
+from trainboard.spec import RunSpec
 from worker.data import Dataset
 from worker.engine import (
-    Normalize,
     TrainingDiverged,
-    build_optimizer,
     count_batches,
     evaluate,
     fit,
@@ -26,6 +22,7 @@ from worker.engine import (
     train_one_epoch,
 )
 from worker.models import build_model
+from worker.preprocess import Preprocess
 
 MODELS: dict[str, dict[str, Any]] = {
     "mlp": {"arch": "mlp", "hidden": [32]},
@@ -138,13 +135,13 @@ def test_train_loss_and_accuracy_are_means_over_images(digits: Dataset) -> None:
     spec = make_spec(MODELS["cnn"])
     torch.manual_seed(0)
     model = build_model(spec)
-    normalize = Normalize(digits.mean, digits.std, torch.device("cpu"), channels_last=False)
+    preprocess = Preprocess(digits.mean, digits.std, torch.device("cpu"))
     frozen = torch.optim.SGD(model.parameters(), lr=0.0)
 
     train = train_one_epoch(
-        model, frozen, digits.train_x, digits.train_y, normalize, batch_size=100, generator=torch.Generator()
+        model, frozen, digits.train_x, digits.train_y, preprocess, batch_size=100, generator=torch.Generator()
     )
-    reference = evaluate(model, digits.train_x, digits.train_y, normalize, num_classes=10)
+    reference = evaluate(model, digits.train_x, digits.train_y, preprocess, num_classes=10)
 
     assert train is not None and train.images == 1438  # 14 batches of 100 and one of 38, weighted by size
     assert train.loss == pytest.approx(reference.loss, rel=1e-5)
@@ -155,9 +152,9 @@ def test_evaluate_matches_a_plain_computation(digits: Dataset) -> None:
     spec = make_spec(MODELS["mlp"])
     torch.manual_seed(4)
     model = build_model(spec).eval()
-    normalize = Normalize(digits.mean, digits.std, torch.device("cpu"), channels_last=False)
+    preprocess = Preprocess(digits.mean, digits.std, torch.device("cpu"))
 
-    stats = evaluate(model, digits.test_x, digits.test_y, normalize, num_classes=10, batch_size=50)
+    stats = evaluate(model, digits.test_x, digits.test_y, preprocess, num_classes=10, batch_size=50)
 
     mean = torch.tensor(digits.mean).view(1, -1, 1, 1)
     std = torch.tensor(digits.std).view(1, -1, 1, 1)
@@ -176,10 +173,10 @@ def test_a_class_missing_from_the_test_set_gets_zero_accuracy(digits: Dataset) -
     spec = make_spec(MODELS["mlp"])
     torch.manual_seed(0)
     model = build_model(spec)
-    normalize = Normalize(digits.mean, digits.std, torch.device("cpu"), channels_last=False)
+    preprocess = Preprocess(digits.mean, digits.std, torch.device("cpu"))
     keep = digits.test_y != 3
 
-    stats = evaluate(model, digits.test_x[keep], digits.test_y[keep], normalize, num_classes=10)
+    stats = evaluate(model, digits.test_x[keep], digits.test_y[keep], preprocess, num_classes=10)
 
     assert len(stats.per_class_accuracy) == 10
     assert stats.per_class_accuracy[3] == 0.0 and stats.confusion[3] == [0] * 10
@@ -210,6 +207,9 @@ def test_batch_norm_skips_a_last_batch_of_one_image(digits: Dataset) -> None:
 def test_batch_norm_with_batches_of_one_is_refused(digits: Dataset) -> None:
     with pytest.raises(ValueError, match="batch norm needs at least 2 images per batch"):
         make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True}, batch_size=1)  # the spec says no
+    for model in ({"arch": "custom_cnn"}, {"arch": "resnet18"}):  # batch norm in every block
+        with pytest.raises(ValueError, match="batch norm needs at least 2 images per batch"):
+            make_spec(model, batch_size=1, dataset={"name": "digits", "resize": 32})
     one_image = make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True}, dataset={"name": "digits", "train_limit": 1})
     tiny = dataclasses.replace(digits, train_x=digits.train_x[:1], train_y=digits.train_y[:1])
 
@@ -226,18 +226,6 @@ def test_adam_and_weight_decay_train(digits: Dataset) -> None:
     assert records[0].lr == [0.003]
 
 
-def test_build_optimizer_passes_the_hyperparameters() -> None:
-    model = torch.nn.Linear(2, 2)
-    sgd_spec = OptimizerSpec(name="sgd", lr=0.1, momentum=0.8, weight_decay=0.01)
-    sgd = build_optimizer(sgd_spec, model)
-    adam = build_optimizer(OptimizerSpec(name="adam", lr=0.002, weight_decay=0.5), model)
-
-    assert isinstance(sgd, torch.optim.SGD) and isinstance(adam, torch.optim.Adam)
-    hyperparameters = {k: sgd.param_groups[0][k] for k in ("lr", "momentum", "weight_decay")}
-    assert hyperparameters == {"lr": 0.1, "momentum": 0.8, "weight_decay": 0.01}
-    assert {k: adam.param_groups[0][k] for k in ("lr", "weight_decay")} == {"lr": 0.002, "weight_decay": 0.5}
-
-
 def test_count_batches() -> None:
     assert count_batches(64, 32) == 2
     assert count_batches(65, 32) == 3
@@ -252,12 +240,84 @@ def test_resolve_device() -> None:
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def test_normalize_maps_uint8_to_standard_scores() -> None:
-    normalize = Normalize((0.5, 0.25), (0.5, 0.125), torch.device("cpu"), channels_last=False)
-    images = torch.tensor([0, 255, 51, 102], dtype=torch.uint8).view(1, 2, 1, 2)
+# -- what the spec adds to a run: resize, augmentation, computed normalisation, fine-tuning --------
 
-    out = normalize(images)
+AUGMENT = {
+    "random_crop": {"padding": 2},
+    "hflip": {"p": 0.5},
+    "color_jitter": {"brightness": 0.3, "contrast": 0.3},
+    "rotation": {"degrees": 10},
+}
 
-    expected = torch.tensor([[(0 - 0.5) / 0.5, (1 - 0.5) / 0.5], [(0.2 - 0.25) / 0.125, (0.4 - 0.25) / 0.125]])
-    assert out.dtype == torch.float32
-    assert torch.allclose(out.view(2, 2), expected, atol=1e-6)
+
+class InputRecorder:
+    """Wraps build_model so the built model records what it is given, in training and in eval mode."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.train: list[torch.Tensor] = []
+        self.eval: list[torch.Tensor] = []
+        real = build_model
+
+        def build(spec: RunSpec) -> torch.nn.Module:
+            model = real(spec)
+            model.register_forward_pre_hook(self.record)
+            return model
+
+        monkeypatch.setattr("worker.engine.build_model", build)
+
+    def record(self, model: torch.nn.Module, inputs: tuple[torch.Tensor]) -> None:
+        (self.train if model.training else self.eval).append(inputs[0].clone())
+
+
+def test_training_batches_are_augmented_and_test_batches_only_resized_and_normalised(
+    digits: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = make_spec(dataset={"name": "digits", "resize": 12}, augment=AUGMENT, epochs=2)
+    recorder = InputRecorder(monkeypatch)
+
+    records, _ = run(spec, digits)
+
+    plain = Preprocess(digits.mean, digits.std, torch.device("cpu"), size=12)
+    # Evaluation: the test set in order, in one batch per epoch, exactly as Preprocess makes it without augmentation.
+    assert len(recorder.eval) == 2 and all(torch.equal(batch, plain(digits.test_x)) for batch in recorder.eval)
+    assert all(batch.shape[1:] == (1, 12, 12) for batch in recorder.train)
+    # Training: the same images, shuffled identically in both runs below, but augmented.
+    unaugmented = InputRecorder(monkeypatch)
+    run(make_spec(dataset={"name": "digits", "resize": 12}, epochs=2), digits)
+    assert not torch.equal(recorder.train[0], unaugmented.train[0])
+    assert records[1].test_acc > 0.5  # it still learns (chance is 0.1)
+
+
+def test_augmented_runs_repeat_with_the_same_seed(digits: Dataset) -> None:
+    first, _ = run(make_spec(augment=AUGMENT, seed=3, epochs=1), digits)
+    second, _ = run(make_spec(augment=AUGMENT, seed=3, epochs=1), digits)
+    plain, _ = run(make_spec(seed=3, epochs=1), digits)
+
+    assert untimed(first) == untimed(second)
+    assert first[0].train_loss != plain[0].train_loss
+
+
+def test_prepared_describes_what_the_model_sees(digits: Dataset) -> None:
+    """A fine-tuned ResNet18 on 1-channel digits resized to 32: 3 channels, computed mean/std, fc+layer4 trained."""
+    spec = make_spec(
+        {"arch": "resnet18", "head": {"kind": "mlp", "hidden": 16}},
+        dataset={"name": "digits", "resize": 32, "normalize": "computed"},
+        finetune={"train": ["fc", "layer4"], "lr": {"fc": 0.01, "layer4": 0.001}},
+        optimizer={"name": "adam", "lr": 0.0001}, epochs=1, batch_size=4,
+    )
+    tiny = dataclasses.replace(digits, train_x=digits.train_x[:8], train_y=digits.train_y[:8],
+                               test_x=digits.test_x[:4], test_y=digits.test_y[:4])
+    infos: list[RunInfo] = []
+
+    records, result = run(spec, tiny, prepared=infos.append)
+
+    [info] = infos
+    assert info.image_size == [3, 32, 32] and (info.train_images, info.test_images) == (8, 4)
+    assert (tuple(info.mean), tuple(info.std)) == (digits.mean, digits.std) and info.normalize == "computed"
+    torch.manual_seed(0)
+    model = build_model(spec)
+    assert info.parameters == sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in [*model.fc.parameters(), *model.layer4.parameters()])
+    assert info.trainable_parameters == trained < info.parameters
+    assert info.lr_groups == ["fc", "layer4"] and records[0].lr == [0.01, 0.001]
+    assert result.epochs_run == 1 and torch.tensor(result.confusion).sum() == 4

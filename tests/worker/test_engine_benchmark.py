@@ -1,4 +1,5 @@
-"""benchmarks/engine.py runs end to end on tiny sizes and writes its table; no timing is asserted."""
+"""benchmarks/engine.py and engine_features.py run end to end on tiny sizes and write their tables; no timing
+is asserted."""
 
 from __future__ import annotations
 
@@ -26,3 +27,19 @@ def test_benchmark_script_runs_all_three_pipelines(tmp_path: Path) -> None:
     assert rows == [(arch, pipeline) for arch in ("mlp", "cnn") for pipeline in pipelines]
     engine_rows = [row for row in report["rows"] if row["pipeline"] == "engine"]
     assert all(row["time_vs_engine"] == 1.0 and row["images_per_s"] > 0 for row in engine_rows)
+
+
+def test_feature_benchmark_runs_its_cases_through_fit(tmp_path: Path) -> None:
+    out = tmp_path / "features.json"
+    cases = ["cnn, crop+flip+jitter+rotation", "resnet18 fc+layer4, adamw"]
+    command = [sys.executable, str(REPO / "benchmarks" / "engine_features.py"), "--case", *cases]
+    command += ["--train-size", "32", "--test-size", "8", "--batch-size", "16", "--epochs", "1", "--json", str(out)]
+
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert "cpu: resize+normalise match the CPU; augmentation repeats with its seed" in result.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["case"] for row in rows] == cases
+    assert rows[1]["lr"] == [0.01, 0.0001] and rows[1]["trainable_parameters"] < 11_000_000  # fc + layer4 only
+    assert all(row["images"] == 32 and row["images_per_s"] > 0 for row in rows)

@@ -1,0 +1,50 @@
+"""The study pages: the list (`/studies`), a study's table (`/studies/{id}`, kept live by
+frontend/static/study.js from `/api/events`) and the new-study editor (`/studies/new`, driven by
+frontend/static/study_form.js through `POST /api/studies/preview` and `POST /api/studies`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from jinja2.utils import htmlsafe_json_dumps
+
+from backend.api.compare import MAX_RUNS
+from backend.api.deps import FeedDep, SessionDep, StudyDep, TokensDep
+from backend.api.studies import study_detail
+from backend.models import StudyPublic
+from backend.pages import PageSession, _render
+from backend.studies import list_studies, status_counts
+from trainboard.presets import presets
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/studies", response_class=HTMLResponse)
+def studies_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep) -> HTMLResponse:
+    studies, count = list_studies(session, 0, 200)
+    counts = status_counts(session, [s.id for s in studies if s.id is not None])
+    shown = [StudyPublic.of(s, counts[s.id]) for s in studies if s.id is not None]
+    return _render(request, "studies.html", sid, tokens, studies=shown, count=count)
+
+
+@router.get("/studies/new", response_class=HTMLResponse)
+def new_study_page(request: Request, sid: PageSession, tokens: TokensDep,
+                   preset: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
+    available = [p.model_dump(mode="json") for p in presets().values()]
+    chosen = preset if preset in presets() else None
+    # Not `tojson`: it sorts keys, and the order of a variant's overrides is the order they apply in.
+    return _render(request, "study_form.html", sid, tokens, presets=available, chosen=chosen,
+                   presets_json=htmlsafe_json_dumps(available))
+
+
+@router.get("/studies/{study_id}", response_class=HTMLResponse)
+def study_page(request: Request, sid: PageSession, tokens: TokensDep, study: StudyDep, session: SessionDep,
+               feed: FeedDep) -> HTMLResponse:
+    since = feed.token()  # before the runs are read: a change in between is sent again, never missed
+    detail = study_detail(session, study)
+    run_ids = [run.id for run in detail.data]
+    compare_url = f"/compare?runs={','.join(map(str, run_ids))}" if 2 <= len(run_ids) <= MAX_RUNS else None
+    return _render(request, "study.html", sid, tokens, study=detail, since=since, compare_url=compare_url)

@@ -1,0 +1,61 @@
+// A study's page: its runs' rows rendered by the server, then kept current from /api/events.
+import { formatPercent, formatSeconds, renderProgress, renderStatus, setField, watchConnection } from "./common.js";
+
+const table = document.getElementById("study-runs");
+const study = JSON.parse(document.getElementById("study-data").textContent);
+const countsLine = document.getElementById("study-counts");
+const liveLine = document.getElementById("live-status");
+const ORDER = ["succeeded", "running", "queued", "failed", "cancelled"];
+
+const runs = new Map(study.data.map((run) => [run.id, run]));
+const rows = new Map();
+for (const row of table.tBodies[0].rows) rows.set(Number(row.dataset.runId), row);
+
+function fillRow(row, run) {
+  renderStatus(row.querySelector('[data-field="status"]'), run);
+  renderProgress(row.querySelector('[data-field="progress"]'), run, `progress-label-${run.id}`);
+  setField(row, "best", formatPercent(run.summary.best_test_acc));
+  setField(row, "final", formatPercent(run.summary.final_test_acc));
+  setField(row, "time", formatSeconds(run.summary.total_seconds));
+  const stop = row.querySelector('[data-field="stop-reason"]');
+  stop.textContent = run.summary.stop_reason ?? "";
+  stop.hidden = !run.summary.stop_reason;
+}
+
+/** "18 runs: 3 succeeded, 1 running, 14 queued", the numbers in <strong> as the server renders them. */
+function showCounts() {
+  const counts = {};
+  for (const run of runs.values()) counts[run.status] = (counts[run.status] ?? 0) + 1;
+  const parts = [`${runs.size} run${runs.size === 1 ? "" : "s"}: `];
+  ORDER.filter((status) => counts[status]).forEach((status, index) => {
+    const number = document.createElement("strong");
+    number.textContent = String(counts[status]);
+    parts.push(index === 0 ? "" : ", ", number, ` ${status}`);
+  });
+  countsLine.replaceChildren(...parts);
+}
+
+function update(run) {
+  const row = rows.get(run.id);
+  if (!row || run.study_id !== study.id) return; // another run, not in this study
+  runs.set(run.id, run);
+  fillRow(row, run);
+  showCounts();
+}
+
+async function reloadAll() {
+  const response = await fetch(`/api/studies/${study.id}`);
+  if (!response.ok) {
+    liveLine.textContent = "Could not refresh the study: reload the page.";
+    return;
+  }
+  for (const run of (await response.json()).data) update(run);
+}
+
+const source = new EventSource(`/api/events?since=${encodeURIComponent(table.dataset.since)}`);
+watchConnection(source, liveLine);
+source.addEventListener("run", (event) => update(JSON.parse(event.data)));
+source.addEventListener("reload", () => { reloadAll(); });
+window.addEventListener("pagehide", () => source.close());
+// Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
+window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });

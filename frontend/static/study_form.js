@@ -1,0 +1,405 @@
+// The new-study page: choose a preset (or not), edit the base spec and the variants, preview what would be
+// queued (checked on the server), then queue. Every text from the user or the server goes in by textContent.
+import { csrfHeaders } from "./common.js";
+
+const presets = new Map(JSON.parse(document.getElementById("presets-data").textContent).map((p) => [p.name, p]));
+const form = document.getElementById("study-form");
+const presetSelect = document.getElementById("f-preset");
+const nameInput = document.getElementById("f-name");
+const descriptionInput = document.getElementById("f-description");
+const baseInput = document.getElementById("f-base");
+const setInput = document.getElementById("f-set");
+const variantList = document.getElementById("variants");
+const rowTemplate = document.getElementById("variant-row");
+const alertBox = document.getElementById("study-errors");
+const statusLine = document.getElementById("form-status");
+const previewSection = document.getElementById("preview-section");
+const editor = document.getElementById("editor");
+const editorSummary = document.getElementById("editor-summary");
+const buttons = [document.getElementById("preview"), document.getElementById("queue")];
+
+const EXAMPLE_BASE = {
+  dataset: { name: "digits" },
+  model: { arch: "cnn", channels: [32, 64], kernel_sizes: [3, 3], pool: "max" },
+  optimizer: { name: "sgd", lr: 0.01 },
+  epochs: 10,
+  batch_size: 64,
+};
+const EXAMPLE_VARIANTS = [
+  { label: "kernel=3", set: {} },
+  { label: "kernel=5", set: { "model.kernel_sizes": [5, 5] } },
+];
+
+// What the editor was last filled with: {preset (null: not a preset), signature}. A preset's base and variants,
+// unchanged, are queued as the preset (the study remembers it); edited, as a study of your own.
+let loaded = { preset: null, signature: "" };
+let rowCount = 0;
+
+/** A JSON object with one top-level entry per line: readable overrides, one dotted path each. */
+function formatObject(object) {
+  const entries = Object.entries(object ?? {});
+  if (entries.length === 0) return "{}";
+  return `{\n${entries.map(([key, value]) => `  ${JSON.stringify(key)}: ${inlineJson(value)}`).join(",\n")}\n}`;
+}
+
+/** JSON on one line, with a space after each comma and colon. */
+function inlineJson(value) {
+  if (Array.isArray(value)) return `[${value.map(inlineJson).join(", ")}]`;
+  if (isObject(value)) {
+    return `{${Object.entries(value).map(([key, item]) => `${JSON.stringify(key)}: ${inlineJson(item)}`).join(", ")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** JSON as people write specs: objects one key a line, lists and small objects on one line. */
+function prettyJson(value, indent = "") {
+  const inline = inlineJson(value);
+  if (!isObject(value) || inline.length + indent.length <= 72) return inline;
+  const inner = `${indent}  `;
+  const lines = Object.entries(value)
+    .map(([key, item]) => `${inner}${JSON.stringify(key)}: ${prettyJson(item, inner)}`);
+  return `{\n${lines.join(",\n")}\n${indent}}`;
+}
+
+function fitRows(textarea) {
+  textarea.rows = Math.min(12, Math.max(1, textarea.value.split("\n").length));
+}
+
+/** A reported time as the report gives it (two decimals), not rounded like a measured one. */
+function formatReportedSeconds(seconds) {
+  if (seconds == null) return "—";
+  return `${seconds.toLocaleString("en-US", { maximumFractionDigits: 2 })} s`;
+}
+
+function formatPercentValue(fraction) {
+  return fraction == null ? "—" : `${Number((fraction * 100).toFixed(2))} %`;
+}
+
+function reportedText(reported) {
+  if (!reported) return "";
+  const parts = [];
+  if (reported.test_acc != null) parts.push(formatPercentValue(reported.test_acc));
+  if (reported.seconds != null) parts.push(formatReportedSeconds(reported.seconds));
+  return parts.length ? `reported ${parts.join(" · ")}` : "";
+}
+
+function renumber() {
+  const count = variantList.children.length;
+  editorSummary.textContent = `Base spec and variants (${count} variant${count === 1 ? "" : "s"})`;
+  [...variantList.children].forEach((row, index) => {
+    row.querySelector(".variant-index").textContent = String(index + 1);
+    row.querySelector(".v-label").setAttribute("aria-label", `Label of variant ${index + 1}`);
+    row.querySelector(".v-set").setAttribute("aria-label", `Overrides of variant ${index + 1}`);
+  });
+}
+
+function addVariant(variant = { label: "", set: {} }) {
+  const row = rowTemplate.content.firstElementChild.cloneNode(true);
+  rowCount += 1;
+  const labelId = `v-${rowCount}-label`;
+  const setId = `v-${rowCount}-set`;
+  row.querySelector(".v-label").id = labelId;
+  row.querySelector(".v-label-label").htmlFor = labelId;
+  row.querySelector(".v-set").id = setId;
+  row.querySelector(".v-set-label").htmlFor = setId;
+  row.querySelector(".v-label").value = variant.label ?? "";
+  const setBox = row.querySelector(".v-set");
+  setBox.value = formatObject(variant.set);
+  fitRows(setBox);
+  setBox.addEventListener("input", () => fitRows(setBox));
+  if (variant.reported) row.dataset.reported = JSON.stringify(variant.reported);
+  if (variant.spec) row.dataset.spec = JSON.stringify(variant.spec);
+  row.querySelector(".v-reported").textContent = reportedText(variant.reported);
+  row.querySelector(".v-remove").addEventListener("click", () => {
+    row.remove();
+    renumber();
+  });
+  variantList.append(row);
+  renumber();
+  return row;
+}
+
+function fill({ name, description, base, variants, set }) {
+  nameInput.value = name ?? "";
+  descriptionInput.value = description ?? "";
+  baseInput.value = base == null ? "" : prettyJson(base);
+  fitRows(baseInput);
+  baseInput.rows = Math.max(baseInput.rows, 6);
+  setInput.value = set && Object.keys(set).length ? formatObject(set) : setInput.value;
+  variantList.replaceChildren();
+  for (const variant of variants) addVariant(variant);
+  clearErrors();
+  previewSection.hidden = true;
+}
+
+function showPresetInfo(preset) {
+  const info = document.getElementById("preset-info");
+  info.hidden = !preset;
+  if (!preset) return;
+  document.getElementById("preset-title").textContent = preset.title;
+  document.getElementById("preset-description").textContent = preset.description;
+  const body = document.querySelector("#preset-variants tbody");
+  body.replaceChildren(...preset.variants.map((variant, index) => {
+    const reported = variant.reported ?? {};
+    return tableRow([
+      [String(index + 1), "num muted"], [variant.label, ""], [formatPercentValue(reported.test_acc), "num"],
+      [formatReportedSeconds(reported.seconds), "num"], [reported.note ?? "", "muted"],
+    ]);
+  }));
+}
+
+function tableRow(cells) {
+  const row = document.createElement("tr");
+  for (const [text, className] of cells) {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    if (className) cell.className = className;
+    row.append(cell);
+  }
+  return row;
+}
+
+function choosePreset(name, { confirmEdits }) {
+  const preset = presets.get(name);
+  showPresetInfo(preset);
+  if (!preset) {
+    loaded = { preset: null, signature: signature() }; // what is in the editor stays: now a study of your own
+    return;
+  }
+  if (confirmEdits && isEdited() && !window.confirm("Replace the study below with the preset? Your edits are lost.")) {
+    presetSelect.value = loaded.preset ?? "";
+    showPresetInfo(presets.get(presetSelect.value));
+    return;
+  }
+  fill({ name: preset.title, description: preset.description, base: preset.base, variants: preset.variants });
+  loaded = { preset: name, signature: signature() };
+  editor.open = false; // the preset's table above shows what is in it; open the editor to change it
+}
+
+/** The base and the variants as text, to tell whether they still are what was filled in. */
+function signature() {
+  return JSON.stringify([baseInput.value,
+    [...variantList.children].map((row) => [row.querySelector(".v-label").value, row.querySelector(".v-set").value])]);
+}
+
+function isEdited() {
+  return signature() !== loaded.signature;
+}
+
+// --- errors -------------------------------------------------------------------------------------------
+
+function clearErrors() {
+  alertBox.hidden = true;
+  alertBox.replaceChildren();
+  for (const el of form.querySelectorAll("p.error")) {
+    el.hidden = true;
+    el.textContent = "";
+  }
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  for (const row of variantList.children) {
+    row.classList.remove("invalid");
+    row.querySelector(".v-errors").replaceChildren();
+  }
+}
+
+function addMessage(container, text) {
+  const line = document.createElement("p");
+  line.className = "error";
+  line.textContent = text;
+  container.append(line);
+}
+
+function fieldError(id, text, input) {
+  const box = document.getElementById(id);
+  box.textContent = box.textContent ? `${box.textContent}; ${text}` : text;
+  box.hidden = false;
+  if (input) input.setAttribute("aria-invalid", "true");
+  if (editor.contains(box)) editor.open = true;
+}
+
+function variantError(index, text) {
+  const row = variantList.children[index];
+  if (!row) return false;
+  editor.open = true;
+  row.classList.add("invalid");
+  addMessage(row.querySelector(".v-errors"), text);
+  return true;
+}
+
+function showAlert(title, lines = []) {
+  const heading = document.createElement("p");
+  const strong = document.createElement("strong");
+  strong.textContent = title;
+  heading.append(strong);
+  alertBox.replaceChildren(heading);
+  for (const line of lines) addMessage(alertBox, line);
+  alertBox.hidden = false;
+}
+
+/** Put each error of a 422 next to what it is about: a variant, the override, the preset, the name, the base. */
+function showServerErrors(detail) {
+  if (!Array.isArray(detail)) {
+    showAlert(`The study was not queued: ${detail ?? "unknown error"}`);
+    return;
+  }
+  const unplaced = [];
+  const inVariants = [];
+  for (const error of detail) {
+    const loc = error.loc ?? [];
+    const index = error.variant ?? (loc[1] === "variants" && typeof loc[2] === "number" ? loc[2] : null);
+    const message = String(error.msg).replace(/^Value error, /, "");
+    const field = error.field ?? "";
+    const text = field ? `${field}: ${message}` : message;
+    if (index !== null && variantError(index, text)) {
+      const label = variantList.children[index].querySelector(".v-label").value;
+      inVariants.push(`Variant ${index + 1} (${label}): ${text}`);
+      continue;
+    }
+    if (field === "set" || field.startsWith("set.")) fieldError("error-set", message, setInput);
+    else if (field === "preset") fieldError("error-preset", message, presetSelect);
+    else if (field === "name") fieldError("error-name", message, nameInput);
+    else if (field === "base") fieldError("error-base", message, baseInput);
+    else unplaced.push(field ? `${field}: ${message}` : message);
+  }
+  const count = detail.length;
+  const MAX_LISTED = 5;
+  const listed = [...unplaced, ...inVariants.slice(0, MAX_LISTED)];
+  if (inVariants.length > MAX_LISTED) {
+    listed.push(`… and ${inVariants.length - MAX_LISTED} more, next to their variants.`);
+  }
+  if (inVariants.length) editor.open = true;
+  const where = count === 1 ? "its" : "their";
+  showAlert(`Nothing was queued: ${count} error${count === 1 ? "" : "s"}, shown next to ${where} variant or field.`, listed);
+}
+
+// --- the request ----------------------------------------------------------------------------------------
+
+function parseJson(text, onError) {
+  if (text.trim() === "") return null;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    onError(`Not valid JSON: ${error.message}`);
+    return undefined;
+  }
+}
+
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** The body for POST /api/studies, or null after showing what is wrong with the editor's JSON. */
+function requestBody() {
+  clearErrors();
+  let ok = true;
+  const overrides = parseJson(setInput.value, (m) => { fieldError("error-set", m, setInput); ok = false; }) ?? {};
+  if (ok && !isObject(overrides)) {
+    fieldError("error-set", "The global override is a JSON object of dotted paths: {\"epochs\": 1}", setInput);
+    ok = false;
+  }
+  const name = nameInput.value.trim();
+  if (loaded.preset !== null && presetSelect.value === loaded.preset && !isEdited()) {
+    return ok ? { preset: loaded.preset, name, description: descriptionInput.value, set: overrides } : null;
+  }
+  const base = parseJson(baseInput.value, (m) => { fieldError("error-base", m, baseInput); ok = false; });
+  if (base !== undefined && base !== null && !isObject(base)) {
+    fieldError("error-base", "The base spec is a JSON object.", baseInput);
+    ok = false;
+  }
+  const variants = [...variantList.children].map((row, index) => {
+    const box = row.querySelector(".v-set");
+    const set = parseJson(box.value, (message) => {
+      variantError(index, message);
+      box.setAttribute("aria-invalid", "true");
+      ok = false;
+    }) ?? {};
+    if (set !== undefined && !isObject(set)) {
+      variantError(index, "Overrides are a JSON object of dotted paths: {\"model.kernel_sizes\": [5, 5]}");
+      ok = false;
+    }
+    const variant = { label: row.querySelector(".v-label").value, set };
+    if (row.dataset.reported) variant.reported = JSON.parse(row.dataset.reported);
+    if (row.dataset.spec) variant.spec = JSON.parse(row.dataset.spec);
+    return variant;
+  });
+  if (variants.length === 0) {
+    showAlert("Add at least one variant.");
+    ok = false;
+  }
+  if (!ok) {
+    if (alertBox.hidden) showAlert("Nothing was sent: fix the JSON marked below.");
+    return null;
+  }
+  return { name, description: descriptionInput.value, base: base ?? null, variants, set: overrides };
+}
+
+async function post(url, body) {
+  const response = await fetch(url, {
+    method: "POST", headers: { "Content-Type": "application/json", ...csrfHeaders() }, body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
+  return { response, answer };
+}
+
+function showPreview(preview) {
+  const body = document.querySelector("#preview-table tbody");
+  // A setting every run shares is greyed: what is left in black is what tells the runs apart.
+  const shared = (key) => new Set(preview.data.map((run) => run.settings[key])).size === 1 && preview.count > 1;
+  const style = Object.fromEntries(["data", "model", "training", "epochs"]
+    .map((key) => [key, shared(key) ? "muted" : ""]));
+  body.replaceChildren(...preview.data.map((run, index) => tableRow([
+    [String(index + 1), "num muted"], [run.label, "label"], [run.settings.data, style.data],
+    [run.settings.model, style.model], [run.settings.training, style.training], [run.settings.epochs, style.epochs],
+    [run.parameters.toLocaleString("en-US"), "num"],
+    [reportedText(run.reported).replace(/^reported /, "") || "—", "num"],
+  ])));
+  document.getElementById("preview-summary").textContent =
+    `${preview.count} run${preview.count === 1 ? "" : "s"} would be queued as “${preview.name}”` +
+    (preview.preset ? ` (preset ${preview.preset})` : "") + ".";
+  previewSection.hidden = false;
+}
+
+async function send(kind) {
+  const body = requestBody();
+  if (body === null) return;
+  buttons.forEach((button) => { button.disabled = true; });
+  statusLine.textContent = kind === "preview" ? "Checking every run…" : "Queueing…";
+  try {
+    const url = kind === "preview" ? "/api/studies/preview" : "/api/studies";
+    const { response, answer } = await post(url, body);
+    statusLine.textContent = "";
+    if (response.ok && kind === "preview") {
+      showPreview(answer);
+      previewSection.scrollIntoView({ block: "start" });
+    } else if (response.ok) {
+      window.location.assign(`/studies/${answer.id}`);
+      return; // the buttons stay disabled: one click, one study
+    } else {
+      previewSection.hidden = true;
+      showServerErrors(answer.detail);
+      alertBox.scrollIntoView({ block: "start" });
+    }
+  } catch (error) {
+    statusLine.textContent = `Could not reach the server: ${error.message}`;
+  }
+  buttons.forEach((button) => { button.disabled = false; });
+}
+
+presetSelect.addEventListener("change", () => choosePreset(presetSelect.value, { confirmEdits: true }));
+document.getElementById("add-variant").addEventListener("click", () => {
+  addVariant({ label: "", set: {} }).querySelector(".v-label").focus();
+});
+document.getElementById("preview").addEventListener("click", () => send("preview"));
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  send("queue");
+});
+window.addEventListener("pageshow", () => buttons.forEach((button) => { button.disabled = false; }));
+
+if (presets.has(presetSelect.value)) {
+  choosePreset(presetSelect.value, { confirmEdits: false });
+} else {
+  fill({ name: "", description: "", base: EXAMPLE_BASE, variants: EXAMPLE_VARIANTS });
+  loaded = { preset: null, signature: signature() };
+  editor.open = true;
+}

@@ -1,0 +1,53 @@
+"""The optimizer (sgd, adam, adamw) and its learning-rate schedule (none, multistep, cosine, step).
+
+Schedules are stepped once per epoch, after it: the lr an epoch trains with is the one `lrs` reads
+before it starts, and EpochRecord.lr records exactly that, one value per param group. With
+PyTorch's schedulers stepped that way:
+
+- multistep(milestones, gamma): epochs 1..m1 use lr, epochs m1+1..m2 lr * gamma, and so on
+  (the drop comes right after each milestone epoch);
+- cosine(t_max, eta_min): epoch e uses eta_min + (lr - eta_min) * (1 + cos(pi * (e - 1) / t_max)) / 2,
+  so epoch 1 uses lr and epoch t_max + 1 eta_min; t_max defaults to the run's epochs, so the last
+  epoch is one step short of eta_min, as with CosineAnnealingLR(T_max=epochs) in a hand-written loop;
+- step(step_size, gamma): lr * gamma ** ((e - 1) // step_size).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, StepLR
+
+from trainboard.spec import CosineSchedule, MultiStepSchedule, OptimizerSpec, SchedulerSpec, StepSchedule
+
+
+def build_optimizer(spec: OptimizerSpec, param_groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """`param_groups` as worker/finetune.py makes them: each with its params and lr."""
+    # On CUDA the fused step updates every parameter in one kernel instead of a few per tensor: at
+    # batch 64 a step is launch-bound, and on an H100 this made the MNIST MLP epoch 8-10% faster
+    # (benchmarks/engine_overhead.py). The CPU keeps the default step, so CPU runs stay bit-reproducible.
+    first = param_groups[0]["params"][0]
+    fused = {"fused": True} if first.is_cuda else {}
+    if spec.name == "sgd":
+        return torch.optim.SGD(param_groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
+                               weight_decay=spec.weight_decay, **fused)
+    if spec.name == "adam":
+        return torch.optim.Adam(param_groups, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
+    # AdamW decays the weights directly instead of adding weight_decay * w to the gradient (Adam's L2).
+    return torch.optim.AdamW(param_groups, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
+
+
+def build_scheduler(spec: SchedulerSpec, optimizer: torch.optim.Optimizer, epochs: int) -> LRScheduler | None:
+    if isinstance(spec, MultiStepSchedule):
+        return MultiStepLR(optimizer, milestones=spec.milestones, gamma=spec.gamma)
+    if isinstance(spec, CosineSchedule):
+        return CosineAnnealingLR(optimizer, T_max=spec.t_max or epochs, eta_min=spec.eta_min)
+    if isinstance(spec, StepSchedule):
+        return StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
+    return None  # "none": the rates stay as set
+
+
+def lrs(optimizer: torch.optim.Optimizer) -> list[float]:
+    """The learning rate of each param group, in order."""
+    return [float(group["lr"]) for group in optimizer.param_groups]
