@@ -108,6 +108,27 @@ def spread(values: Iterable[float | None]) -> Spread | None:
     return Spread(mean=statistics.fmean(present), std=std, n=len(present))
 
 
+# The numbers of a summary row that a group of repeats reports as mean ± std.
+SPREAD_FIELDS = ("test_acc", "best_test_acc", "final_test_acc", "epochs_run", "total_seconds", "images_per_s")
+
+
+def group_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows (as dicts) grouped by label, in the order of first appearance: each of SPREAD_FIELDS a
+    Spread over the group's succeeded runs (None when none has it), `n` how many succeeded, `early_stops`
+    how many of them stopped early, `run_ids` every run of the label. A running or cancelled run's
+    figures are partial, so it counts in no mean."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["label"], []).append(row)
+    out = []
+    for label, members in groups.items():
+        done = [row for row in members if row["status"] == "succeeded"]
+        out.append({"label": label, "n": len(done), "early_stops": sum(bool(row["early_stopped"]) for row in done),
+                    "run_ids": [row["run_id"] for row in members]}
+                   | {key: spread(row[key] for row in done) for key in SPREAD_FIELDS})
+    return out
+
+
 def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tuple[list[float], list[float]]:
     """At most `max_points` points that keep the curve's shape: the series is cut into windows, and each
     window keeps its first, last, lowest and highest point (in x order). The series' first and last

@@ -69,10 +69,11 @@ def queue_run(session: Session, spec: RunSpec, dispatcher: Dispatcher, feed: Cha
 
 
 def queue_runs(session: Session, specs: Sequence[RunSpec], dispatcher: Dispatcher, feed: ChangeFeed,
-               study: Study | None = None, labels: Sequence[str] | None = None) -> list[Run]:
+               study: Study | None = None, labels: Sequence[str] | None = None,
+               repeats: Sequence[int] | None = None) -> list[Run]:
     """The one way runs are queued (a run, or a study's runs with their labels): commit the rows first,
     all in one transaction, then send only their ids, in order."""
-    runs = lifecycle.create_runs(session, specs, study, labels)
+    runs = lifecycle.create_runs(session, specs, study, labels, repeats)
     run_ids = [run.id for run in runs if run.id is not None]
     dispatcher.send_all(run_ids)
     for run_id in run_ids:

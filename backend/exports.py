@@ -1,7 +1,9 @@
 """A summary table as CSV, Markdown or LaTeX, ready to paste into a report.
 
 CSV keeps every number exact (a spreadsheet formats it); Markdown and LaTeX show what a report
-shows: accuracies in percent with two decimals, seconds with one, speeds as whole numbers.
+shows: accuracies in percent with two decimals, seconds with one, speeds as whole numbers. A value
+that is a Spread (seeds of one variant) shows as "mean ± std" when it has more than one value; in CSV
+a spread column is two columns, the mean and "<title> std" (the count is the caller's own column).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backend.compare import Spread
+
 Format = Literal["csv", "md", "tex"]
 MEDIA_TYPES: dict[str, str] = {"csv": "text/csv", "md": "text/markdown", "tex": "application/x-tex"}
 
@@ -21,9 +25,16 @@ class Column:
     key: str
     title: str
     kind: Literal["text", "percent", "seconds", "integer", "rate", "flag"] = "text"
+    spread: bool = False  # values are Spreads (or None)
 
 
 def format_value(value: Any, kind: str) -> str:
+    if isinstance(value, Spread):
+        if value.n == 1:
+            return format_value(value.mean, kind)
+        # A mean of whole numbers (epochs) need not be whole: one decimal, like seconds.
+        kind = "seconds" if kind == "integer" else kind
+        return f"{format_value(value.mean, kind)} ± {format_value(value.std, kind)}"
     if value is None:
         return "–"
     if kind == "percent":
@@ -48,9 +59,16 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: Forma
 def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([c.title for c in columns])
+    writer.writerow([title for c in columns for title in ((c.title, f"{c.title} std") if c.spread else (c.title,))])
     for row in rows:
-        writer.writerow(["" if row.get(c.key) is None else row[c.key] for c in columns])
+        cells: list[Any] = []
+        for c in columns:
+            value = row.get(c.key)
+            if c.spread:
+                cells += ["", ""] if value is None else [value.mean, value.std]
+            else:
+                cells.append("" if value is None else value)
+        writer.writerow(cells)
     return out.getvalue()
 
 

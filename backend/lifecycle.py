@@ -29,7 +29,7 @@ def create_run(session: Session, spec: RunSpec) -> Run:
 
 
 def create_runs(session: Session, specs: Sequence[RunSpec], study: Study | None = None,
-                labels: Sequence[str] | None = None) -> list[Run]:
+                labels: Sequence[str] | None = None, repeats: Sequence[int] | None = None) -> list[Run]:
     """Queued rows for `specs` (and their study, with each run's label), committed together: a study is
     stored with all of its runs or not at all."""
     if study is not None:
@@ -37,7 +37,8 @@ def create_runs(session: Session, specs: Sequence[RunSpec], study: Study | None 
         session.flush()  # the study's id, for its runs
     runs = [
         Run(name=spec.name, dataset=spec.dataset.name, arch=spec.model.arch, spec=spec.model_dump(mode="json"),
-            study_id=None if study is None else study.id, label=None if labels is None else labels[index])
+            study_id=None if study is None else study.id, label=None if labels is None else labels[index],
+            repeat=0 if repeats is None else repeats[index])
         for index, spec in enumerate(specs)
     ]
     session.add_all(runs)

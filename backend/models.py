@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
-from trainboard.presets.variants import MAX_LABEL, MAX_SETS, MAX_VARIANTS, Reported, Variant, check_labels
+from trainboard.presets.variants import (
+    MAX_AXIS, MAX_LABEL, MAX_REPEATS, MAX_SETS, MAX_VARIANTS, Reported, Variant, check_labels,
+)
 from trainboard.reports import EpochRecord, Progress, RunInfo
 
 
@@ -48,6 +50,7 @@ class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     study_id: int | None = Field(default=None, foreign_key="study.id", index=True)
     label: str | None = Field(default=None, max_length=MAX_LABEL)
+    repeat: int = Field(default=0, description="Which seed of its label (0-based): seed = the variant's seed + repeat.")
     name: str = Field(index=True, max_length=120)
     dataset: str = Field(index=True, max_length=40)
     arch: str = Field(index=True, max_length=40)
@@ -112,6 +115,7 @@ class RunPublic(BaseModel):
     id: int
     study_id: int | None
     label: str | None
+    repeat: int
     name: str
     dataset: str
     arch: str
@@ -134,7 +138,7 @@ class RunPublic(BaseModel):
     def of(cls, run: Run) -> RunPublic:
         assert run.id is not None
         return cls(
-            id=run.id, study_id=run.study_id, label=run.label, name=run.name, dataset=run.dataset, arch=run.arch,
+            id=run.id, study_id=run.study_id, label=run.label, repeat=run.repeat or 0, name=run.name, dataset=run.dataset, arch=run.arch,
             status=run.status, attempt=run.attempt, spec=run.spec, created_at=run.created_at, started_at=run.started_at,
             finished_at=run.finished_at, cancel_requested=run.cancel_requested, device=run.device,
             error=run.error, info=None if run.info is None else RunInfo.model_validate(run.info),
@@ -199,6 +203,8 @@ class StudyCreate(BaseModel):
         default_factory=dict, max_length=MAX_SETS,
         description="Dotted spec paths applied to every variant after its own `set` (e.g. {\"epochs\": 1}).",
     )
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS,
+                         description="Seeds per variant for variants that give no `repeats` of their own.")
 
     @model_validator(mode="after")
     def _preset_or_variants(self) -> StudyCreate:
@@ -245,13 +251,34 @@ class StudiesPublic(BaseModel):
     count: int
 
 
+class SpreadPublic(BaseModel):
+    """Mean ± sample std (ddof 1; 0 for one value) over the runs of a label that have the number."""
+
+    mean: float
+    std: float
+    n: int
+
+
+class StudyGroup(BaseModel):
+    """One label of a study and its repeats (seeds); the spreads count only runs that succeeded."""
+
+    label: str
+    run_ids: list[int]
+    succeeded: int
+    best_test_acc: SpreadPublic | None
+    final_test_acc: SpreadPublic | None
+    total_seconds: SpreadPublic | None
+
+
 class StudyDetail(StudyPublic):
     data: list[RunPublic] = Field(description="The study's runs, in the order of its variants.")
     reported: dict[str, Reported] = Field(description="label -> what the report gives for that variant")
+    groups: list[StudyGroup] = Field(description="One per label, in order: its runs and their mean ± std.")
 
 
 class PlannedRun(BaseModel):
     label: str
+    repeat: int = 0
     spec: dict[str, Any]
     settings: dict[str, str] = Field(description="The resolved key settings, in words: data, model, training, epochs.")
     parameters: int
@@ -266,6 +293,42 @@ class StudyPreview(BaseModel):
     preset: str | None
     data: list[PlannedRun]
     count: int
+
+
+_SWEEP_EXAMPLE = {
+    "name": "lr x batch", "description": "Learning rate against batch size.",
+    "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [64]}, "epochs": 5},
+    "grid": {"optimizer.lr": [0.1, 0.01], "batch_size": [32, 64]},
+    "repeats": 1,
+}
+GridAxis = Annotated[list[Any], Field(min_length=1, max_length=MAX_AXIS)]
+
+
+class SweepCreate(BaseModel):
+    """A grid over dotted spec paths: one labelled run per point (times `repeats` seeds), as a study."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_SWEEP_EXAMPLE]})
+
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=5000)
+    base: dict[str, Any] = Field(description="The spec every point starts from.")
+    grid: dict[str, GridAxis] = Field(
+        min_length=1, max_length=MAX_SETS,
+        description=f"Dotted spec path -> its values (1 to {MAX_AXIS}); the points are their Cartesian product, "
+        "in the order given.",
+    )
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS, description="Seeds per point: spec.seed + 0..N-1.")
+    set: dict[str, Any] = Field(default_factory=dict, max_length=MAX_SETS,
+                                description="Dotted spec paths applied to every point after its own.")
+
+
+class SweepPreview(BaseModel):
+    """What `POST /api/sweeps` would queue: how many runs, and the label of each point."""
+
+    count: int = Field(description="Runs in all: points x repeats.")
+    points: int
+    repeats: int
+    labels: list[str]
 
 
 class PresetVariant(BaseModel):

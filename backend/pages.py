@@ -4,6 +4,7 @@ live updates come from the SSE routes, driven by small JS modules in frontend/st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing
 from pathlib import Path
@@ -24,7 +25,7 @@ from backend import forms, run_queries
 from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep, get_run
 from backend.dispatch import queue_run
 from backend.auth import SESSION_COOKIE, Tokens, browser_session
-from backend.models import RunPublic, Study
+from backend.models import RunPublic, RunStatus, Study
 from trainboard.spec import CLASS_NAMES
 
 FRONTEND = Path(frontend.__file__).parent
@@ -61,9 +62,17 @@ def _render(request: Request, template: str, sid: str, tokens: Tokens, status_co
 
 @router.get("/", response_class=HTMLResponse)
 def runs_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep) -> HTMLResponse:
+    """One page of the runs list, filtered and sorted as the URL says (bad values: the defaults)."""
     since = feed.token()  # read before the runs: a change in between is sent again, never missed
-    runs, count = run_queries.list_runs(session, run_queries.RunFilter(), "-created", 0, 200)
-    return _render(request, "runs.html", sid, tokens, runs=[RunPublic.of(r) for r in runs], count=count, since=since)
+    newest = run_queries.newest_run_id(session)  # likewise: a run above it is new to this page
+    view = run_queries.RunsView.from_query(request.query_params)
+    runs, count = run_queries.list_runs(session, view.filter, view.sort, view.offset, view.per_page)
+    if not runs and view.page > 1 and count:  # past the last page (fewer runs than the link knew): show the last
+        view = dataclasses.replace(view, page=(count - 1) // view.per_page + 1)
+        runs, count = run_queries.list_runs(session, view.filter, view.sort, view.offset, view.per_page)
+    return _render(request, "runs.html", sid, tokens, runs=[RunPublic.of(r) for r in runs], count=count, since=since,
+                   view=view, options=OPTIONS, statuses=[s.value for s in RunStatus],
+                   page_sizes=run_queries.PAGE_SIZES, newest=newest)
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
@@ -102,10 +111,13 @@ def create_run_from_form(request: Request, sid: PageSession, form: PostedForm, t
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, sid: PageSession, run: RunDep, tokens: TokensDep, session: SessionDep) -> HTMLResponse:
+def run_page(request: Request, sid: PageSession, run: RunDep, tokens: TokensDep, session: SessionDep,
+             feed: FeedDep) -> HTMLResponse:
+    since = feed.token()  # a finished run's page follows /api/events from here for its tags and notes
+    session.refresh(run)
     study = session.get(Study, run.study_id) if run.study_id is not None else None
     return _render(request, "run.html", sid, tokens, run=RunPublic.of(run), classes=CLASS_NAMES.get(run.dataset, []),
-                   study=study)
+                   study=study, since=since)
 
 
 @router.get("/login", response_class=HTMLResponse)

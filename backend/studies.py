@@ -10,9 +10,15 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from backend.models import PlannedRun, Run, RunStatus, Study, StudyCreate
+from backend.compare import spread
+from backend.models import (
+    PlannedRun, Run, RunPublic, RunStatus, SpreadPublic, Study, StudyCreate, StudyGroup, SweepCreate,
+)
 from trainboard.presets import presets
-from trainboard.presets.variants import Reported, StudyInvalid, VariantError, expand
+from trainboard.presets.variants import (
+    MAX_RUNS, Reported, StudyInvalid, Variant, VariantError, check_labels, check_path, expand, run_count_error,
+    sweep_variants,
+)
 from trainboard.spec import (
     DATASET_SHAPES, CNNSpec, CustomCNNSpec, MLPSpec, MultiStepSchedule, RunSpec, StepSchedule, TorchvisionSpec,
 )
@@ -24,16 +30,37 @@ class ResolvedStudy:
     description: str
     preset: str | None
     overrides: dict[str, object]
-    labels: list[str]
+    labels: list[str]  # one per run: a label's repeats share it
     specs: list[RunSpec]
     reported: dict[str, Reported]
+    repeats: list[int]  # one per run: which seed of its label (0-based)
 
     def planned(self) -> list[PlannedRun]:
         return [
-            PlannedRun(label=label, spec=spec.model_dump(mode="json"), settings=key_settings(spec),
+            PlannedRun(label=label, repeat=repeat, spec=spec.model_dump(mode="json"), settings=key_settings(spec),
                        parameters=parameters(spec), reported=self.reported.get(label))
-            for label, spec in zip(self.labels, self.specs, strict=True)
+            for label, repeat, spec in zip(self.labels, self.repeats, self.specs, strict=True)
         ]
+
+
+def with_repeats(variants: list[Variant], specs: list[RunSpec], default: int, what: str = "variants"
+                 ) -> tuple[list[str], list[RunSpec], list[int]]:
+    """Each variant's spec `repeats` times with seeds spec.seed + 0..N-1 (labels, specs, repeat indices),
+    or StudyInvalid when that is more than a study may queue."""
+    counts = [variant.repeats or default for variant in variants]
+    if sum(counts) > MAX_RUNS:
+        raise StudyInvalid([VariantError(
+            None, None, "repeats", f"the study would queue {sum(counts)} runs ({len(variants)} {what} with their "
+            f"repeats); the limit is {MAX_RUNS}", "too_many_runs")])
+    labels: list[str] = []
+    out: list[RunSpec] = []
+    repeats: list[int] = []
+    for variant, spec, count in zip(variants, specs, counts, strict=True):
+        for repeat in range(count):
+            labels.append(variant.label)
+            out.append(spec if repeat == 0 else spec.model_copy(update={"seed": spec.seed + repeat}))
+            repeats.append(repeat)
+    return labels, out, repeats
 
 
 def resolve(request: StudyCreate) -> ResolvedStudy:
@@ -51,11 +78,67 @@ def resolve(request: StudyCreate) -> ResolvedStudy:
         base, variants = request.base, request.variants
         name, description = request.name.strip(), request.description
     specs = expand(base, variants, request.set)
+    labels, specs, repeats = with_repeats(variants, specs, request.repeats)
     return ResolvedStudy(
         name=name, description=description, preset=request.preset, overrides=dict(request.set),
-        labels=[v.label for v in variants], specs=specs,
+        labels=labels, specs=specs, repeats=repeats,
         reported={v.label: v.reported for v in variants if v.reported is not None},
     )
+
+
+def sweep_points(request: SweepCreate) -> list[Variant]:
+    """The sweep's points as variants, after checking its paths and its size (StudyInvalid otherwise)."""
+    errors: list[VariantError] = []
+    for path in request.grid:
+        try:
+            check_path(path)
+        except ValueError as exc:
+            errors.append(VariantError(None, None, f"grid.{path}", str(exc), "path"))
+    points = 1
+    for values in request.grid.values():
+        points *= len(values)
+    too_many = run_count_error(points, request.repeats)
+    if too_many is not None:
+        errors.append(too_many)
+    if errors:
+        raise StudyInvalid(errors)
+    variants = sweep_variants(request.grid)
+    try:
+        check_labels(variants)
+    except ValueError as exc:
+        raise StudyInvalid([VariantError(None, None, "grid", str(exc), "labels")]) from None
+    return variants
+
+
+def resolve_sweep(request: SweepCreate) -> ResolvedStudy:
+    """Every run of the sweep (each point's spec validated, the errors naming the point and field)."""
+    variants = sweep_points(request)
+    specs = expand(request.base, variants, request.set)
+    labels, specs, repeats = with_repeats(variants, specs, request.repeats, "points")
+    return ResolvedStudy(name=request.name.strip(), description=request.description, preset=None,
+                         overrides=dict(request.set), labels=labels, specs=specs, repeats=repeats, reported={})
+
+
+def _spread(values: list[float | None]) -> SpreadPublic | None:
+    found = spread(values)
+    return None if found is None else SpreadPublic(mean=found.mean, std=found.std, n=found.n)
+
+
+def study_groups(runs: Sequence[RunPublic]) -> list[StudyGroup]:
+    """One group per label, in the order of first appearance, with mean ± std over its succeeded runs."""
+    by_label: dict[str, list[RunPublic]] = {}
+    for run in runs:
+        by_label.setdefault(run.label or run.name, []).append(run)
+    groups = []
+    for label, members in by_label.items():
+        done = [run.summary for run in members if run.status == RunStatus.succeeded]
+        groups.append(StudyGroup(
+            label=label, run_ids=[run.id for run in members], succeeded=len(done),
+            best_test_acc=_spread([s.best_test_acc for s in done]),
+            final_test_acc=_spread([s.final_test_acc for s in done]),
+            total_seconds=_spread([s.total_seconds for s in done]),
+        ))
+    return groups
 
 
 def parameters(spec: RunSpec) -> int:
@@ -129,7 +212,7 @@ def list_studies(session: Session, offset: int, limit: int) -> tuple[list[Study]
 
 
 def study_runs(session: Session, study_id: int) -> list[Run]:
-    """A study's runs in the order of its variants."""
+    """A study's runs in the order of its variants (a label's repeats in seed order)."""
     return list(session.exec(select(Run).where(Run.study_id == study_id).order_by(col(Run.id))).all())
 
 

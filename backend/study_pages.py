@@ -1,6 +1,7 @@
 """The study pages: the list (`/studies`), a study's table (`/studies/{id}`, kept live by
 frontend/static/study.js from `/api/events`) and the new-study editor (`/studies/new`, driven by
-frontend/static/study_form.js through `POST /api/studies/preview` and `POST /api/studies`).
+frontend/static/study_form.js through `POST /api/studies/preview` and `POST /api/studies`, or the sweep
+routes) and a study's report (`/studies/{id}/report`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from backend.api.deps import FeedDep, SessionDep, StudyDep, TokensDep
 from backend.api.studies import study_detail
 from backend.models import StudyPublic
 from backend.pages import PageSession, _render
-from backend.studies import list_studies, status_counts
+from backend.studies import list_studies, status_counts, study_runs
 from trainboard.presets import presets
 
 router = APIRouter(include_in_schema=False)
@@ -48,3 +49,12 @@ def study_page(request: Request, sid: PageSession, tokens: TokensDep, study: Stu
     run_ids = [run.id for run in detail.data]
     compare_url = f"/compare?runs={','.join(map(str, run_ids))}" if 2 <= len(run_ids) <= MAX_RUNS else None
     return _render(request, "study.html", sid, tokens, study=detail, since=since, compare_url=compare_url)
+
+
+@router.get("/studies/{study_id}/report", response_class=HTMLResponse)
+def study_report_page(request: Request, sid: PageSession, tokens: TokensDep, study: StudyDep,
+                      session: SessionDep) -> HTMLResponse:
+    """The study's summary table, curve overlays and per-class bars (drawn by frontend/static/study_report.js)."""
+    assert study.id is not None
+    run_ids = [run.id for run in study_runs(session, study.id)]
+    return _render(request, "study_report.html", sid, tokens, study=study, run_ids=run_ids)

@@ -63,7 +63,11 @@ class Comparison(BaseModel):
 
 
 def _load(session: Session, run_ids: str) -> tuple[list[RunPublic], dict[int, list[dict[str, Any]]]]:
-    ids = list(dict.fromkeys(int(i) for i in run_ids.split(",")))  # de-duplicated, in the order given
+    return load_runs(session, list(dict.fromkeys(int(i) for i in run_ids.split(","))))  # de-duplicated, in order
+
+
+def load_runs(session: Session, ids: list[int]) -> tuple[list[RunPublic], dict[int, list[dict[str, Any]]]]:
+    """The runs (404 naming any missing) and each one's metric records of its current attempt, by epoch."""
     runs = {r.id: r for r in session.exec(select(Run).where(col(Run.id).in_(ids))).all()}
     missing = [i for i in ids if i not in runs]
     if missing:
@@ -77,7 +81,7 @@ def _load(session: Session, run_ids: str) -> tuple[list[RunPublic], dict[int, li
     return [RunPublic.of(runs[i]) for i in ids], records
 
 
-def _summary(runs: list[RunPublic], records: dict[int, list[dict[str, Any]]],
+def summary_rows(runs: list[RunPublic], records: dict[int, list[dict[str, Any]]],
              mode: compare.SummaryMode) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
     """The rows, and per column the rows holding the best value. Only runs that succeeded compete: a
     running or cancelled run's time and final accuracy are partial, not comparable."""
@@ -104,7 +108,7 @@ def read_comparison(
 ) -> Comparison:
     """Everything the compare page shows for up to 50 runs, in one request."""
     loaded, records = _load(session, runs)
-    rows, best = _summary(loaded, records, summary)
+    rows, best = summary_rows(loaded, records, summary)
     curves = {
         metric: [SeriesPoint(run_id=run.id, **compare.series(records[run.id], metric, x, max_points)) for run in loaded]
         for metric in compare.METRICS
@@ -122,7 +126,7 @@ def export_summary(
 ) -> PlainTextResponse:
     """The summary table as a file to download or paste."""
     loaded, records = _load(session, runs)
-    rows, _ = _summary(loaded, records, summary)
+    rows, _ = summary_rows(loaded, records, summary)
     text = exports.render(rows, SUMMARY_COLUMNS, format, caption=CAPTIONS[summary])
     return PlainTextResponse(text, media_type=exports.MEDIA_TYPES[format], headers={
         "Content-Disposition": f'attachment; filename="trainboard-summary.{format}"'})

@@ -3,6 +3,7 @@ import {
   TERMINAL, csrfHeaders, formatPercent, formatSeconds, localizeTime, renderProgress, renderStatus, setField,
   timeElement, watchConnection,
 } from "./common.js";
+import { followFinishedRun, showAnnotations, startAnnotations } from "./run_notes.js";
 
 /* global Plotly */
 
@@ -149,6 +150,7 @@ function showRun(next) {
     document.querySelector(`[data-field="${field}"]`).replaceChildren(timeElement(iso));
   }
   showInfo(run.info);
+  showAnnotations(run);
   const stopNote = document.getElementById("stop-note");
   stopNote.hidden = !run.summary.stop_reason;
   setField(stopNote, "stop-reason", run.summary.stop_reason ?? "");
@@ -179,6 +181,7 @@ function follow() {
     source.close();
     onRunEvent(JSON.parse(event.data));
     loadConfusion();
+    followFinishedRun(document.getElementById("run-annotations").dataset.since);
   });
   window.addEventListener("pagehide", () => source.close());
   // Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
@@ -201,6 +204,7 @@ cancelButton.addEventListener("click", async () => {
 });
 
 async function start() {
+  startAnnotations(run);
   for (const time of document.querySelectorAll("time")) localizeTime(time);
   const response = await fetch(`/api/runs/${run.id}/metrics`);
   if (!response.ok) {
@@ -208,8 +212,10 @@ async function start() {
     return;
   }
   drawCurves((await response.json()).data);
-  if (TERMINAL.has(run.status)) loadConfusion();
-  else follow();
+  if (TERMINAL.has(run.status)) {
+    loadConfusion();
+    followFinishedRun(document.getElementById("run-annotations").dataset.since);
+  } else follow();
 }
 
 start();

@@ -1,5 +1,9 @@
-// The runs list: rows rendered by the server, then kept current from /api/events without a reload.
-import { formatPercent, formatSeconds, renderProgress, renderStatus, setField, watchConnection } from "./common.js";
+// The runs list: one page rendered by the server (filters, sort and page from the URL), then kept current from
+// /api/events without a reload. Only the default view (newest first, page 1, no filters) takes new runs in;
+// any other view says that new runs exist and leaves the order the user asked for alone.
+import {
+  formatPercent, formatSeconds, localizeTime, renderProgress, renderStatus, setField, timeElement, watchConnection,
+} from "./common.js";
 
 const table = document.getElementById("runs");
 const tbody = table.tBodies[0];
@@ -9,12 +13,18 @@ const empty = document.getElementById("empty-state");
 const countLine = document.getElementById("runs-count");
 const liveLine = document.getElementById("live-status");
 const limit = Number(table.dataset.limit);
+const offset = Number(table.dataset.offset);
+const defaultView = table.dataset.defaultView === "true";
+const filtered = table.dataset.filtered === "true";
 const compareButton = document.getElementById("compare-selected");
+const newRunsNotice = document.getElementById("new-runs");
+const filters = document.getElementById("runs-filters");
+const PAGE_SIZE_DEFAULT = "50";
 
 const rows = new Map();
 for (const row of tbody.rows) rows.set(Number(row.dataset.runId), row);
 let count = Number(table.dataset.count);
-let newestId = Math.max(0, ...rows.keys());
+let newestId = Number(table.dataset.newest);
 // Runs ticked for comparison; kept across live updates and re-renders (a reload may restore ticks too).
 const selected = new Set(Array.from(tbody.querySelectorAll(".select-run:checked"), (box) => Number(box.value)));
 
@@ -30,8 +40,22 @@ function fillRow(row, run) {
   setField(row, "arch", run.arch);
   setField(row, "best", formatPercent(run.summary.best_test_acc));
   setField(row, "time", formatSeconds(run.summary.total_seconds));
+  renderTags(row.querySelector('[data-field="tags"]'), run.tags ?? []);
+  const created = row.querySelector('[data-field="created"]');
+  if (created.firstElementChild?.dateTime !== run.created_at) created.replaceChildren(timeElement(run.created_at));
   renderStatus(row.querySelector('[data-field="status"]'), run);
   renderProgress(row.querySelector('[data-field="progress"]'), run, `progress-label-${run.id}`);
+}
+
+/** Tag chips, as the tag_chips macro renders them: each links to the list filtered by that tag. */
+function renderTags(container, tags) {
+  container.replaceChildren(...tags.map((tag) => {
+    const chip = document.createElement("a");
+    chip.className = "chip";
+    chip.href = `/?tag=${encodeURIComponent(tag)}`;
+    chip.textContent = tag;
+    return chip;
+  }));
 }
 
 function newRow(run) {
@@ -41,11 +65,15 @@ function newRow(run) {
   return row;
 }
 
+/** The same words as runs.html: "1–50 of 60 runs" when paged, else "2 runs"; "match" when filtered. */
 function showCount() {
   const shown = rows.size;
-  countLine.textContent = count > shown ? `newest ${shown} of ${count} runs` : `${count} run${count === 1 ? "" : "s"}`;
+  const paged = count > shown || offset > 0;
+  const words = paged ? `${offset + 1}–${offset + shown} of ${count} runs` : `${count} run${count === 1 ? "" : "s"}`;
+  const verb = !filtered ? "" : !paged && count === 1 ? " matches" : " match";
+  countLine.textContent = words + verb;
   wrap.hidden = shown === 0;
-  empty.hidden = shown > 0;
+  if (!filtered && offset === 0) empty.hidden = shown > 0;
 }
 
 function upsert(run) {
@@ -54,10 +82,13 @@ function upsert(run) {
     fillRow(row, run);
     return;
   }
-  if (run.id > newestId) {
-    newestId = run.id;
-    count += 1;
+  const isNew = run.id > newestId;
+  if (isNew) newestId = run.id;
+  if (!defaultView) {
+    if (isNew) newRunsNotice.hidden = false; // where it belongs in this view is the server's to say
+    return;
   }
+  if (isNew) count += 1;
   // Newest first: before the first row with a smaller id; an old run below the shown ones stays out.
   const before = Array.prototype.find.call(tbody.rows, (r) => Number(r.dataset.runId) < run.id) ?? null;
   if (before === null && rows.size >= limit) return;
@@ -76,7 +107,7 @@ function upsert(run) {
 }
 
 async function reloadAll() {
-  const response = await fetch(`/api/runs?limit=${limit}`);
+  const response = await fetch(`/api/runs?${table.dataset.apiQuery}`);
   if (!response.ok) {
     liveLine.textContent = "Could not refresh the list: reload the page.";
     return;
@@ -113,6 +144,23 @@ compareButton.addEventListener("click", () => {
   window.location.href = `/compare?runs=${ids.join(",")}`;
 });
 showSelection();
+for (const time of tbody.querySelectorAll("time")) localizeTime(time);
+
+// Filters: a select applies at once; the URL keeps only what is set (a shared link shows the same view).
+filters.addEventListener("change", (event) => {
+  if (event.target.tagName === "SELECT") filters.requestSubmit();
+});
+filters.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!filters.reportValidity()) return;
+  const query = new URLSearchParams();
+  for (const [name, value] of new FormData(filters)) {
+    const text = String(value).trim();
+    if (text && !(name === "per_page" && text === PAGE_SIZE_DEFAULT)) query.append(name, text);
+  }
+  const search = query.toString();
+  window.location.href = search ? `/?${search}` : "/";
+});
 
 const source = new EventSource(`/api/events?since=${encodeURIComponent(table.dataset.since)}`);
 watchConnection(source, liveLine);

@@ -288,6 +288,110 @@ function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
+// -- sweep mode: a base spec and a grid of dotted paths, with a live count from POST /api/sweeps/preview --
+
+const gridList = document.getElementById("grid-rows");
+const gridTemplate = document.getElementById("grid-row");
+const repeatsInput = document.getElementById("f-repeats");
+const sweepCount = document.getElementById("sweep-count");
+const sweepLabels = document.getElementById("sweep-labels");
+const isSweep = () => document.getElementById("mode-sweep").checked;
+let countTimer = null;
+let countRequest = 0;
+
+/** "0.1, 0.01" -> [0.1, 0.01]; "[3, 3], [5, 5]" -> [[3, 3], [5, 5]]; "sgd, adam" -> ["sgd", "adam"]. */
+function parseValues(text) {
+  const trimmed = text.trim();
+  if (!trimmed) return [];
+  for (const candidate of [trimmed, `[${trimmed}]`]) {
+    try {
+      const value = JSON.parse(candidate);
+      if (Array.isArray(value)) return value;
+    } catch { /* not JSON: try the next reading */ }
+  }
+  return trimmed.split(",").map((part) => part.trim()).filter(Boolean).map((part) => {
+    try { return JSON.parse(part); } catch { return part; }
+  });
+}
+
+function addAxis(path = "", values = "") {
+  const row = gridTemplate.content.firstElementChild.cloneNode(true);
+  const index = gridList.children.length;
+  for (const [cls, value] of [["g-path", path], ["g-values", values]]) {
+    const input = row.querySelector(`.${cls}`);
+    input.id = `${cls}-${index}`;
+    input.value = value;
+    row.querySelector(`.${cls}-label`).htmlFor = input.id;
+    input.addEventListener("input", scheduleCount);
+  }
+  row.querySelector(".g-remove").addEventListener("click", () => { row.remove(); scheduleCount(); });
+  gridList.append(row);
+  return row;
+}
+
+function sweepGrid() {
+  const grid = {};
+  for (const row of gridList.children) {
+    const path = row.querySelector(".g-path").value.trim();
+    if (path) grid[path] = parseValues(row.querySelector(".g-values").value);
+  }
+  return grid;
+}
+
+function sweepBody(base) {
+  return { name: nameInput.value.trim(), description: descriptionInput.value, base, grid: sweepGrid(),
+    repeats: Number(repeatsInput.value) || 1 };
+}
+
+function scheduleCount() {
+  clearTimeout(countTimer);
+  countTimer = setTimeout(updateCount, 250);
+}
+
+/** The live count: how many runs the grid is, or why the server refuses it. */
+async function updateCount() {
+  const request = ++countRequest;
+  const body = sweepBody({});
+  if (!Object.keys(body.grid).length) {
+    sweepCount.textContent = "Add a field and its values.";
+    sweepLabels.replaceChildren();
+    return;
+  }
+  body.name ||= "sweep"; // the count does not need the name yet
+  const { response, answer } = await post("/api/sweeps/preview", body);
+  if (request !== countRequest) return; // a newer edit has asked since
+  if (response.ok) {
+    sweepCount.textContent = `${answer.count} run${answer.count === 1 ? "" : "s"} ` +
+      `(${answer.points} point${answer.points === 1 ? "" : "s"} × ${answer.repeats} repeat${answer.repeats === 1 ? "" : "s"})`;
+    sweepLabels.replaceChildren(...answer.labels.map((label) => {
+      const item = document.createElement("li");
+      item.textContent = label;
+      return item;
+    }));
+  } else {
+    sweepCount.textContent = errorLines(answer.detail).join("; ");
+    sweepLabels.replaceChildren();
+  }
+}
+
+function errorLines(detail) {
+  if (!Array.isArray(detail)) return [String(detail)];
+  return detail.map((e) => `${e.label ?? (e.loc ? e.loc.slice(1).join(".") : "sweep")}: ${e.field ? `${e.field}: ` : ""}${e.msg}`);
+}
+
+function setMode() {
+  const sweep = isSweep();
+  document.getElementById("sweep-fields").hidden = !sweep;
+  document.getElementById("variant-fields").hidden = sweep;
+  document.getElementById("start-from").hidden = sweep;
+  editorSummary.textContent = sweep ? "Base spec and grid" : "Base spec and variants";
+  if (sweep) {
+    editor.open = true;
+    if (!gridList.children.length) addAxis("optimizer.lr", "0.1, 0.01");
+    updateCount();
+  }
+}
+
 /** The body for POST /api/studies, or null after showing what is wrong with the editor's JSON. */
 function requestBody() {
   clearErrors();
@@ -298,6 +402,14 @@ function requestBody() {
     ok = false;
   }
   const name = nameInput.value.trim();
+  if (isSweep()) {
+    const base = parseJson(baseInput.value, (m) => { fieldError("error-base", m, baseInput); ok = false; });
+    if (ok && !isObject(base)) {
+      fieldError("error-base", "A sweep needs a base spec: a JSON object.", baseInput);
+      ok = false;
+    }
+    return ok ? { ...sweepBody(base), set: overrides } : null;
+  }
   if (loaded.preset !== null && presetSelect.value === loaded.preset && !isEdited()) {
     return ok ? { preset: loaded.preset, name, description: descriptionInput.value, set: overrides } : null;
   }
@@ -365,10 +477,16 @@ async function send(kind) {
   buttons.forEach((button) => { button.disabled = true; });
   statusLine.textContent = kind === "preview" ? "Checking every run…" : "Queueing…";
   try {
-    const url = kind === "preview" ? "/api/studies/preview" : "/api/studies";
+    const root = isSweep() ? "/api/sweeps" : "/api/studies";
+    const url = kind === "preview" ? `${root}/preview` : root;
     const { response, answer } = await post(url, body);
     statusLine.textContent = "";
-    if (response.ok && kind === "preview") {
+    if (isSweep() && !response.ok) {
+      showAlert("Nothing was queued:", errorLines(answer.detail));
+      alertBox.scrollIntoView({ block: "start" });
+    } else if (response.ok && isSweep() && kind === "preview") {
+      updateCount();
+    } else if (response.ok && kind === "preview") {
       showPreview(answer);
       previewSection.scrollIntoView({ block: "start" });
     } else if (response.ok) {
@@ -390,6 +508,12 @@ document.getElementById("add-variant").addEventListener("click", () => {
   addVariant({ label: "", set: {} }).querySelector(".v-label").focus();
 });
 document.getElementById("preview").addEventListener("click", () => send("preview"));
+document.getElementById("add-axis").addEventListener("click", () => {
+  addAxis().querySelector(".g-path").focus();
+  scheduleCount();
+});
+repeatsInput.addEventListener("input", scheduleCount);
+for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", setMode);
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   send("queue");
@@ -403,3 +527,4 @@ if (presets.has(presetSelect.value)) {
   loaded = { preset: null, signature: signature() };
   editor.open = true;
 }
+setMode();

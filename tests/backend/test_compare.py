@@ -86,3 +86,19 @@ def test_series_against_epoch_or_elapsed_seconds() -> None:
     data = records([0.7, 0.9, 0.85])
     assert compare.series(data, "test_acc", "epoch", 500) == {"x": [1.0, 2.0, 3.0], "y": [0.7, 0.9, 0.85]}
     assert compare.series(data, "lr", "seconds", 500) == {"x": [2.0, 4.0, 6.0], "y": [0.1, 0.1, 0.1]}
+
+
+def test_group_rows_spread_only_succeeded_runs_per_label_in_order() -> None:
+    def row(run_id: int, label: str, acc: float, status: str = "succeeded", early: bool = False) -> dict:
+        return {"run_id": run_id, "label": label, "status": status, "early_stopped": early, "test_acc": acc,
+                "best_test_acc": acc, "final_test_acc": acc, "epochs_run": 3, "total_seconds": 10.0 * run_id,
+                "images_per_s": 100.0}
+
+    groups = compare.group_rows([row(1, "b", 0.8), row(2, "a", 0.5), row(3, "b", 0.9, early=True),
+                                 row(4, "b", 0.1, status="running"), row(5, "b", 0.7)])
+    assert [(g["label"], g["n"], g["early_stops"], g["run_ids"]) for g in groups] == [
+        ("b", 3, 1, [1, 3, 4, 5]), ("a", 1, 0, [2])]
+    b = groups[0]["test_acc"]
+    assert (b.mean, b.std, b.n) == (pytest.approx(np.mean([0.8, 0.9, 0.7])),
+                                    pytest.approx(np.std([0.8, 0.9, 0.7], ddof=1)), 3)
+    assert groups[1]["total_seconds"] == compare.Spread(20.0, 0.0, 1)

@@ -173,7 +173,7 @@ def test_runs_list_rerenders_on_reload_event(page: Page, app: FastAPI, api: http
     feed = app.state.feed
     for _ in range(5000):  # more changes than the feed remembers: the stream must say `reload`
         feed.notify(first["id"])
-    with page.expect_response(lambda r: "/api/runs?limit=200" in r.url) as reloaded:
+    with page.expect_response(lambda r: "/api/runs?sort=-created&offset=0&limit=50" in r.url) as reloaded:
         held[0].continue_()
     assert reloaded.value.status == 200
     expect(row(page, second["id"]).locator('[data-field="name"]')).to_have_text("while-away")
@@ -181,19 +181,19 @@ def test_runs_list_rerenders_on_reload_event(page: Page, app: FastAPI, api: http
     expect(page.locator("#runs-count")).to_have_text("2 runs")
 
 
-def test_runs_list_renders_the_newest_200_and_keeps_200_live(
+def test_runs_list_renders_the_newest_200_and_keeps_200_live(  # the largest page size
     page: Page, app: FastAPI, api: httpx.Client, worker: MakeWorker
 ) -> None:
     spec = RunSpec.model_validate(SPEC)
     with Session(app.state.engine) as session:
         for _ in range(205):
             lifecycle.create_run(session, spec)
-    page.goto("/")
+    page.goto("/?per_page=200")
     rows = page.locator("tbody tr")
     expect(rows).to_have_count(200)
     expect(rows.first).to_have_attribute("data-run-id", "205")
     expect(rows.last).to_have_attribute("data-run-id", "6")
-    expect(page.locator("#runs-count")).to_have_text("newest 200 of 205 runs")
+    expect(page.locator("#runs-count")).to_have_text("1–200 of 205 runs")
 
     worker(1).claim()  # a change to a run below the newest 200 does not pull it into the list
     newest = create_run(api, name="newest")
@@ -201,7 +201,7 @@ def test_runs_list_renders_the_newest_200_and_keeps_200_live(
     expect(rows).to_have_count(200)
     expect(rows.last).to_have_attribute("data-run-id", "7")
     expect(page.locator('tr[data-run-id="1"]')).to_have_count(0)
-    expect(page.locator("#runs-count")).to_have_text("newest 200 of 206 runs")
+    expect(page.locator("#runs-count")).to_have_text("1–200 of 206 runs")
 
 
 # --- the run form --------------------------------------------------------------------------------------

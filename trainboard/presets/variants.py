@@ -8,6 +8,9 @@ checked with it at load.
 from __future__ import annotations
 
 import copy
+import itertools
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -19,6 +22,9 @@ from trainboard.spec import RunSpec, error_field
 MAX_VARIANTS = 200
 MAX_LABEL = 80
 MAX_SETS = 64  # overrides per variant (and in the global override)
+MAX_REPEATS = 20  # seeds per variant
+MAX_RUNS = 200  # runs in one study: variants (or sweep points) x repeats
+MAX_AXIS = 50  # values per sweep axis
 
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL)]
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -44,6 +50,11 @@ class Variant(_Strict):
         '{"model.kernel_sizes": [5, 5]}. Setting "model" replaces the whole model object.',
     )
     spec: dict[str, Any] | None = Field(None, description="A whole spec for this variant instead of the base.")
+    repeats: int | None = Field(
+        None, ge=1, le=MAX_REPEATS,
+        description="Runs of this variant with seeds spec.seed + 0..N-1, all under its label (default: the "
+        "study's `repeats`, else 1).",
+    )
     reported: Reported | None = None
 
 
@@ -181,3 +192,37 @@ def expand(base: dict[str, Any] | None, variants: list[Variant], overrides: dict
     if errors:
         raise StudyInvalid(errors)
     return specs
+
+
+def run_count_error(points: int, repeats: int, what: str = "points") -> VariantError | None:
+    """The error for a study over MAX_RUNS runs (points x repeats), naming the count and the limit."""
+    total = points * repeats
+    if total <= MAX_RUNS:
+        return None
+    return VariantError(None, None, "grid" if what == "points" else "repeats",
+                        f"the study would queue {total} runs ({points} {what} x {repeats} repeats); "
+                        f"the limit is {MAX_RUNS}", "too_many_runs")
+
+
+def value_text(value: Any) -> str:
+    """A grid value as a label shows it: numbers and strings as written, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:g}"
+    return json.dumps(value, separators=(",", ":"))
+
+
+def sweep_variants(grid: dict[str, list[Any]]) -> list[Variant]:
+    """One variant per point of the grid: the Cartesian product of its axes in the order given (the last
+    axis varies fastest), labelled "optimizer.lr=0.1, batch_size=32". A label over MAX_LABEL characters
+    is cut short and numbered so it stays unique."""
+    paths = list(grid)
+    variants: list[Variant] = []
+    for index, point in enumerate(itertools.product(*(grid[path] for path in paths))):
+        label = ", ".join(f"{path}={value_text(value)}" for path, value in zip(paths, point, strict=True))
+        if len(label) > MAX_LABEL:
+            suffix = f" #{index + 1}"
+            label = label[: MAX_LABEL - len(suffix) - 1] + "…" + suffix
+        variants.append(Variant(label=label or "base", set=dict(zip(paths, point, strict=True))))
+    return variants
