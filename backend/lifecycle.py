@@ -167,6 +167,12 @@ def finish_run(session: Session, run: Run, attempt: int, result: RunResult | Non
         run.status = RunStatus.succeeded
     if result is not None:
         run.stop_reason = result.stop_reason or None
+        if result.final_epoch is not None:  # early stopping restored an earlier epoch: the run ends as that one
+            restored = session.exec(select(EpochMetric).where(
+                EpochMetric.run_id == run.id, EpochMetric.attempt == attempt, EpochMetric.epoch == result.final_epoch
+            )).first()
+            if restored is not None:
+                run.final_test_acc = restored.test_acc
         run.confusion = result.confusion or None
         run.total_seconds = result.total_seconds
         run.device = result.device or run.device

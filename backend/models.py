@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
 from trainboard.presets.variants import (
-    MAX_AXIS, MAX_LABEL, MAX_REPEATS, MAX_SETS, MAX_VARIANTS, Reported, Variant, check_labels,
+    MAX_AXIS, MAX_LABEL, MAX_REPEATS, MAX_SETS, MAX_VARIANTS, Reported, SpecDocument, Variant, check_labels,
 )
 from trainboard.reports import EpochRecord, Progress, RunInfo
 
@@ -197,9 +197,9 @@ class StudyCreate(BaseModel):
     name: str = Field("", max_length=120, description="Required without a preset; a preset's title by default.")
     description: str = Field("", max_length=5000)
     preset: str | None = Field(None, max_length=64, description="A built-in preset (`GET /api/presets`).")
-    base: dict[str, Any] | None = Field(None, description="The spec each variant starts from.")
+    base: SpecDocument | None = Field(None, description="The spec each variant starts from.")
     variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
-    set: dict[str, Any] = Field(
+    set: SpecDocument = Field(
         default_factory=dict, max_length=MAX_SETS,
         description="Dotted spec paths applied to every variant after its own `set` (e.g. {\"epochs\": 1}).",
     )
@@ -311,15 +311,15 @@ class SweepCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=120)
     description: str = Field("", max_length=5000)
-    base: dict[str, Any] = Field(description="The spec every point starts from.")
+    base: SpecDocument = Field(description="The spec every point starts from.")
     grid: dict[str, GridAxis] = Field(
         min_length=1, max_length=MAX_SETS,
         description=f"Dotted spec path -> its values (1 to {MAX_AXIS}); the points are their Cartesian product, "
         "in the order given.",
     )
     repeats: int = Field(1, ge=1, le=MAX_REPEATS, description="Seeds per point: spec.seed + 0..N-1.")
-    set: dict[str, Any] = Field(default_factory=dict, max_length=MAX_SETS,
-                                description="Dotted spec paths applied to every point after its own.")
+    set: SpecDocument = Field(default_factory=dict, max_length=MAX_SETS,
+                              description="Dotted spec paths applied to every point after its own.")
 
 
 class SweepPreview(BaseModel):

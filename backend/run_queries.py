@@ -10,7 +10,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy import String, cast, func
@@ -28,6 +28,9 @@ _SORT_COLUMNS: dict[str, Any] = {
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class RunFilter:
     status: RunStatus | None = None
@@ -35,6 +38,7 @@ class RunFilter:
     arch: str | None = None
     tag: str | None = None
     q: str | None = None  # in the name or the notes, case-insensitive
+    study: int | None = None
 
     def where(self) -> list[Any]:
         clauses: list[Any] = []
@@ -44,6 +48,8 @@ class RunFilter:
             clauses.append(col(Run.dataset) == self.dataset)
         if self.arch:
             clauses.append(col(Run.arch) == self.arch)
+        if self.study is not None:
+            clauses.append(col(Run.study_id) == self.study)
         if self.tag:
             # Tags are a JSON list of [a-z0-9_.-] words: '"tag"' in its text is exactly that element.
             clauses.append(cast(Run.tags, String).contains(f'"{self.tag}"'))
@@ -100,7 +106,8 @@ class RunsView:
             filter=RunFilter(
                 status=RunStatus(status) if status in RunStatus._value2member_map_ else None,
                 dataset=text("dataset", 40), arch=text("arch", 40),
-                tag=tag if re.fullmatch(TAG_PATTERN, tag) else None, q=text("q", 200)),
+                tag=tag if re.fullmatch(TAG_PATTERN, tag) else None, q=text("q", 200),
+                study=_whole(params.get("study"), 1, 2**62, None)),
             sort=typing.cast(SortKey, sort) if sort in SORT_KEYS else "-created",
             page=_whole(params.get("page"), 1, _MAX_PAGE, 1),
             per_page=next((s for s in PAGE_SIZES if params.get("per_page") == str(s)), PAGE_SIZES[0]),
@@ -135,5 +142,5 @@ class RunsView:
         return urlencode(pairs)
 
 
-def _whole(value: str | None, low: int, high: int, default: int) -> int:
+def _whole(value: str | None, low: int, high: int, default: T) -> int | T:
     return int(value) if value is not None and value.isdigit() and low <= int(value) <= high else default

@@ -68,6 +68,10 @@ class RunResult(BaseModel):
     stopped: str = Field("completed", pattern=r"^(completed|cancelled|early_stopped)$")
     stop_reason: str = Field("", max_length=500, description="Why an early-stopped run stopped, in words.")
     epochs_run: int = Field(ge=0, le=100_000)
+    final_epoch: int | None = Field(
+        None, ge=1, le=100_000,
+        description="The epoch whose weights the run ended with, when not the last (early stopping restored the best)",
+    )
     confusion: list[Annotated[list[int], Field(max_length=MAX_CLASSES)]] = Field(
         default_factory=list, max_length=MAX_CLASSES,
         description="confusion[true][predicted] counts on the test set; empty if no epoch finished.",

@@ -402,8 +402,9 @@ class RunSpec(_Strict):
                 f"augment.random_crop.size: must be the image size, {height} (or empty), not {crop.size}: "
                 "test images are not cropped"
             )
-        if _has_batch_norm(self.model) and self.batch_size < 2:
-            raise ValueError("batch_size: batch norm needs at least 2 images per batch")
+        if _has_batch_norm(self.model) and min(self.batch_size, self.dataset.train_limit or 2) < 2:
+            raise ValueError("batch_size: batch norm needs at least 2 images per batch (batch_size and "
+                             "dataset.train_limit)")
         params = self.model.parameter_count((c, height, width, classes))
         if params > MAX_PARAMETERS:
             raise ValueError(
@@ -429,6 +430,9 @@ class RunSpec(_Strict):
                 f"finetune.lr: {', '.join(map(repr, stray))} is not a trained group of {self.model.arch} "
                 f"(trained: {', '.join(trained)})"
             )
+        repeated = sorted({g for g in trained if list(trained).count(g) > 1})
+        if repeated:
+            raise ValueError(f"finetune.train: {', '.join(map(repr, repeated))} named more than once")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

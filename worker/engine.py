@@ -279,15 +279,16 @@ def fit(
                 stopped = "early_stopped"
                 break
 
-    stop_reason = ""
+    stop_reason, final_epoch = "", None
     if stopper is not None:
         restored = stopper.restore(model, epoch)
+        final_epoch = stopper.best_epoch if restored else None
         if restored:  # the run ends with the best epoch's weights: its confusion matrix is theirs
             best = evaluate(model, data.test_x, data.test_y, preprocess, data.num_classes, eval_batch_size)
             confusion = best.confusion
         if stopped == "early_stopped" or restored:
             stop_reason = stopper.reason(stopped == "early_stopped", restored)
-    return _result(stopped, epoch, confusion, started, device, stop_reason)
+    return _result(stopped, epoch, confusion, started, device, stop_reason, final_epoch)
 
 
 def _run_info(
@@ -324,10 +325,11 @@ def _result(
     started: float,
     device: torch.device,
     stop_reason: str = "",
+    final_epoch: int | None = None,
 ) -> RunResult:
     total_seconds = time.perf_counter() - started
     return RunResult(stopped=stopped, stop_reason=stop_reason, epochs_run=epochs_run, confusion=confusion,
-                     total_seconds=total_seconds, device=str(device))
+                     total_seconds=total_seconds, device=str(device), final_epoch=final_epoch)
 
 
 def _configure(device: torch.device) -> None:

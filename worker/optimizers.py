@@ -9,6 +9,8 @@ PyTorch's schedulers stepped that way:
 - cosine(t_max, eta_min): epoch e uses eta_min + (lr - eta_min) * (1 + cos(pi * (e - 1) / t_max)) / 2,
   so epoch 1 uses lr and epoch t_max + 1 eta_min; t_max defaults to the run's epochs, so the last
   epoch is one step short of eta_min, as with CosineAnnealingLR(T_max=epochs) in a hand-written loop;
+  after epoch t_max + 1 it stays at eta_min (PyTorch's CosineAnnealingLR would climb back up: it is
+  periodic; "epochs to the minimum" means the minimum is where it stays);
 - step(step_size, gamma): lr * gamma ** ((e - 1) // step_size).
 """
 
@@ -17,7 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, StepLR
+import math
+
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, MultiStepLR, StepLR
 
 from trainboard.spec import CosineSchedule, MultiStepSchedule, OptimizerSpec, SchedulerSpec, StepSchedule
 
@@ -42,7 +46,7 @@ def build_scheduler(spec: SchedulerSpec, optimizer: torch.optim.Optimizer, epoch
     if isinstance(spec, MultiStepSchedule):
         return MultiStepLR(optimizer, milestones=spec.milestones, gamma=spec.gamma)
     if isinstance(spec, CosineSchedule):
-        return CosineAnnealingLR(optimizer, T_max=spec.t_max or epochs, eta_min=spec.eta_min)
+        return _cosine_then_hold(optimizer, spec.t_max or epochs, spec.eta_min)
     if isinstance(spec, StepSchedule):
         return StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
     return None  # "none": the rates stay as set
@@ -51,3 +55,16 @@ def build_scheduler(spec: SchedulerSpec, optimizer: torch.optim.Optimizer, epoch
 def lrs(optimizer: torch.optim.Optimizer) -> list[float]:
     """The learning rate of each param group, in order."""
     return [float(group["lr"]) for group in optimizer.param_groups]
+
+
+def _cosine_then_hold(optimizer: torch.optim.Optimizer, t_max: int, eta_min: float) -> LambdaLR:
+    """Cosine from each group's lr down to eta_min over t_max steps, then eta_min from there on."""
+
+    def factor(base: float) -> Any:
+        def at(step: int) -> float:
+            cosine = (1 + math.cos(math.pi * min(step, t_max) / t_max)) / 2
+            return (eta_min + (base - eta_min) * cosine) / base
+
+        return at
+
+    return LambdaLR(optimizer, [factor(group["lr"]) for group in optimizer.param_groups])

@@ -35,9 +35,10 @@ def read_runs(
     arch: Annotated[str | None, Query(max_length=40)] = None,
     tag: Annotated[str | None, Query(pattern=run_queries.TAG_PATTERN)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the name or the notes")] = None,
+    study: Annotated[int | None, Query(ge=1, le=2**62, description="Only the runs of this study")] = None,
 ) -> RunsPublic:
     """Runs matching the filters, one page at a time (newest first by default); `count` is all that match."""
-    where = run_queries.RunFilter(status=status, dataset=dataset, arch=arch, tag=tag, q=q)
+    where = run_queries.RunFilter(status=status, dataset=dataset, arch=arch, tag=tag, q=q, study=study)
     runs, count = run_queries.list_runs(session, where, sort, offset, limit)
     return RunsPublic(data=[RunPublic.of(r) for r in runs], count=count)
 

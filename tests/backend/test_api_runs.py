@@ -71,6 +71,10 @@ def test_read_run_and_unknown_run(client: Any) -> None:
          "batch norm needs at least 2"),
         ({"dataset": {"name": "digits"}, "model": {"arch": "cnn", "kernel_sizes": [3]}}, "model", "one kernel size per conv"),
         ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "device": "tpu"}, "device", "pattern"),
+        ({"dataset": {"name": "cifar10"}, "model": {"arch": "resnet18"}, "finetune": {"train": ["fc", "fc"]}},
+         "finetune.train", "'fc' named more than once"),
+        ({"dataset": {"name": "digits", "train_limit": 1}, "model": {"arch": "mlp", "batch_norm": True}},
+         "batch_size", "batch norm needs at least 2 images per batch"),
     ],
 )
 def test_bad_spec_is_422_with_field_path(client: Any, spec: dict[str, Any], field: str, words: str) -> None:

@@ -275,3 +275,29 @@ def test_openapi_documents_the_study_routes_with_examples(client: Any) -> None:
     for path in ("/api/studies/{study_id}", "/api/studies/preview", "/api/presets", "/api/presets/{name}"):
         assert path in schema["paths"]
     assert schema["components"]["schemas"]["StudyCreate"]["examples"]
+
+
+def test_outsized_documents_and_error_floods_are_bounded(client: Any) -> None:
+    huge = {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "notes": "x" * 70_000}
+    response = client.post("/api/studies", json={"name": "big", "base": huge, "variants": [{"label": "a"}]},
+                           headers=API)
+    assert response.status_code == 422 and "over the limit of 65,536" in response.text
+    bad_base = {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}} | {f"typo{i}": 1 for i in range(30)}
+    variants = [{"label": f"v{i}"} for i in range(20)]
+    flood = client.post("/api/studies", json={"name": "flood", "base": bad_base, "variants": variants}, headers=API)
+    assert flood.status_code == 422
+    errors = flood.json()["detail"]
+    assert len(errors) == 101 and errors[-1]["type"] == "too_many_errors"
+    assert "stopped checking with 16 variant(s) left" in errors[-1]["msg"]
+    assert client.get("/api/studies", headers=API).json()["count"] == 0
+
+
+def test_the_runs_list_filters_by_study(client: Any) -> None:
+    base = {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [8]}}
+    first = client.post("/api/studies", json={"name": "one", "base": base, "variants": [{"label": "a"}, {"label": "b"}]},
+                        headers=API).json()
+    client.post("/api/studies", json={"name": "two", "base": base, "variants": [{"label": "c"}]}, headers=API)
+    listed = client.get(f"/api/runs?study={first['id']}", headers=API).json()
+    assert listed["count"] == 2 and {r["label"] for r in listed["data"]} == {"a", "b"}
+    page = client.get(f"/?study={first['id']}&token={API_TOKEN}", follow_redirects=True)
+    assert page.status_code == 200 and "2 runs match" in page.text

@@ -65,9 +65,9 @@ def test_the_new_study_page_carries_the_presets_with_their_overrides_in_order(br
     assert data
     presets = json.loads(data.group(1))
     assert [p["name"] for p in presets] == ["mnist-ablations", "cifar10-models", "resnet18-finetune"]
-    r224 = presets[2]["variants"][6]
-    assert r224["label"] == "R224 No Fine Tuning"
-    assert list(r224["set"]) == ["dataset.resize", "augment.random_crop.size"]  # as the file gives them
+    r224 = presets[2]["variants"][8]
+    assert r224["label"] == "R224 FC modified"
+    assert list(r224["set"]) == ["dataset.resize", "model.head", "finetune.train", "optimizer", "scheduler"]  # as the file gives them
     unknown = browser.get("/studies/new?preset=nope").text
     assert "selected>" not in unknown.split('id="f-preset"')[1].split("</select>")[0]  # nothing chosen
 

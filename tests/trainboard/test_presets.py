@@ -95,7 +95,8 @@ def test_cifar10_models_settings() -> None:
     assert augmented == [label for label in LABELS["cifar10-models"] if label.startswith("Aug")]
     for label in augmented:
         augment = specs[label].augment
-        assert (augment.random_crop.size, augment.random_crop.padding, augment.hflip.p) == (32, 4, 0.5)
+        # size None: crop to the image size, whatever a resize override makes it (32 here)
+        assert (augment.random_crop.size, augment.random_crop.padding, augment.hflip.p) == (None, 4, 0.5)
         assert specs[label].scheduler.name == "cosine"
     heavy = specs["Aug+: Baseline ColorJitter+Rotation"].augment
     assert heavy.color_jitter is not None and heavy.rotation is not None
@@ -121,8 +122,10 @@ def test_resnet18_finetune_settings() -> None:
         assert spec.batch_size == 64 and spec.augment.hflip.p == 0.5 and spec.augment.random_crop.padding == 4
         resized = label.startswith("R224")
         assert spec.dataset.resize == (224 if resized else None)
-        assert spec.augment.random_crop.size == (224 if resized else 32)
-        assert spec.epochs == (30 if "early stopping" in label else 15)
+        assert spec.augment.random_crop.size is None  # the image size: 224 when resized, else 32
+        assert spec.dataset.image_size == ((224, 224) if resized else (32, 32))
+        # Only the full network (no schedule) gets more room; the cosine ones keep the schedule they compare with.
+        assert spec.epochs == (30 if label == "R224 No Fine Tuning + early stopping" else 15)
         assert (spec.early_stopping is not None) == ("early stopping" in label)
     trained = {label: spec.finetune.train for label, spec in specs.items()}
     assert trained["No Fine Tuning"] == trained["R224 No Fine Tuning"] == "all"
@@ -253,3 +256,9 @@ def test_expand_needs_a_base_or_a_whole_spec() -> None:
     [error] = caught.value.errors
     assert (error.variant, error.label, error.field) == (0, "a", "base")
     assert str(caught.value) == "variant 0 (a): base: the study has no base spec and this variant gives no whole spec"
+
+
+def test_presets_accept_a_resize_override_for_a_quick_smoke_test() -> None:
+    for name in ("cifar10-models", "resnet18-finetune"):
+        specs = specs_of(name, {"dataset.resize": 48, "epochs": 1})
+        assert {s.dataset.image_size for s in specs.values()} == {(48, 48)}

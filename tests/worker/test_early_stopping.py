@@ -68,7 +68,7 @@ def test_stops_after_patience_epochs_without_improvement_and_restores_the_best(
 
     assert [r.epoch for r in records] == [1, 2, 3, 4, 5]
     assert [r.test_acc for r in records] == [0.5, 0.7, 0.65, 0.7, 0.69]
-    assert (result.stopped, result.epochs_run) == ("early_stopped", 5)
+    assert (result.stopped, result.epochs_run, result.final_epoch) == ("early_stopped", 5, 2)
     assert result.stop_reason == (
         "test_acc did not improve by more than 0 for 3 epochs; best 0.7000 at epoch 2, weights restored"
     )
@@ -86,7 +86,7 @@ def test_loss_with_min_delta_and_no_restore(monkeypatch: pytest.MonkeyPatch, dig
 
     records, result, evaluation = scripted_fit(monkeypatch, digits, script, spec)
 
-    assert (result.stopped, result.epochs_run, len(records)) == ("early_stopped", 3, 3)
+    assert (result.stopped, result.epochs_run, len(records), result.final_epoch) == ("early_stopped", 3, 3, None)
     assert result.stop_reason == "test_loss did not improve by more than 0.1 for 2 epochs; best 1.0000 at epoch 1"
     assert len(evaluation.weights) == 3 and result.confusion == [[2] * 10] * 10  # the last epoch's, no re-evaluation
 

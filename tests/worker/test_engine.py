@@ -210,7 +210,9 @@ def test_batch_norm_with_batches_of_one_is_refused(digits: Dataset) -> None:
     for model in ({"arch": "custom_cnn"}, {"arch": "resnet18"}):  # batch norm in every block
         with pytest.raises(ValueError, match="batch norm needs at least 2 images per batch"):
             make_spec(model, batch_size=1, dataset={"name": "digits", "resize": 32})
-    one_image = make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True}, dataset={"name": "digits", "train_limit": 1})
+    with pytest.raises(ValueError, match="batch norm needs at least 2 images per batch"):
+        make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True}, dataset={"name": "digits", "train_limit": 1})
+    one_image = make_spec({"arch": "mlp", "hidden": [16], "batch_norm": True})
     tiny = dataclasses.replace(digits, train_x=digits.train_x[:1], train_y=digits.train_y[:1])
 
     with pytest.raises(ValueError, match="at least 2 images per training batch"):

@@ -74,6 +74,13 @@ def test_cosine_reaches_eta_min_at_t_max(digits: Dataset) -> None:
     assert lrs[0] == [0.1] and lrs[5] == [pytest.approx(0.001, rel=1e-12)]  # epoch t_max + 1 trains at eta_min
 
 
+def test_cosine_stays_at_eta_min_after_t_max(digits: Dataset) -> None:
+    lrs = recorded_lrs(digits, 7, {"name": "cosine", "t_max": 3, "eta_min": 0.002})
+
+    # PyTorch's CosineAnnealingLR would climb back to 0.1 by epoch 7 (it is periodic).
+    assert [lr for [lr] in lrs[3:]] == pytest.approx([0.002] * 4, rel=1e-12)
+
+
 def test_cosine_t_max_defaults_to_the_runs_epochs(digits: Dataset) -> None:
     lrs = recorded_lrs(digits, 4, {"name": "cosine"})
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from trainboard.spec import RunSpec, error_field
 
@@ -26,6 +26,19 @@ MAX_REPEATS = 20  # seeds per variant
 MAX_RUNS = 200  # runs in one study: variants (or sweep points) x repeats
 MAX_AXIS = 50  # values per sweep axis
 
+MAX_DOCUMENT_BYTES = 64 * 1024  # a spec, a base or a set of overrides, as JSON: a real one is under 2 KB
+MAX_ERRORS = 100  # errors listed in one 422; past that the answer says how many more there were
+
+
+def _bounded(document: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(document))
+    if size > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"{size:,} bytes of JSON is over the limit of {MAX_DOCUMENT_BYTES:,} for a spec or overrides")
+    return document
+
+
+# A spec-shaped document of bounded size: each variant copies it, so an outsized one would cost that 200 times.
+SpecDocument = Annotated[dict[str, Any], AfterValidator(_bounded)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL)]
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -44,12 +57,12 @@ class Reported(_Strict):
 
 class Variant(_Strict):
     label: Label = Field(description="The variant's short name: the 'Version' column of the study's table.")
-    set: dict[str, Any] = Field(
+    set: SpecDocument = Field(
         default_factory=dict, max_length=MAX_SETS,
         description="Dotted spec paths and their values, applied in order to the base (or to `spec`): "
         '{"model.kernel_sizes": [5, 5]}. Setting "model" replaces the whole model object.',
     )
-    spec: dict[str, Any] | None = Field(None, description="A whole spec for this variant instead of the base.")
+    spec: SpecDocument | None = Field(None, description="A whole spec for this variant instead of the base.")
     repeats: int | None = Field(
         None, ge=1, le=MAX_REPEATS,
         description="Runs of this variant with seeds spec.seed + 0..N-1, all under its label (default: the "
@@ -61,7 +74,7 @@ class Variant(_Strict):
 class StudyDefinition(_Strict):
     """What a study is made of: the shape shared by `POST /api/studies` and the preset files."""
 
-    base: dict[str, Any] | None = Field(
+    base: SpecDocument | None = Field(
         None, description="The spec every variant starts from (unless it gives `spec`)."
     )
     variants: list[Variant] = Field(min_length=1, max_length=MAX_VARIANTS)
@@ -189,6 +202,12 @@ def expand(base: dict[str, Any] | None, variants: list[Variant], overrides: dict
                 VariantError(index, variant.label, error_field(e["loc"], e["msg"]), e["msg"], e["type"])
                 for e in exc.errors()
             )
+        if len(errors) > MAX_ERRORS:  # enough to act on; checking the rest would only cost time
+            left = len(variants) - index - 1
+            errors = errors[:MAX_ERRORS]
+            errors.append(VariantError(None, None, "variants", f"more than {MAX_ERRORS} errors; stopped checking "
+                                       f"with {left} variant(s) left", "too_many_errors"))
+            break
     if errors:
         raise StudyInvalid(errors)
     return specs
