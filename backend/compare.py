@@ -162,3 +162,16 @@ def series(records: Sequence[dict[str, Any]], metric: str, x: Literal["epoch", "
     ys = [float(r[metric][0] if metric == "lr" else r[metric]) for r in records]
     xs, ys = downsample(xs, ys, max_points)
     return {"x": xs, "y": ys}
+
+
+def band(curves: Sequence[Sequence[dict[str, Any]]], metric: str) -> dict[str, list[float]]:
+    """Seed repeats' curves of `metric` as mean and std (sample, n - 1) per epoch, over the epochs every run
+    has: {x: epochs, mean, std}. Empty lists when the runs share no epoch."""
+    if not curves:
+        return {"x": [], "mean": [], "std": []}
+    by_epoch = [{r["epoch"]: float(r[metric][0] if metric == "lr" else r[metric]) for r in records}
+                for records in curves]
+    shared = sorted(set(by_epoch[0]).intersection(*by_epoch[1:]))
+    spreads = [spread(values[epoch] for values in by_epoch) for epoch in shared]
+    return {"x": [float(epoch) for epoch in shared], "mean": [s.mean for s in spreads if s],
+            "std": [s.std for s in spreads if s]}

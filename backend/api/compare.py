@@ -51,6 +51,25 @@ class PerClass(BaseModel):
     accuracy: list[float]
 
 
+class Band(BaseModel):
+    x: list[float]
+    mean: list[float]
+    std: list[float]
+
+
+class SeedGroup(BaseModel):
+    """Seed repeats of one study variant among the runs compared: mean ± std over those that succeeded."""
+    study_id: int
+    label: str
+    run_ids: list[int]
+    n: int
+    test_acc: compare.Spread | None
+    best_test_acc: compare.Spread | None
+    final_test_acc: compare.Spread | None
+    total_seconds: compare.Spread | None
+    series: dict[str, Band]
+
+
 class Comparison(BaseModel):
     runs: list[RunPublic]
     summary: list[dict[str, Any]]
@@ -60,6 +79,7 @@ class Comparison(BaseModel):
     diff: dict[str, list[Any]]
     series: dict[str, list[SeriesPoint]]
     per_class: list[PerClass]
+    groups: list[SeedGroup] = []
 
 
 def _load(session: Session, run_ids: str) -> tuple[list[RunPublic], dict[int, list[dict[str, Any]]]]:
@@ -97,6 +117,28 @@ def _per_class(run: RunPublic, records: list[dict[str, Any]]) -> PerClass:
                     accuracy=last["per_class_acc"] if last else [])
 
 
+def seed_groups(runs: list[RunPublic], rows: list[dict[str, Any]],
+                records: dict[int, list[dict[str, Any]]]) -> list[SeedGroup]:
+    """One group per (study, label) with two or more of the runs, in order of first appearance. The curves'
+    band is over the group's succeeded runs (all of them while none has succeeded)."""
+    members: dict[tuple[int, str], list[int]] = {}
+    for i, run in enumerate(runs):
+        if run.study_id is not None and run.label:
+            members.setdefault((run.study_id, run.label), []).append(i)
+    groups = []
+    for (study_id, label), indices in members.items():
+        if len(indices) < 2:
+            continue
+        stats = compare.group_rows([rows[i] for i in indices])[0]
+        done = [i for i in indices if rows[i]["status"] == "succeeded"] or indices
+        groups.append(SeedGroup(
+            study_id=study_id, label=label, run_ids=stats["run_ids"], n=stats["n"],
+            **{key: stats[key] for key in ("test_acc", "best_test_acc", "final_test_acc", "total_seconds")},
+            series={metric: Band(**compare.band([records[runs[i].id] for i in done], metric))
+                    for metric in compare.METRICS}))
+    return groups
+
+
 @router.get("", response_model=Comparison)
 def read_comparison(
     session: SessionDep,
@@ -115,7 +157,8 @@ def read_comparison(
     }
     return Comparison(runs=loaded, summary=rows, summary_mode=summary, caption=CAPTIONS[summary], best=best,
                       diff=compare.config_diff([run.spec for run in loaded], only_differences=not all_fields),
-                      series=curves, per_class=[_per_class(run, records[run.id]) for run in loaded])
+                      series=curves, per_class=[_per_class(run, records[run.id]) for run in loaded],
+                      groups=seed_groups(loaded, rows, records))
 
 
 @router.get("/summary", response_class=PlainTextResponse,

@@ -39,6 +39,7 @@ const view = {
   logY: params.get("log") === "1",
   smoothing: Math.min(0.95, Math.max(0, Number(params.get("smooth")) || 0)),
   normalize: params.get("normalize") === "1",
+  groups: params.get("groups") !== "0", // seed repeats as mean ± std (the default), or their single curves
 };
 
 let data = null; // the latest GET /api/compare answer
@@ -83,6 +84,7 @@ function rememberView() {
   if (view.logY) query.set("log", "1");
   if (view.smoothing) query.set("smooth", String(view.smoothing));
   if (view.normalize) query.set("normalize", "1");
+  if (!view.groups) query.set("groups", "0");
   window.history.replaceState(null, "", `?${query.toString().replaceAll("%2C", ",")}`);
 }
 
@@ -260,8 +262,43 @@ function xAxis() {
   return { title: { text: "epoch" }, range: [0.5, total + 0.5], dtick: step, tick0: 0, zeroline: false };
 }
 
+/** The seed groups (repeats of one study variant), each with the index of its first run: its colour. */
+function seedGroups() {
+  return (data.groups ?? []).map((group) => ({
+    ...group, index: data.runs.findIndex((run) => group.run_ids.includes(run.id)),
+  }));
+}
+
+function translucent(hex, alpha) {
+  const [r, g, b] = [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
+/** A group's curve: the mean line, under it a ± std band (lower edge, then upper edge filled to it). */
+function bandTraces(group, band, scale, format) {
+  const mean = smooth(band.mean.map((y) => y * scale), view.smoothing);
+  const std = band.std.map((s) => s * scale);
+  const edge = { x: band.x, type: "scatter", mode: "lines", line: { width: 0, color: color(group.index) },
+    hoverinfo: "skip", showlegend: false, legendgroup: `group-${group.label}` };
+  return [
+    { ...edge, name: `${group.label} − std`, y: mean.map((m, k) => m - std[k]) },
+    { ...edge, name: `${group.label} + std`, y: mean.map((m, k) => m + std[k]), fill: "tonexty",
+      fillcolor: translucent(color(group.index), 0.2) },
+    {
+      name: `${group.label} (mean of ${group.run_ids.length})`, x: band.x, y: mean, type: "scatter",
+      mode: band.x.length > 60 ? "lines" : "lines+markers", legendgroup: `group-${group.label}`,
+      line: { color: color(group.index), width: 2.5 }, marker: { size: 5 },
+      customdata: std, hovertemplate: `%{y:${format}} ± %{customdata:${format}}`,
+    },
+  ];
+}
+
 function drawCurves() {
   const names = legendNames();
+  // Bands are over epochs: on the elapsed-seconds axis the repeats' single curves show instead.
+  const groups = view.groups && view.x === "epoch" ? seedGroups() : [];
+  const grouped = new Set(groups.flatMap((group) => group.run_ids));
+  $("seed-groups-field").hidden = !data.groups?.length;
   for (const [metric, curve] of Object.entries(CURVES)) {
     const scale = curve.percent ? 100 : 1;
     const traces = data.series[metric].map((series, i) => ({
@@ -269,14 +306,15 @@ function drawCurves() {
       type: "scatter", mode: series.x.length > 60 ? "lines" : "lines+markers",
       line: { color: color(i), width: 2, dash: dash(i) }, marker: { size: 5 },
       meta: series.run_id, hovertemplate: `%{y:${curve.format}}`,
-    }));
+    })).filter((trace) => !grouped.has(trace.meta));
+    for (const group of groups) traces.push(...bandTraces(group, group.series[metric], scale, curve.format));
     const yaxis = { title: { text: curve.axis }, type: view.logY ? "log" : "linear", exponentformat: "power" };
     if (!curve.percent) yaxis.rangemode = "tozero"; // losses and learning rates: from 0, so a flat lr reads right
     if (curve.percent) yaxis.ticksuffix = " %";
     Plotly.react($(`chart-${metric}`), traces, baseLayout({
       height: metric === "lr" ? 260 : 300,
       // Zoom and legend clicks survive live updates, until the axes themselves change.
-      uirevision: `${view.x}-${view.logY}`,
+      uirevision: `${view.x}-${view.logY}-${view.groups}`,
       hovermode: view.x === "epoch" ? "x unified" : "closest",
       xaxis: xAxis(), yaxis,
     }), plotConfig(metric.replace("_", "-")));
@@ -312,6 +350,54 @@ function runCol(i, names) {
   return th;
 }
 
+const GROUP_COLUMNS = [
+  ["Test acc", "test_acc", formatPercent], ["Best acc", "best_test_acc", formatPercent],
+  ["Final acc", "final_test_acc", formatPercent], ["Time", "total_seconds", formatSeconds],
+];
+
+function formatSpread(spread, format) {
+  return spread == null ? "—" : `${format(spread.mean)} ± ${format(spread.std)}`;
+}
+
+/** Seed groups first (mean ± std over each group's succeeded runs), then a head row for the single runs. */
+function groupRows() {
+  const groups = seedGroups();
+  if (!groups.length) return [];
+  const span = SUMMARY.length + 1;
+  const head = (text, columns) => {
+    const tr = cell("tr", null, "subhead");
+    const th = cell("th", text);
+    th.scope = "colgroup";
+    tr.append(th);
+    if (columns) {
+      for (const text of columns) tr.append(cell("th", text, "num"));
+      tr.lastElementChild.colSpan = span - columns.length;
+    } else th.colSpan = span;
+    return tr;
+  };
+  const rows = [head("Seed groups", ["n", ...GROUP_COLUMNS.map(([title]) => title)])];
+  for (const group of groups) {
+    const tr = cell("tr", null, "group-row");
+    tr.dataset.group = `${group.study_id}:${group.label}`;
+    const label = cell("th", null, "run-col");
+    label.scope = "row";
+    label.append(swatch(group.index), group.label);
+    label.title = `runs ${group.run_ids.join(", ")}`;
+    const n = cell("td", `${group.n} of ${group.run_ids.length}`, "num");
+    n.dataset.column = "n";
+    tr.append(label, n);
+    for (const [, key, format] of GROUP_COLUMNS) {
+      const td = cell("td", formatSpread(group[key], format), "num");
+      td.dataset.column = key;
+      tr.append(td);
+    }
+    tr.lastElementChild.colSpan = span - 1 - GROUP_COLUMNS.length;
+    rows.push(tr);
+  }
+  rows.push(head("Single runs"));
+  return rows;
+}
+
 function drawSummary() {
   const names = legendNames();
   $("summary-caption").textContent = data.caption;
@@ -338,7 +424,7 @@ function drawSummary() {
     }
     return tr;
   });
-  $("summary-table").tBodies[0].replaceChildren(...rows);
+  $("summary-table").tBodies[0].replaceChildren(...groupRows(), ...rows);
   for (const link of document.querySelectorAll("a[data-format]")) link.href = exportUrl(link.dataset.format);
 }
 
@@ -597,6 +683,7 @@ onChange("summary-mode", (select) => { view.summary = select.value; load(); });
 onChange("x-axis", (select) => { view.x = select.value; load(); });
 onChange("all-fields", (box) => { view.allFields = box.checked; load(); });
 onChange("log-y", (box) => { view.logY = box.checked; drawCurves(); });
+onChange("seed-groups", (box) => { view.groups = box.checked; drawCurves(); });
 onChange("normalize", (box) => { view.normalize = box.checked; drawConfusions(); });
 onChange("diff-a", () => drawDiff());
 onChange("diff-b", () => drawDiff());
@@ -611,6 +698,7 @@ $("summary-mode").value = view.summary;
 $("x-axis").value = view.x;
 $("all-fields").checked = view.allFields;
 $("log-y").checked = view.logY;
+$("seed-groups").checked = view.groups;
 $("normalize").checked = view.normalize;
 $("smoothing").value = String(view.smoothing);
 $("smoothing-value").textContent = view.smoothing.toFixed(2);

@@ -6,6 +6,9 @@ import csv
 import io
 from typing import Any
 
+import numpy as np
+import pytest
+
 from tests.backend.test_api_runs import claim, create
 from tests.conftest import API, WORKER, epoch_record, tiny_spec
 
@@ -101,3 +104,35 @@ def test_only_runs_that_succeeded_compete_for_best(client: Any) -> None:
     assert [row["test_acc"] for row in result["summary"]] == [0.7, 0.95]
     assert result["best"]["test_acc"] == [0]  # 95 % so far, but the run has not finished
     assert result["best"]["total_seconds"] == [0]
+
+
+def test_seed_repeats_of_a_study_variant_are_grouped(client: Any) -> None:
+    from tests.backend.test_api_study_repeats import BASE, finish
+
+    created = client.post("/api/studies", json={"name": "seeds", "base": BASE, "repeats": 3, "variants": [
+        {"label": "seeded"}, {"label": "single", "repeats": 1}]}, headers=API).json()
+    ids = [r["id"] for r in created["data"]]
+    curves = [[0.61, 0.83, 0.8], [0.72, 0.79], [0.64, 0.91, 0.9]]
+    seconds = [12.5, 11.0, 14.25]
+    for run_id, accs, secs in zip(ids[:3], curves, seconds, strict=True):
+        finish(client, run_id, accs, secs)
+    other = trained(client, [0.5, 0.6])
+    body = client.get(f"/api/compare?runs={','.join(map(str, ids))},{other}&summary=best", headers=API).json()
+    assert len(body["summary"]) == 5 and len(body["series"]["test_acc"]) == 5  # the single runs stay
+    [group] = body["groups"]
+    assert (group["study_id"], group["label"], group["run_ids"], group["n"]) == (created["id"], "seeded", ids[:3], 3)
+    rows = {row["run_id"]: row for row in body["summary"]}
+    for field in ("test_acc", "best_test_acc", "final_test_acc", "total_seconds"):
+        values = [rows[i][field] for i in ids[:3]]
+        assert group[field]["mean"] == pytest.approx(np.mean(values)), field
+        assert group[field]["std"] == pytest.approx(np.std(values, ddof=1)), field
+        assert group[field]["n"] == 3
+    assert group["test_acc"]["mean"] == pytest.approx(np.mean([0.83, 0.79, 0.91]))
+    band = group["series"]["test_acc"]
+    assert band["x"] == [1.0, 2.0]  # only the epochs every run has
+    for k, epoch_values in enumerate([[0.61, 0.72, 0.64], [0.83, 0.79, 0.91]]):
+        assert band["mean"][k] == pytest.approx(np.mean(epoch_values))
+        assert band["std"][k] == pytest.approx(np.std(epoch_values, ddof=1))
+    assert set(group["series"]) == set(body["series"])
+    alone = client.get(f"/api/compare?runs={ids[0]},{other}", headers=API).json()
+    assert alone["groups"] == []

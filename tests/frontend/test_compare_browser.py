@@ -341,3 +341,48 @@ def test_empty_and_error_states(page: Page, runs: Runs, screenshots: Path) -> No
     page.goto(f"/compare?runs={runs.a},999,998")
     expect(page.locator("#compare-error")).to_contain_text("Could not compare these runs: runs not found: 999, 998.")
     expect(page.locator("#compare-body")).to_be_hidden()
+
+
+def test_seed_repeats_show_as_mean_and_std(page: Page, api: httpx.Client, worker: MakeWorker) -> None:
+    base = {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [16]}, "epochs": 2, "seed": 7,
+            "device": "cpu"}
+    created = api.post("/api/studies", json={"name": "seeds", "base": base, "repeats": 3,
+                                             "variants": [{"label": "seeded"}]})
+    assert created.status_code == 201, created.text
+    ids = [r["id"] for r in created.json()["data"]]
+    for run_id, accs, seconds in zip(ids, ([0.6, 0.8], [0.7, 0.75], [0.65, 0.9]), (4.0, 5.0, 6.0), strict=True):
+        run = worker(run_id)
+        run.claim()
+        for epoch, acc in enumerate(accs, start=1):
+            run.epoch(epoch, acc)
+        finish(run, len(accs), CONFUSION_A, seconds)
+    single = create_run(api, name="single")["id"]
+    page.goto(f"/compare?runs={','.join(map(str, ids))},{single}")
+    group = page.locator("#summary-table tr.group-row")
+    expect(group).to_have_count(1)
+    expect(group.locator("th")).to_have_text("seeded")
+    expect(group.locator('td[data-column="n"]')).to_have_text("3 of 3")
+    expect(group.locator('td[data-column="test_acc"]')).to_have_text("81.67 % ± 7.64 %")
+    expect(group.locator('td[data-column="total_seconds"]')).to_have_text("5.0 s ± 1.0 s")
+    for run_id in [*ids, single]:  # the single runs stay listed and linked
+        expect(page.locator(f'#summary-table tr[data-run-id="{run_id}"] a')).to_have_attribute(
+            "href", f"/runs/{run_id}")
+    count_bands = "id => document.getElementById(id).data.filter(t => t.fill === 'tonexty').length"
+    page.wait_for_function(f"() => ({count_bands})('chart-test_acc') === 1")
+    bands = page.evaluate("""id => document.getElementById(id).data.map(t => ({
+        name: t.name, y: Array.from(t.y), fill: t.fill ?? null, hoverinfo: t.hoverinfo ?? null }))""",
+                          "chart-test_acc")
+    assert [t["name"] for t in bands] == ["single", "seeded − std", "seeded + std", "seeded (mean of 3)"]
+    assert bands[3]["y"] == pytest.approx([65.0, 81.6667], abs=1e-3)
+    assert bands[2]["y"][1] == pytest.approx(81.6667 + 7.6376, abs=1e-3)
+    assert bands[2]["fill"] == "tonexty" and bands[2]["hoverinfo"] == "skip"
+    for metric in METRICS:
+        assert page.evaluate(count_bands, f"chart-{metric}") == 1, metric
+
+    toggle = page.get_by_label("Show seed groups as mean ± std")
+    expect(toggle).to_be_checked()
+    toggle.uncheck()
+    wait_drawn(page, "chart-test_acc", [2, 2, 2, 0])
+    assert page.evaluate(count_bands, "chart-test_acc") == 0
+    toggle.check()
+    page.wait_for_function(f"() => ({count_bands})('chart-test_acc') === 1")
