@@ -47,8 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher.close()
             engine.dispose()
 
-    app = FastAPI(title="trainboard", version=__version__, lifespan=lifespan,
-                  description="Launch, watch and compare PyTorch image-classification runs.")
+    app = FastAPI(
+        title="trainboard",
+        version=__version__,
+        lifespan=lifespan,
+        description="Launch, watch and compare PyTorch image-classification runs.",
+    )
     app.include_router(runs.router)
     app.include_router(studies.router)
     app.include_router(events.router)
@@ -56,7 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(compare.router)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(RequestValidationError, _invalid)
-    from backend import compare_pages, pages, study_pages  # the HTML side; imported here so the API alone stays importable
+    from backend import (
+        compare_pages,
+        pages,
+        study_pages,
+    )  # the HTML side; imported here so the API alone stays importable
 
     pages.mount(app)
     app.include_router(study_pages.router)

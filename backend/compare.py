@@ -16,8 +16,13 @@ SummaryMode = Literal["best", "last", "stop"]
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "lr")
 # Which way is better, per summary column: the table highlights the best value of each.
 GOALS: dict[str, Literal["max", "min"]] = {
-    "test_acc": "max", "best_test_acc": "max", "final_test_acc": "max", "images_per_s": "max",
-    "total_seconds": "min", "test_loss": "min", "train_loss": "min",
+    "test_acc": "max",
+    "best_test_acc": "max",
+    "final_test_acc": "max",
+    "images_per_s": "max",
+    "total_seconds": "min",
+    "test_loss": "min",
+    "train_loss": "min",
 }
 
 
@@ -75,11 +80,18 @@ def summary_row(run: dict[str, Any], records: Sequence[dict[str, Any]], mode: Su
     by_epoch = {r["epoch"]: r for r in records}
     speeds = [r["images_per_s"] for r in records]
     return SummaryRow(
-        run_id=run["id"], label=run.get("label") or run["name"], status=run["status"],
-        test_acc=by_epoch[epoch]["test_acc"] if epoch in by_epoch else None, summary_epoch=epoch,
-        best_test_acc=summary.get("best_test_acc"), best_epoch=best_epoch, final_test_acc=summary.get("final_test_acc"),
-        epochs_run=len(records), early_stopped=bool(summary.get("stop_reason")),
-        total_seconds=summary.get("total_seconds"), images_per_s=statistics.fmean(speeds) if speeds else None,
+        run_id=run["id"],
+        label=run.get("label") or run["name"],
+        status=run["status"],
+        test_acc=by_epoch[epoch]["test_acc"] if epoch in by_epoch else None,
+        summary_epoch=epoch,
+        best_test_acc=summary.get("best_test_acc"),
+        best_epoch=best_epoch,
+        final_test_acc=summary.get("final_test_acc"),
+        epochs_run=len(records),
+        early_stopped=bool(summary.get("stop_reason")),
+        total_seconds=summary.get("total_seconds"),
+        images_per_s=statistics.fmean(speeds) if speeds else None,
     )
 
 
@@ -123,9 +135,15 @@ def group_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for label, members in groups.items():
         done = [row for row in members if row["status"] == "succeeded"]
-        out.append({"label": label, "n": len(done), "early_stops": sum(bool(row["early_stopped"]) for row in done),
-                    "run_ids": [row["run_id"] for row in members]}
-                   | {key: spread(row[key] for row in done) for key in SPREAD_FIELDS})
+        out.append(
+            {
+                "label": label,
+                "n": len(done),
+                "early_stops": sum(bool(row["early_stopped"]) for row in done),
+                "run_ids": [row["run_id"] for row in members],
+            }
+            | {key: spread(row[key] for row in done) for key in SPREAD_FIELDS}
+        )
     return out
 
 
@@ -149,8 +167,9 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tup
     return [xs[i] for i in ordered], [ys[i] for i in ordered]
 
 
-def series(records: Sequence[dict[str, Any]], metric: str, x: Literal["epoch", "seconds"],
-           max_points: int) -> dict[str, list[float]]:
+def series(
+    records: Sequence[dict[str, Any]], metric: str, x: Literal["epoch", "seconds"], max_points: int
+) -> dict[str, list[float]]:
     """One run's curve of `metric` (for `lr`, the first param group's), against epoch or elapsed seconds."""
     if x == "epoch":
         xs = [float(r["epoch"]) for r in records]
@@ -169,9 +188,13 @@ def band(curves: Sequence[Sequence[dict[str, Any]]], metric: str) -> dict[str, l
     has: {x: epochs, mean, std}. Empty lists when the runs share no epoch."""
     if not curves:
         return {"x": [], "mean": [], "std": []}
-    by_epoch = [{r["epoch"]: float(r[metric][0] if metric == "lr" else r[metric]) for r in records}
-                for records in curves]
+    by_epoch = [
+        {r["epoch"]: float(r[metric][0] if metric == "lr" else r[metric]) for r in records} for records in curves
+    ]
     shared = sorted(set(by_epoch[0]).intersection(*by_epoch[1:]))
     spreads = [spread(values[epoch] for values in by_epoch) for epoch in shared]
-    return {"x": [float(epoch) for epoch in shared], "mean": [s.mean for s in spreads if s],
-            "std": [s.std for s in spreads if s]}
+    return {
+        "x": [float(epoch) for epoch in shared],
+        "mean": [s.mean for s in spreads if s],
+        "std": [s.std for s in spreads if s],
+    }

@@ -28,8 +28,12 @@ def parse_run_ids(text: str) -> tuple[list[int], str | None]:
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare_page(request: Request, sid: PageSession, tokens: TokensDep, feed: FeedDep,
-                 runs: Annotated[str, Query(max_length=1000)] = "") -> HTMLResponse:
+def compare_page(
+    request: Request,
+    sid: PageSession,
+    tokens: TokensDep,
+    feed: FeedDep,
+    runs: Annotated[str, Query(max_length=1000)] = "",
+) -> HTMLResponse:
     ids, problem = parse_run_ids(runs)
-    return _render(request, "compare.html", sid, tokens, run_ids=ids, problem=problem,
-                   since=feed.token())
+    return _render(request, "compare.html", sid, tokens, run_ids=ids, problem=problem, since=feed.token())

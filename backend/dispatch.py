@@ -29,8 +29,13 @@ class Dispatcher:
 
     def send(self, run_id: int) -> bool:
         try:
-            self.celery.send_task(TRAIN_TASK, args=[run_id], queue=self.queue, retry=True,
-                                  retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+            self.celery.send_task(
+                TRAIN_TASK,
+                args=[run_id],
+                queue=self.queue,
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+            )
         except Exception:  # the broker is down: the run stays queued in the DB and is re-sent at startup
             log.exception("could not send run %s to the broker; it stays queued and is retried", run_id)
             with self._lock:
@@ -68,9 +73,15 @@ def queue_run(session: Session, spec: RunSpec, dispatcher: Dispatcher, feed: Cha
     return queue_runs(session, [spec], dispatcher, feed)[0]
 
 
-def queue_runs(session: Session, specs: Sequence[RunSpec], dispatcher: Dispatcher, feed: ChangeFeed,
-               study: Study | None = None, labels: Sequence[str] | None = None,
-               repeats: Sequence[int] | None = None) -> list[Run]:
+def queue_runs(
+    session: Session,
+    specs: Sequence[RunSpec],
+    dispatcher: Dispatcher,
+    feed: ChangeFeed,
+    study: Study | None = None,
+    labels: Sequence[str] | None = None,
+    repeats: Sequence[int] | None = None,
+) -> list[Run]:
     """The one way runs are queued (a run, or a study's runs with their labels): commit the rows first,
     all in one transaction, then send only their ids, in order."""
     runs = lifecycle.create_runs(session, specs, study, labels, repeats)

@@ -84,8 +84,16 @@ def _markdown(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption
 
 
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
 }
 
 
@@ -95,8 +103,14 @@ def latex_escape(text: str) -> str:
 
 def _latex(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption: str) -> str:
     spec = "".join("l" if c.kind in ("text", "flag") else "r" for c in columns)
-    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\hline",
-             " & ".join(latex_escape(c.title) for c in columns) + r" \\", r"\hline"]
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\hline",
+        " & ".join(latex_escape(c.title) for c in columns) + r" \\",
+        r"\hline",
+    ]
     for row in rows:
         lines.append(" & ".join(latex_escape(format_value(row.get(c.key), c.kind)) for c in columns) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]

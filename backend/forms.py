@@ -21,23 +21,53 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from trainboard.spec import (
-    MODEL_GROUPS, AugmentSpec, CNNSpec, CosineSchedule, CustomCNNSpec, DatasetSpec, EarlyStoppingSpec, HeadSpec,
-    MLPSpec, MultiStepSchedule, NoSchedule, OptimizerSpec, RunSpec, StepSchedule, TorchvisionSpec, error_field,
+    MODEL_GROUPS,
+    AugmentSpec,
+    CNNSpec,
+    CosineSchedule,
+    CustomCNNSpec,
+    DatasetSpec,
+    EarlyStoppingSpec,
+    HeadSpec,
+    MLPSpec,
+    MultiStepSchedule,
+    NoSchedule,
+    OptimizerSpec,
+    RunSpec,
+    StepSchedule,
+    TorchvisionSpec,
+    error_field,
 )
 
 MODEL_SPECS: dict[str, type[BaseModel]] = {
-    "mlp": MLPSpec, "cnn": CNNSpec, "custom_cnn": CustomCNNSpec,
-    "resnet18": TorchvisionSpec, "vgg16": TorchvisionSpec, "alexnet": TorchvisionSpec,
+    "mlp": MLPSpec,
+    "cnn": CNNSpec,
+    "custom_cnn": CustomCNNSpec,
+    "resnet18": TorchvisionSpec,
+    "vgg16": TorchvisionSpec,
+    "alexnet": TorchvisionSpec,
 }
 SCHEDULER_SPECS: dict[str, type[BaseModel]] = {
-    "none": NoSchedule, "multistep": MultiStepSchedule, "cosine": CosineSchedule, "step": StepSchedule,
+    "none": NoSchedule,
+    "multistep": MultiStepSchedule,
+    "cosine": CosineSchedule,
+    "step": StepSchedule,
 }
 SECTIONS: dict[str, type[BaseModel]] = {"dataset": DatasetSpec, "optimizer": OptimizerSpec}
 TOP_LEVEL = ("name", "epochs", "batch_size", "seed", "device")
 DEFAULT_ARCH = "cnn"
 # Errors shown at the top of their part of the form (they are about the part, not one field of it).
-SECTION_ERRORS = ("dataset", "augment", "model", "finetune", "finetune.train", "finetune.lr", "optimizer",
-                  "scheduler", "early_stopping")
+SECTION_ERRORS = (
+    "dataset",
+    "augment",
+    "model",
+    "finetune",
+    "finetune.train",
+    "finetune.lr",
+    "optimizer",
+    "scheduler",
+    "early_stopping",
+)
 
 
 def _literal_options(model: type[BaseModel], field: str) -> list[str]:
@@ -130,8 +160,9 @@ def _finetune(form: Mapping[str, str], arch: str) -> dict[str, Any]:
         finetune["train"] = sorted(
             checked, key=lambda g: order.index(g) if g in order else len(order) + groups.index(g)
         )
-    lrs = {group: form[f"finetune.lr.{group}"].strip() for group in groups
-           if form.get(f"finetune.lr.{group}", "").strip()}
+    lrs = {
+        group: form[f"finetune.lr.{group}"].strip() for group in groups if form.get(f"finetune.lr.{group}", "").strip()
+    }
     if lrs:
         finetune["lr"] = lrs
     return finetune
@@ -242,9 +273,11 @@ def checkbox_keys() -> set[str]:
     """The form's checkboxes: a browser posts nothing for one that is unchecked."""
     keys = set(OPTIONAL_SECTIONS) | {"finetune.frozen_bn_eval"}
     keys |= {f"finetune.train.{group}" for groups in MODEL_GROUPS.values() for group in groups}
-    for prefix, model_cls in [("model", m) for m in MODEL_SPECS.values()] + [
-        (f"augment.{name}", m) for name, m in AUGMENTS.items()
-    ] + [("optimizer", OptimizerSpec), ("early_stopping", EarlyStoppingSpec)]:
+    for prefix, model_cls in (
+        [("model", m) for m in MODEL_SPECS.values()]
+        + [(f"augment.{name}", m) for name, m in AUGMENTS.items()]
+        + [("optimizer", OptimizerSpec), ("early_stopping", EarlyStoppingSpec)]
+    ):
         keys |= {f"{prefix}.{name}" for name, info in model_cls.model_fields.items() if _kind(info) == "bool"}
     return keys
 

@@ -28,17 +28,28 @@ def create_run(session: Session, spec: RunSpec) -> Run:
     return create_runs(session, [spec])[0]
 
 
-def create_runs(session: Session, specs: Sequence[RunSpec], study: Study | None = None,
-                labels: Sequence[str] | None = None, repeats: Sequence[int] | None = None) -> list[Run]:
+def create_runs(
+    session: Session,
+    specs: Sequence[RunSpec],
+    study: Study | None = None,
+    labels: Sequence[str] | None = None,
+    repeats: Sequence[int] | None = None,
+) -> list[Run]:
     """Queued rows for `specs` (and their study, with each run's label), committed together: a study is
     stored with all of its runs or not at all."""
     if study is not None:
         session.add(study)
         session.flush()  # the study's id, for its runs
     runs = [
-        Run(name=spec.name, dataset=spec.dataset.name, arch=spec.model.arch, spec=spec.model_dump(mode="json"),
-            study_id=None if study is None else study.id, label=None if labels is None else labels[index],
-            repeat=0 if repeats is None else repeats[index])
+        Run(
+            name=spec.name,
+            dataset=spec.dataset.name,
+            arch=spec.model.arch,
+            spec=spec.model_dump(mode="json"),
+            study_id=None if study is None else study.id,
+            label=None if labels is None else labels[index],
+            repeat=0 if repeats is None else repeats[index],
+        )
         for index, spec in enumerate(specs)
     ]
     session.add_all(runs)
@@ -60,8 +71,17 @@ def claim_run(session: Session, run: Run, worker: str) -> Run | None:
     result = session.execute(
         update(Run)
         .where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
-        .values(status=RunStatus.running, attempt=col(Run.attempt) + 1, worker=worker, started_at=now,
-                heartbeat_at=now, finished_at=None, progress_epoch=0, progress_batch=0, progress_batches=0)
+        .values(
+            status=RunStatus.running,
+            attempt=col(Run.attempt) + 1,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=None,
+            progress_epoch=0,
+            progress_batch=0,
+            progress_batches=0,
+        )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
@@ -79,7 +99,13 @@ def claim_run(session: Session, run: Run, worker: str) -> Run | None:
 
 
 def _reset_summary(run: Run) -> None:
-    run.epochs_done, run.best_test_acc, run.best_epoch, run.final_test_acc, run.total_seconds = 0, None, None, None, None
+    run.epochs_done, run.best_test_acc, run.best_epoch, run.final_test_acc, run.total_seconds = (
+        0,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def _check_attempt(run: Run, attempt: int) -> None:
@@ -94,7 +120,8 @@ def _lock_attempt(session: Session, run: Run, attempt: int) -> None:
     (which deletes the old attempt's epochs) cannot interleave with this report.
     """
     result = session.execute(
-        update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.running, col(Run.attempt) == attempt)
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status) == RunStatus.running, col(Run.attempt) == attempt)
         .values(heartbeat_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -168,9 +195,13 @@ def finish_run(session: Session, run: Run, attempt: int, result: RunResult | Non
     if result is not None:
         run.stop_reason = result.stop_reason or None
         if result.final_epoch is not None:  # early stopping restored an earlier epoch: the run ends as that one
-            restored = session.exec(select(EpochMetric).where(
-                EpochMetric.run_id == run.id, EpochMetric.attempt == attempt, EpochMetric.epoch == result.final_epoch
-            )).first()
+            restored = session.exec(
+                select(EpochMetric).where(
+                    EpochMetric.run_id == run.id,
+                    EpochMetric.attempt == attempt,
+                    EpochMetric.epoch == result.final_epoch,
+                )
+            ).first()
             if restored is not None:
                 run.final_test_acc = restored.test_acc
         run.confusion = result.confusion or None
@@ -188,7 +219,8 @@ def request_cancel(session: Session, run: Run) -> Run:
     if run.status.terminal:
         raise Conflict(f"run {run.id} has already ended ({run.status})")
     result = session.execute(
-        update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
         .values(status=RunStatus.cancelled, cancel_requested=True, finished_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -218,13 +250,22 @@ def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts:
         if run.cancel_requested:
             values: dict[str, object] = {"status": RunStatus.cancelled, "finished_at": utcnow()}
         elif run.attempt >= max_attempts:
-            values = {"status": RunStatus.failed, "finished_at": utcnow(),
-                      "error": f"lost: {silent}, attempt {run.attempt} of {max_attempts}"}
+            values = {
+                "status": RunStatus.failed,
+                "finished_at": utcnow(),
+                "error": f"lost: {silent}, attempt {run.attempt} of {max_attempts}",
+            }
         else:
             values = {"status": RunStatus.queued, "error": f"attempt {run.attempt} lost: {silent}; requeued"}
         result = session.execute(
-            update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.running,
-                              col(Run.attempt) == run.attempt, col(Run.heartbeat_at) < deadline).values(**values)
+            update(Run)
+            .where(
+                col(Run.id) == run.id,
+                col(Run.status) == RunStatus.running,
+                col(Run.attempt) == run.attempt,
+                col(Run.heartbeat_at) < deadline,
+            )
+            .values(**values)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             recovery.changed.append(run.id)

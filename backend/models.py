@@ -12,7 +12,15 @@ from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
 from trainboard.presets.variants import (
-    MAX_AXIS, MAX_LABEL, MAX_REPEATS, MAX_SETS, MAX_VARIANTS, Reported, SpecDocument, Variant, check_labels,
+    MAX_AXIS,
+    MAX_LABEL,
+    MAX_REPEATS,
+    MAX_SETS,
+    MAX_VARIANTS,
+    Reported,
+    SpecDocument,
+    Variant,
+    check_labels,
 )
 from trainboard.reports import EpochRecord, Progress, RunInfo
 
@@ -41,8 +49,11 @@ class Study(SQLModel, table=True):
     description: str = Field(default="", sa_column=Column(Text, nullable=False))
     preset: str | None = Field(default=None, max_length=64, description="The built-in preset it came from.")
     overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    reported: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False),
-                                     description="label -> the figures a report gives for that variant")
+    reported: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False),
+        description="label -> the figures a report gives for that variant",
+    )
     created_at: datetime = _ts(default_factory=utcnow)
 
 
@@ -138,15 +149,33 @@ class RunPublic(BaseModel):
     def of(cls, run: Run) -> RunPublic:
         assert run.id is not None
         return cls(
-            id=run.id, study_id=run.study_id, label=run.label, repeat=run.repeat or 0, name=run.name, dataset=run.dataset, arch=run.arch,
-            status=run.status, attempt=run.attempt, spec=run.spec, created_at=run.created_at, started_at=run.started_at,
-            finished_at=run.finished_at, cancel_requested=run.cancel_requested, device=run.device,
-            error=run.error, info=None if run.info is None else RunInfo.model_validate(run.info),
-            tags=list(run.tags or []), notes=run.notes or "",
+            id=run.id,
+            study_id=run.study_id,
+            label=run.label,
+            repeat=run.repeat or 0,
+            name=run.name,
+            dataset=run.dataset,
+            arch=run.arch,
+            status=run.status,
+            attempt=run.attempt,
+            spec=run.spec,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            cancel_requested=run.cancel_requested,
+            device=run.device,
+            error=run.error,
+            info=None if run.info is None else RunInfo.model_validate(run.info),
+            tags=list(run.tags or []),
+            notes=run.notes or "",
             progress=Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches),
             summary=Summary(
-                best_test_acc=run.best_test_acc, best_epoch=run.best_epoch, final_test_acc=run.final_test_acc,
-                epochs_done=run.epochs_done, total_seconds=run.total_seconds, stop_reason=run.stop_reason,
+                best_test_acc=run.best_test_acc,
+                best_epoch=run.best_epoch,
+                final_test_acc=run.final_test_acc,
+                epochs_done=run.epochs_done,
+                total_seconds=run.total_seconds,
+                stop_reason=run.stop_reason,
             ),
         )
 
@@ -174,8 +203,11 @@ _STUDY_EXAMPLES = [
     {
         "name": "MNIST kernels",
         "description": "Kernel sizes of the basic CNN.",
-        "base": {"dataset": {"name": "mnist"}, "model": {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3]},
-                 "epochs": 10},
+        "base": {
+            "dataset": {"name": "mnist"},
+            "model": {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3]},
+            "epochs": 10,
+        },
         "variants": [
             {"label": "kernel=3", "set": {}},
             {"label": "kernel=5", "set": {"model.kernel_sizes": [5, 5]}},
@@ -200,11 +232,13 @@ class StudyCreate(BaseModel):
     base: SpecDocument | None = Field(None, description="The spec each variant starts from.")
     variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
     set: SpecDocument = Field(
-        default_factory=dict, max_length=MAX_SETS,
-        description="Dotted spec paths applied to every variant after its own `set` (e.g. {\"epochs\": 1}).",
+        default_factory=dict,
+        max_length=MAX_SETS,
+        description='Dotted spec paths applied to every variant after its own `set` (e.g. {"epochs": 1}).',
     )
-    repeats: int = Field(1, ge=1, le=MAX_REPEATS,
-                         description="Seeds per variant for variants that give no `repeats` of their own.")
+    repeats: int = Field(
+        1, ge=1, le=MAX_REPEATS, description="Seeds per variant for variants that give no `repeats` of their own."
+    )
 
     @model_validator(mode="after")
     def _preset_or_variants(self) -> StudyCreate:
@@ -241,9 +275,16 @@ class StudyPublic(BaseModel):
     @classmethod
     def of(cls, study: Study, counts: dict[RunStatus, int]) -> StudyPublic:
         assert study.id is not None
-        return cls(id=study.id, name=study.name, description=study.description, preset=study.preset,
-                   overrides=study.overrides, created_at=study.created_at, runs=sum(counts.values()),
-                   counts=StatusCounts(**{s.value: n for s, n in counts.items()}))
+        return cls(
+            id=study.id,
+            name=study.name,
+            description=study.description,
+            preset=study.preset,
+            overrides=study.overrides,
+            created_at=study.created_at,
+            runs=sum(counts.values()),
+            counts=StatusCounts(**{s.value: n for s, n in counts.items()}),
+        )
 
 
 class StudiesPublic(BaseModel):
@@ -296,7 +337,8 @@ class StudyPreview(BaseModel):
 
 
 _SWEEP_EXAMPLE = {
-    "name": "lr x batch", "description": "Learning rate against batch size.",
+    "name": "lr x batch",
+    "description": "Learning rate against batch size.",
     "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [64]}, "epochs": 5},
     "grid": {"optimizer.lr": [0.1, 0.01], "batch_size": [32, 64]},
     "repeats": 1,
@@ -313,13 +355,15 @@ class SweepCreate(BaseModel):
     description: str = Field("", max_length=5000)
     base: SpecDocument = Field(description="The spec every point starts from.")
     grid: dict[str, GridAxis] = Field(
-        min_length=1, max_length=MAX_SETS,
+        min_length=1,
+        max_length=MAX_SETS,
         description=f"Dotted spec path -> its values (1 to {MAX_AXIS}); the points are their Cartesian product, "
         "in the order given.",
     )
     repeats: int = Field(1, ge=1, le=MAX_REPEATS, description="Seeds per point: spec.seed + 0..N-1.")
-    set: SpecDocument = Field(default_factory=dict, max_length=MAX_SETS,
-                              description="Dotted spec paths applied to every point after its own.")
+    set: SpecDocument = Field(
+        default_factory=dict, max_length=MAX_SETS, description="Dotted spec paths applied to every point after its own."
+    )
 
 
 class SweepPreview(BaseModel):

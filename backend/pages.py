@@ -54,14 +54,18 @@ router = APIRouter(include_in_schema=False)
 OPTIONS = forms.options()
 
 
-def _render(request: Request, template: str, sid: str, tokens: Tokens, status_code: int = 200,
-            **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"csrf": tokens.csrf_token(sid), **context},
-                                      status_code=status_code)
+def _render(
+    request: Request, template: str, sid: str, tokens: Tokens, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, template, {"csrf": tokens.csrf_token(sid), **context}, status_code=status_code
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
-def runs_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep) -> HTMLResponse:
+def runs_page(
+    request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep
+) -> HTMLResponse:
     """One page of the runs list, filtered and sorted as the URL says (bad values: the defaults)."""
     since = feed.token()  # read before the runs: a change in between is sent again, never missed
     newest = run_queries.newest_run_id(session)  # likewise: a run above it is new to this page
@@ -70,14 +74,30 @@ def runs_page(request: Request, sid: PageSession, tokens: TokensDep, session: Se
     if not runs and view.page > 1 and count:  # past the last page (fewer runs than the link knew): show the last
         view = dataclasses.replace(view, page=(count - 1) // view.per_page + 1)
         runs, count = run_queries.list_runs(session, view.filter, view.sort, view.offset, view.per_page)
-    return _render(request, "runs.html", sid, tokens, runs=[RunPublic.of(r) for r in runs], count=count, since=since,
-                   view=view, options=OPTIONS, statuses=[s.value for s in RunStatus],
-                   page_sizes=run_queries.PAGE_SIZES, newest=newest)
+    return _render(
+        request,
+        "runs.html",
+        sid,
+        tokens,
+        runs=[RunPublic.of(r) for r in runs],
+        count=count,
+        since=since,
+        view=view,
+        options=OPTIONS,
+        statuses=[s.value for s in RunStatus],
+        page_sizes=run_queries.PAGE_SIZES,
+        newest=newest,
+    )
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
-def new_run_page(request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep,
-                 clone: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> HTMLResponse:
+def new_run_page(
+    request: Request,
+    sid: PageSession,
+    tokens: TokensDep,
+    session: SessionDep,
+    clone: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> HTMLResponse:
     values = forms.form_defaults()
     if clone is not None:
         values = forms.form_values(get_run(session, clone).spec)
@@ -98,26 +118,50 @@ def check_form_csrf(sid: str, tokens: Tokens, form: dict[str, str]) -> None:
 
 
 @router.post("/runs/new", response_class=HTMLResponse)
-def create_run_from_form(request: Request, sid: PageSession, form: PostedForm, tokens: TokensDep,
-                         session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep) -> Response:
+def create_run_from_form(
+    request: Request,
+    sid: PageSession,
+    form: PostedForm,
+    tokens: TokensDep,
+    session: SessionDep,
+    feed: FeedDep,
+    dispatcher: DispatcherDep,
+) -> Response:
     check_form_csrf(sid, tokens, form)
     spec, errors = forms.validate_form(form)
     if spec is None:
         values = forms.posted_values(form)
-        return _render(request, "run_form.html", sid, tokens, status.HTTP_422_UNPROCESSABLE_CONTENT,
-                       values=values, errors=errors, options=OPTIONS)
+        return _render(
+            request,
+            "run_form.html",
+            sid,
+            tokens,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            values=values,
+            errors=errors,
+            options=OPTIONS,
+        )
     run = queue_run(session, spec, dispatcher, feed)
     return RedirectResponse(f"/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, sid: PageSession, run: RunDep, tokens: TokensDep, session: SessionDep,
-             feed: FeedDep) -> HTMLResponse:
+def run_page(
+    request: Request, sid: PageSession, run: RunDep, tokens: TokensDep, session: SessionDep, feed: FeedDep
+) -> HTMLResponse:
     since = feed.token()  # a finished run's page follows /api/events from here for its tags and notes
     session.refresh(run)
     study = session.get(Study, run.study_id) if run.study_id is not None else None
-    return _render(request, "run.html", sid, tokens, run=RunPublic.of(run), classes=CLASS_NAMES.get(run.dataset, []),
-                   study=study, since=since)
+    return _render(
+        request,
+        "run.html",
+        sid,
+        tokens,
+        run=RunPublic.of(run),
+        classes=CLASS_NAMES.get(run.dataset, []),
+        study=study,
+        since=since,
+    )
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -126,11 +170,19 @@ def login_page(request: Request, next: str = "/") -> HTMLResponse:
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, tokens: TokensDep, token: Annotated[str, Form(max_length=500)],
-          next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+def login(
+    request: Request,
+    tokens: TokensDep,
+    token: Annotated[str, Form(max_length=500)],
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
     if not tokens.is_api_token(token.strip()):
-        return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": "Wrong token."},
-                                          status_code=status.HTTP_401_UNAUTHORIZED)
+        return templates.TemplateResponse(
+            request,
+            "login.html",
+            {"next": _safe_next(next), "error": "Wrong token."},
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
     return _logged_in(_safe_next(next), tokens)
 
 
@@ -144,8 +196,7 @@ def logout(sid: PageSession, form: PostedForm, tokens: TokensDep) -> RedirectRes
 
 def _logged_in(next_url: str, tokens: Tokens) -> RedirectResponse:
     response = RedirectResponse(next_url, status_code=status.HTTP_303_SEE_OTHER)
-    response.set_cookie(SESSION_COOKIE, tokens.new_session(), httponly=True, samesite="strict",
-                        max_age=30 * 24 * 3600)
+    response.set_cookie(SESSION_COOKIE, tokens.new_session(), httponly=True, samesite="strict", max_age=30 * 24 * 3600)
     return response
 
 
@@ -156,8 +207,11 @@ def _safe_next(next_url: str) -> str:
 
 def plotly_js() -> FileResponse:
     """Plotly.js from the installed plotly package: no CDN, works air-gapped."""
-    return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
-                        media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(
+        Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 def mount(app: FastAPI) -> None:
@@ -183,10 +237,17 @@ def mount(app: FastAPI) -> None:
             return await http_exception_handler(request, exc)
         titles = {status.HTTP_404_NOT_FOUND: "Not found", status.HTTP_403_FORBIDDEN: "Forbidden"}
         return templates.TemplateResponse(
-            request, "error.html",
-            {"status_code": exc.status_code, "title": titles.get(exc.status_code, f"Error {exc.status_code}"),
-             "detail": exc.detail, "csrf": None},
-            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+            request,
+            "error.html",
+            {
+                "status_code": exc.status_code,
+                "title": titles.get(exc.status_code, f"Error {exc.status_code}"),
+                "detail": exc.detail,
+                "csrf": None,
+            },
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(LoginRequired)
     async def to_login(_request: Request, exc: LoginRequired) -> RedirectResponse:

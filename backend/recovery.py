@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Recovery:
-    def __init__(self, engine: Engine, dispatcher: Dispatcher, feed: ChangeFeed,
-                 lost_after_seconds: float, max_attempts: int) -> None:
+    def __init__(
+        self, engine: Engine, dispatcher: Dispatcher, feed: ChangeFeed, lost_after_seconds: float, max_attempts: int
+    ) -> None:
         self.engine, self.dispatcher, self.feed = engine, dispatcher, feed
         self.lost_after_seconds, self.max_attempts = lost_after_seconds, max_attempts
         self._stop = threading.Event()

@@ -19,10 +19,23 @@ from sqlmodel import Session, col, select
 from backend.models import Run, RunStatus
 
 # A field name sorts ascending; with a leading "-", descending. The list's default: "-created".
-SortKey = Literal["created", "-created", "name", "-name", "status", "-status", "best_test_acc", "-best_test_acc",
-                  "total_seconds", "-total_seconds"]
+SortKey = Literal[
+    "created",
+    "-created",
+    "name",
+    "-name",
+    "status",
+    "-status",
+    "best_test_acc",
+    "-best_test_acc",
+    "total_seconds",
+    "-total_seconds",
+]
 _SORT_COLUMNS: dict[str, Any] = {
-    "created": Run.id, "name": Run.name, "status": Run.status, "best_test_acc": Run.best_test_acc,
+    "created": Run.id,
+    "name": Run.name,
+    "status": Run.status,
+    "best_test_acc": Run.best_test_acc,
     "total_seconds": Run.total_seconds,
 }
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
@@ -105,9 +118,12 @@ class RunsView:
         return cls(
             filter=RunFilter(
                 status=RunStatus(status) if status in RunStatus._value2member_map_ else None,
-                dataset=text("dataset", 40), arch=text("arch", 40),
-                tag=tag if re.fullmatch(TAG_PATTERN, tag) else None, q=text("q", 200),
-                study=_whole(params.get("study"), 1, 2**62, None)),
+                dataset=text("dataset", 40),
+                arch=text("arch", 40),
+                tag=tag if re.fullmatch(TAG_PATTERN, tag) else None,
+                q=text("q", 200),
+                study=_whole(params.get("study"), 1, 2**62, None),
+            ),
             sort=typing.cast(SortKey, sort) if sort in SORT_KEYS else "-created",
             page=_whole(params.get("page"), 1, _MAX_PAGE, 1),
             per_page=next((s for s in PAGE_SIZES if params.get("per_page") == str(s)), PAGE_SIZES[0]),
@@ -137,8 +153,11 @@ class RunsView:
         values: dict[str, Any] = {f.name: getattr(self.filter, f.name) for f in fields(self.filter)}
         values |= {"sort": self.sort, "page": self.page, "per_page": self.per_page} | changes
         defaults = {"sort": "-created", "page": 1, "per_page": PAGE_SIZES[0]}
-        pairs = [(k, str(v.value if isinstance(v, RunStatus) else v)) for k, v in values.items()
-                 if v not in (None, "") and defaults.get(k) != v]
+        pairs = [
+            (k, str(v.value if isinstance(v, RunStatus) else v))
+            for k, v in values.items()
+            if v not in (None, "") and defaults.get(k) != v
+        ]
         return urlencode(pairs)
 
 

@@ -12,15 +12,38 @@ from sqlmodel import Session, col, select
 
 from backend.compare import spread
 from backend.models import (
-    PlannedRun, Run, RunPublic, RunStatus, SpreadPublic, Study, StudyCreate, StudyGroup, SweepCreate,
+    PlannedRun,
+    Run,
+    RunPublic,
+    RunStatus,
+    SpreadPublic,
+    Study,
+    StudyCreate,
+    StudyGroup,
+    SweepCreate,
 )
 from trainboard.presets import presets
 from trainboard.presets.variants import (
-    MAX_RUNS, Reported, StudyInvalid, Variant, VariantError, check_labels, check_path, expand, run_count_error,
+    MAX_RUNS,
+    Reported,
+    StudyInvalid,
+    Variant,
+    VariantError,
+    check_labels,
+    check_path,
+    expand,
+    run_count_error,
     sweep_variants,
 )
 from trainboard.spec import (
-    DATASET_SHAPES, CNNSpec, CustomCNNSpec, MLPSpec, MultiStepSchedule, RunSpec, StepSchedule, TorchvisionSpec,
+    DATASET_SHAPES,
+    CNNSpec,
+    CustomCNNSpec,
+    MLPSpec,
+    MultiStepSchedule,
+    RunSpec,
+    StepSchedule,
+    TorchvisionSpec,
 )
 
 
@@ -37,21 +60,37 @@ class ResolvedStudy:
 
     def planned(self) -> list[PlannedRun]:
         return [
-            PlannedRun(label=label, repeat=repeat, spec=spec.model_dump(mode="json"), settings=key_settings(spec),
-                       parameters=parameters(spec), reported=self.reported.get(label))
+            PlannedRun(
+                label=label,
+                repeat=repeat,
+                spec=spec.model_dump(mode="json"),
+                settings=key_settings(spec),
+                parameters=parameters(spec),
+                reported=self.reported.get(label),
+            )
             for label, repeat, spec in zip(self.labels, self.repeats, self.specs, strict=True)
         ]
 
 
-def with_repeats(variants: list[Variant], specs: list[RunSpec], default: int, what: str = "variants"
-                 ) -> tuple[list[str], list[RunSpec], list[int]]:
+def with_repeats(
+    variants: list[Variant], specs: list[RunSpec], default: int, what: str = "variants"
+) -> tuple[list[str], list[RunSpec], list[int]]:
     """Each variant's spec `repeats` times with seeds spec.seed + 0..N-1 (labels, specs, repeat indices),
     or StudyInvalid when that is more than a study may queue."""
     counts = [variant.repeats or default for variant in variants]
     if sum(counts) > MAX_RUNS:
-        raise StudyInvalid([VariantError(
-            None, None, "repeats", f"the study would queue {sum(counts)} runs ({len(variants)} {what} with their "
-            f"repeats); the limit is {MAX_RUNS}", "too_many_runs")])
+        raise StudyInvalid(
+            [
+                VariantError(
+                    None,
+                    None,
+                    "repeats",
+                    f"the study would queue {sum(counts)} runs ({len(variants)} {what} with their "
+                    f"repeats); the limit is {MAX_RUNS}",
+                    "too_many_runs",
+                )
+            ]
+        )
     labels: list[str] = []
     out: list[RunSpec] = []
     repeats: list[int] = []
@@ -69,8 +108,13 @@ def resolve(request: StudyCreate) -> ResolvedStudy:
         preset = presets().get(request.preset)
         if preset is None:
             known = ", ".join(presets())
-            raise StudyInvalid([VariantError(None, None, "preset", f"unknown preset {request.preset!r}; "
-                                             f"the presets are: {known}", "preset")])
+            raise StudyInvalid(
+                [
+                    VariantError(
+                        None, None, "preset", f"unknown preset {request.preset!r}; the presets are: {known}", "preset"
+                    )
+                ]
+            )
         base, variants = preset.base, preset.variants
         name, description = request.name.strip() or preset.title, request.description or preset.description
     else:
@@ -80,8 +124,13 @@ def resolve(request: StudyCreate) -> ResolvedStudy:
     specs = expand(base, variants, request.set)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats)
     return ResolvedStudy(
-        name=name, description=description, preset=request.preset, overrides=dict(request.set),
-        labels=labels, specs=specs, repeats=repeats,
+        name=name,
+        description=description,
+        preset=request.preset,
+        overrides=dict(request.set),
+        labels=labels,
+        specs=specs,
+        repeats=repeats,
         reported={v.label: v.reported for v in variants if v.reported is not None},
     )
 
@@ -115,8 +164,16 @@ def resolve_sweep(request: SweepCreate) -> ResolvedStudy:
     variants = sweep_points(request)
     specs = expand(request.base, variants, request.set)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats, "points")
-    return ResolvedStudy(name=request.name.strip(), description=request.description, preset=None,
-                         overrides=dict(request.set), labels=labels, specs=specs, repeats=repeats, reported={})
+    return ResolvedStudy(
+        name=request.name.strip(),
+        description=request.description,
+        preset=None,
+        overrides=dict(request.set),
+        labels=labels,
+        specs=specs,
+        repeats=repeats,
+        reported={},
+    )
 
 
 def _spread(values: list[float | None]) -> SpreadPublic | None:
@@ -132,12 +189,16 @@ def study_groups(runs: Sequence[RunPublic]) -> list[StudyGroup]:
     groups = []
     for label, members in by_label.items():
         done = [run.summary for run in members if run.status == RunStatus.succeeded]
-        groups.append(StudyGroup(
-            label=label, run_ids=[run.id for run in members], succeeded=len(done),
-            best_test_acc=_spread([s.best_test_acc for s in done]),
-            final_test_acc=_spread([s.final_test_acc for s in done]),
-            total_seconds=_spread([s.total_seconds for s in done]),
-        ))
+        groups.append(
+            StudyGroup(
+                label=label,
+                run_ids=[run.id for run in members],
+                succeeded=len(done),
+                best_test_acc=_spread([s.best_test_acc for s in done]),
+                final_test_acc=_spread([s.final_test_acc for s in done]),
+                total_seconds=_spread([s.total_seconds for s in done]),
+            )
+        )
     return groups
 
 
@@ -167,12 +228,16 @@ def key_settings(spec: RunSpec) -> dict[str, str]:
         model_text = f"mlp {_numbers(model.hidden)}" + (", batch norm" if model.batch_norm else "")
         model_text += f", dropout {model.dropout:g}" if model.dropout else ""
     elif isinstance(model, CNNSpec):
-        model_text = (f"cnn channels {_numbers(model.channels)}, kernels {_numbers(model.kernel_sizes)}, "
-                      f"{model.pool} pool" + (f", dilation {model.dilation}" if model.dilation > 1 else "")
-                      + f", hidden {_numbers(model.hidden)}")
+        model_text = (
+            f"cnn channels {_numbers(model.channels)}, kernels {_numbers(model.kernel_sizes)}, "
+            f"{model.pool} pool"
+            + (f", dilation {model.dilation}" if model.dilation > 1 else "")
+            + f", hidden {_numbers(model.hidden)}"
+        )
     elif isinstance(model, CustomCNNSpec):
-        model_text = (f"custom_cnn blocks {_numbers(model.blocks)}, dropout {model.dropout:g}, "
-                      f"hidden {_numbers(model.hidden)}")
+        model_text = (
+            f"custom_cnn blocks {_numbers(model.blocks)}, dropout {model.dropout:g}, hidden {_numbers(model.hidden)}"
+        )
     else:
         assert isinstance(model, TorchvisionSpec)
         head = model.head
@@ -222,7 +287,8 @@ def status_counts(session: Session, study_ids: Sequence[int]) -> dict[int, dict[
     if not study_ids:
         return counts
     rows = session.exec(
-        select(Run.study_id, Run.status, func.count()).where(col(Run.study_id).in_(study_ids))
+        select(Run.study_id, Run.status, func.count())
+        .where(col(Run.study_id).in_(study_ids))
         .group_by(col(Run.study_id), col(Run.status))
     ).all()
     for study_id, run_status, count in rows:

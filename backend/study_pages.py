@@ -32,18 +32,27 @@ def studies_page(request: Request, sid: PageSession, tokens: TokensDep, session:
 
 
 @router.get("/studies/new", response_class=HTMLResponse)
-def new_study_page(request: Request, sid: PageSession, tokens: TokensDep,
-                   preset: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
+def new_study_page(
+    request: Request, sid: PageSession, tokens: TokensDep, preset: Annotated[str | None, Query(max_length=64)] = None
+) -> HTMLResponse:
     available = [p.model_dump(mode="json") for p in presets().values()]
     chosen = preset if preset in presets() else None
     # Not `tojson`: it sorts keys, and the order of a variant's overrides is the order they apply in.
-    return _render(request, "study_form.html", sid, tokens, presets=available, chosen=chosen,
-                   presets_json=htmlsafe_json_dumps(available))
+    return _render(
+        request,
+        "study_form.html",
+        sid,
+        tokens,
+        presets=available,
+        chosen=chosen,
+        presets_json=htmlsafe_json_dumps(available),
+    )
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
-def study_page(request: Request, sid: PageSession, tokens: TokensDep, study: StudyDep, session: SessionDep,
-               feed: FeedDep) -> HTMLResponse:
+def study_page(
+    request: Request, sid: PageSession, tokens: TokensDep, study: StudyDep, session: SessionDep, feed: FeedDep
+) -> HTMLResponse:
     since = feed.token()  # before the runs are read: a change in between is sent again, never missed
     detail = study_detail(session, study)
     run_ids = [run.id for run in detail.data]
@@ -52,8 +61,9 @@ def study_page(request: Request, sid: PageSession, tokens: TokensDep, study: Stu
 
 
 @router.get("/studies/{study_id}/report", response_class=HTMLResponse)
-def study_report_page(request: Request, sid: PageSession, tokens: TokensDep, study: StudyDep,
-                      session: SessionDep) -> HTMLResponse:
+def study_report_page(
+    request: Request, sid: PageSession, tokens: TokensDep, study: StudyDep, session: SessionDep
+) -> HTMLResponse:
     """The study's summary table, curve overlays and per-class bars (drawn by frontend/static/study_report.js)."""
     assert study.id is not None
     run_ids = [run.id for run in study_runs(session, study.id)]

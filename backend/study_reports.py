@@ -27,7 +27,8 @@ def caption(mode: compare.SummaryMode) -> str:
 
 def summary_columns(reported: bool) -> list[exports.Column]:
     columns = [
-        exports.Column("label", "Version"), exports.Column("n", "n", "integer"),
+        exports.Column("label", "Version"),
+        exports.Column("n", "n", "integer"),
         exports.Column("test_acc", "Test acc (%)", "percent", spread=True),
         exports.Column("epochs_run", "Epochs", "integer", spread=True),
         exports.Column("early_stops", "Early stops", "integer"),
@@ -35,13 +36,16 @@ def summary_columns(reported: bool) -> list[exports.Column]:
         exports.Column("images_per_s", "Images/s", "rate", spread=True),
     ]
     if reported:
-        columns += [exports.Column("reported_test_acc", "Reported acc (%)", "percent"),
-                    exports.Column("reported_seconds", "Reported time (s)", "seconds")]
+        columns += [
+            exports.Column("reported_test_acc", "Reported acc (%)", "percent"),
+            exports.Column("reported_seconds", "Reported time (s)", "seconds"),
+        ]
     return columns
 
 
-def summary_table(study: Study, runs: Sequence[RunPublic], records: Records,
-                  mode: compare.SummaryMode) -> list[dict[str, Any]]:
+def summary_table(
+    study: Study, runs: Sequence[RunPublic], records: Records, mode: compare.SummaryMode
+) -> list[dict[str, Any]]:
     """One row per label: compare.group_rows over the runs' summary rows, with the reported figures."""
     rows = [compare.summary_row(run.model_dump(mode="json"), records[run.id], mode) for run in runs]
     groups = compare.group_rows([vars(row) for row in rows])
@@ -82,11 +86,18 @@ def report_markdown(study: Study, runs: Sequence[RunPublic], records: Records, m
     if accuracy:
         labels = list(accuracy)
         columns = [exports.Column("class", "Class")] + [
-            exports.Column(f"v{i}", label, "percent") for i, label in enumerate(labels)]
-        class_rows = [{"class": name} | {f"v{i}": accuracy[label][c] if c < len(accuracy[label]) else None
-                                         for i, label in enumerate(labels)}
-                      for c, name in enumerate(classes)]
-        parts += ["## Per-class test accuracy", "",
-                  exports.render(class_rows, columns, "md",
-                                 caption="Test accuracy (%) per class at the last epoch, mean over seeds.")]
+            exports.Column(f"v{i}", label, "percent") for i, label in enumerate(labels)
+        ]
+        class_rows = [
+            {"class": name}
+            | {f"v{i}": accuracy[label][c] if c < len(accuracy[label]) else None for i, label in enumerate(labels)}
+            for c, name in enumerate(classes)
+        ]
+        parts += [
+            "## Per-class test accuracy",
+            "",
+            exports.render(
+                class_rows, columns, "md", caption="Test accuracy (%) per class at the last epoch, mean over seeds."
+            ),
+        ]
     return "\n".join(parts)

@@ -38,8 +38,10 @@ from worker.engine import fit, resolve_device
 from worker.preprocess import Preprocess
 
 CROP_FLIP = {"random_crop": {"size": 32, "padding": 4}, "hflip": {"p": 0.5}}
-HEAVY = CROP_FLIP | {"color_jitter": {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.1},
-                     "rotation": {"degrees": 15}}
+HEAVY = CROP_FLIP | {
+    "color_jitter": {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.1},
+    "rotation": {"degrees": 15},
+}
 BASELINE_CNN = {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3], "pool": "max", "hidden": [128, 64]}
 SGD = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4}
 
@@ -49,19 +51,29 @@ CASES: dict[str, dict[str, Any]] = {
     "cnn, crop+flip": {"model": BASELINE_CNN, "optimizer": SGD, "augment": CROP_FLIP},
     "cnn, crop+flip+jitter+rotation": {"model": BASELINE_CNN, "optimizer": SGD, "augment": HEAVY},
     "custom cnn, crop+flip": {"model": {"arch": "custom_cnn"}, "optimizer": SGD, "augment": CROP_FLIP},
-    "10-layer mlp + bn, crop+flip": {"model": {"arch": "mlp", "hidden": [512] * 9, "batch_norm": True},
-                                     "optimizer": SGD, "augment": CROP_FLIP},
+    "10-layer mlp + bn, crop+flip": {
+        "model": {"arch": "mlp", "hidden": [512] * 9, "batch_norm": True},
+        "optimizer": SGD,
+        "augment": CROP_FLIP,
+    },
     "resnet18": {"model": {"arch": "resnet18"}, "optimizer": SGD, "augment": CROP_FLIP},
     "vgg16": {"model": {"arch": "vgg16"}, "optimizer": SGD, "augment": CROP_FLIP},
     "alexnet": {"model": {"arch": "alexnet"}, "optimizer": SGD | {"nesterov": True}, "augment": CROP_FLIP},
     "resnet18 fc+layer4, adamw": {
         "model": {"arch": "resnet18", "head": {"kind": "mlp", "hidden": 256}},
         "finetune": {"train": ["fc", "layer4"], "lr": {"fc": 0.01, "layer4": 0.0001}, "frozen_bn_eval": True},
-        "optimizer": {"name": "adamw", "lr": 0.0001}, "scheduler": {"name": "cosine"}, "augment": CROP_FLIP,
+        "optimizer": {"name": "adamw", "lr": 0.0001},
+        "scheduler": {"name": "cosine"},
+        "augment": CROP_FLIP,
         "early_stopping": {"patience": 5},
     },
-    "resnet18 at 224": {"dataset": {"resize": 224}, "model": {"arch": "resnet18"}, "optimizer": SGD,
-                        "augment": {"random_crop": {"size": 224, "padding": 4}, "hflip": {"p": 0.5}}, "images": 0.125},
+    "resnet18 at 224": {
+        "dataset": {"resize": 224},
+        "model": {"arch": "resnet18"},
+        "optimizer": SGD,
+        "augment": {"random_crop": {"size": 224, "padding": 4}, "hflip": {"p": 0.5}},
+        "images": 0.125,
+    },
 }
 
 
@@ -99,16 +111,21 @@ def main() -> None:
         row = run_case(label, fields, images, args, device)
         rows.append(row)
         shape = "x".join(map(str, row.model_input))
-        print(f"{label:<32} {row.images:>7} {row.epoch_seconds:>8.2f} {row.images_per_s:>9,.0f} {shape:>10} "
-              f"{row.trainable_parameters:>11,}  {[f'{lr:.2g}' for lr in row.lr]}", flush=True)
+        print(
+            f"{label:<32} {row.images:>7} {row.epoch_seconds:>8.2f} {row.images_per_s:>9,.0f} {shape:>10} "
+            f"{row.trainable_parameters:>11,}  {[f'{lr:.2g}' for lr in row.lr]}",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
 
 
 def run_case(label: str, fields: dict[str, Any], images: int, args: argparse.Namespace, device: torch.device) -> Row:
     dataset = {"name": "cifar10"} | fields.pop("dataset", {})
-    spec = RunSpec.model_validate({"dataset": dataset, "device": str(device), "epochs": args.epochs,
-                                   "batch_size": args.batch_size, "seed": 0} | fields)
+    spec = RunSpec.model_validate(
+        {"dataset": dataset, "device": str(device), "epochs": args.epochs, "batch_size": args.batch_size, "seed": 0}
+        | fields
+    )
     data = random_cifar(images, args.test_size, device)
     records: list[EpochRecord] = []
     infos: list[RunInfo] = []
@@ -116,8 +133,16 @@ def run_case(label: str, fields: dict[str, Any], images: int, args: argparse.Nam
     last = records[-1]
     assert result.epochs_run == len(records) and math.isfinite(last.train_loss), label
     assert sum(map(sum, result.confusion)) == args.test_size, label
-    return Row(label, images, last.seconds, last.images_per_s, last.test_acc, infos[0].image_size,
-               infos[0].trainable_parameters, last.lr)
+    return Row(
+        label,
+        images,
+        last.seconds,
+        last.images_per_s,
+        last.test_acc,
+        infos[0].image_size,
+        infos[0].trainable_parameters,
+        last.lr,
+    )
 
 
 def check_device(device: torch.device) -> None:

@@ -37,12 +37,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     device = torch.device(args.device)
-    spec = RunSpec.model_validate({"dataset": {"name": "mnist"}, "model": {"arch": "mlp"}, "device": args.device,
-                                   "batch_size": args.batch_size, "epochs": 1})
+    spec = RunSpec.model_validate(
+        {
+            "dataset": {"name": "mnist"},
+            "model": {"arch": "mlp"},
+            "device": args.device,
+            "batch_size": args.batch_size,
+            "epochs": 1,
+        }
+    )
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.train_size, 1, 28, 28), dtype=torch.uint8, generator=gen)
     labels = torch.randint(0, 10, (args.train_size,), generator=gen)
-    data = to_device(Dataset(images, labels, images[:1000], labels[:1000], (0.13,), (0.31,), tuple("0123456789")), device)
+    data = to_device(
+        Dataset(images, labels, images[:1000], labels[:1000], (0.13,), (0.31,), tuple("0123456789")), device
+    )
     engine._configure(device)
     normalize = Preprocess(data.mean, data.std, device)
 
@@ -74,8 +83,16 @@ def main() -> None:
         extra = {"progress": sent.append, "should_stop": lambda: False} if callbacks else {}
 
         def epoch() -> None:
-            engine.train_one_epoch(model, optimizer, data.train_x, data.train_y, normalize,
-                                   batch_size=args.batch_size, generator=generator, **extra)
+            engine.train_one_epoch(
+                model,
+                optimizer,
+                data.train_x,
+                data.train_y,
+                normalize,
+                batch_size=args.batch_size,
+                generator=generator,
+                **extra,
+            )
             sent.clear()
 
         return epoch
@@ -85,7 +102,9 @@ def main() -> None:
         engine.fit(spec, data_dir=Path("."), report=records.append, dataset=data)
 
     variants: dict[str, Callable[[], None]] = {
-        "bare": bare(False), "loop": loop(False, False), "loop+callbacks": loop(False, True),
+        "bare": bare(False),
+        "loop": loop(False, False),
+        "loop+callbacks": loop(False, True),
         "fit (fresh model)": fit,
     }
     if device.type == "cuda":

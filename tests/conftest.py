@@ -85,8 +85,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": data_dir, "api_token": API_TOKEN, "worker_token": WORKER_TOKEN,
-        "broker_url": f"sqla+sqlite:///{data_dir / 'broker.db'}", "heartbeat_seconds": 0.2,
+        "data_dir": data_dir,
+        "api_token": API_TOKEN,
+        "worker_token": WORKER_TOKEN,
+        "broker_url": f"sqla+sqlite:///{data_dir / 'broker.db'}",
+        "heartbeat_seconds": 0.2,
         "queue": f"trainboard-test-{SESSION}",
     }
     return Settings(**(values | overrides))
@@ -147,8 +150,9 @@ class LiveServer:
 
         self.settings = settings
         self.url = settings.api_url
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning",
-                                lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -186,16 +190,23 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, name: str, log_path: Path) -> None:
         env = os.environ | {
-            "TRAINBOARD_DATA_DIR": str(settings.data_dir), "TRAINBOARD_BROKER_URL": settings.broker,
+            "TRAINBOARD_DATA_DIR": str(settings.data_dir),
+            "TRAINBOARD_BROKER_URL": settings.broker,
             "TRAINBOARD_QUEUE": settings.queue,
-            "TRAINBOARD_API_URL": settings.api_url, "TRAINBOARD_WORKER_TOKEN": WORKER_TOKEN,
-            "TRAINBOARD_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds), "PYTHONUNBUFFERED": "1",
+            "TRAINBOARD_API_URL": settings.api_url,
+            "TRAINBOARD_WORKER_TOKEN": WORKER_TOKEN,
+            "TRAINBOARD_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+            "PYTHONUNBUFFERED": "1",
         }
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trainboard", "worker", "--name", name], cwd=REPO, env=env,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "trainboard", "worker", "--name", name],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log(self) -> str:
@@ -212,8 +223,9 @@ class WorkerProcess:
         self._log.close()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1,
-             message: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1, message: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -227,14 +239,27 @@ def wait_for(condition: Callable[[], Any], timeout: float = 120.0, interval: flo
 def tiny_spec(**overrides: Any) -> dict[str, Any]:
     """A run that trains in about a second on CPU: an MLP on a slice of the bundled digits."""
     spec: dict[str, Any] = {
-        "name": "tiny-mlp", "dataset": {"name": "digits", "train_limit": 512, "test_limit": 256},
-        "model": {"arch": "mlp", "hidden": [32]}, "optimizer": {"name": "sgd", "lr": 0.1},
-        "epochs": 3, "batch_size": 64, "seed": 0, "device": "cpu",
+        "name": "tiny-mlp",
+        "dataset": {"name": "digits", "train_limit": 512, "test_limit": 256},
+        "model": {"arch": "mlp", "hidden": [32]},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "epochs": 3,
+        "batch_size": 64,
+        "seed": 0,
+        "device": "cpu",
     }
     return spec | overrides
 
 
 def epoch_record(epoch: int, classes: int = 10, test_acc: float = 0.5) -> dict[str, Any]:
-    return {"epoch": epoch, "train_loss": 1.0 / epoch, "train_acc": 0.5, "test_loss": 1.2 / epoch,
-            "test_acc": test_acc, "per_class_acc": [test_acc] * classes, "lr": [0.01], "seconds": 0.5,
-            "images_per_s": 1000.0}
+    return {
+        "epoch": epoch,
+        "train_loss": 1.0 / epoch,
+        "train_acc": 0.5,
+        "test_loss": 1.2 / epoch,
+        "test_acc": test_acc,
+        "per_class_acc": [test_acc] * classes,
+        "lr": [0.01],
+        "seconds": 0.5,
+        "images_per_s": 1000.0,
+    }

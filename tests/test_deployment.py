@@ -75,9 +75,19 @@ def test_docker_compose_validates_the_file() -> None:
     binary = shutil.which("docker-compose")
     if binary is None:
         skip_or_fail("docker-compose is not installed (Debian package docker-compose)")
-    result = subprocess.run([binary, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], cwd=REPO,
-                            env=os.environ | ENV, capture_output=True, text=True)
+    result = subprocess.run(
+        [binary, "-f", str(REPO / "docker-compose.yml"), "config", "-q"],
+        cwd=REPO,
+        env=os.environ | ENV,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
-    missing = subprocess.run([binary, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], cwd=REPO,
-                             env={k: v for k, v in os.environ.items() if k not in ENV}, capture_output=True, text=True)
+    missing = subprocess.run(
+        [binary, "-f", str(REPO / "docker-compose.yml"), "config", "-q"],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k not in ENV},
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode != 0 and "set POSTGRES_PASSWORD in .env" in missing.stderr

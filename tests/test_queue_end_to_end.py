@@ -77,8 +77,13 @@ def test_run_succeeds_with_every_epoch(stack: Stack) -> None:
 
 
 def test_cancel_mid_run_keeps_finished_epochs(stack: Stack) -> None:
-    spec = tiny_spec(name="long", epochs=1000, dataset={"name": "digits"}, batch_size=16,
-                     model={"arch": "cnn", "channels": [16, 32], "hidden": [64]})
+    spec = tiny_spec(
+        name="long",
+        epochs=1000,
+        dataset={"name": "digits"},
+        batch_size=16,
+        model={"arch": "cnn", "channels": [16, 32], "hidden": [64]},
+    )
     run_id = submit(stack, spec)
     wait_for(lambda: stack.run(run_id)["summary"]["epochs_done"] >= 2, 120, 0.2, "two epochs")
     with stack.server.api() as api:
@@ -101,8 +106,12 @@ def test_a_duplicated_message_never_runs_twice(stack: Stack) -> None:
         dispatcher.close()
     run = stack.wait_until_ended(run_id)
     assert run["status"] == "succeeded"
-    wait_for(lambda: any(f"run {run_id}: not claimed" in w.log() for w in stack.workers), 60, 0.2,
-             "the second worker to give up its claim")
+    wait_for(
+        lambda: any(f"run {run_id}: not claimed" in w.log() for w in stack.workers),
+        60,
+        0.2,
+        "the second worker to give up its claim",
+    )
     assert run["attempt"] == 1
     with stack.server.api() as api:
         assert [m["epoch"] for m in api.get(f"/api/runs/{run_id}/metrics").json()["data"]] == [1, 2, 3, 4]

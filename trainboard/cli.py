@@ -17,10 +17,13 @@ import typer
 
 from trainboard.settings import Settings, get_settings
 
-app = typer.Typer(help="Launch, watch and compare PyTorch image-classification runs.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Launch, watch and compare PyTorch image-classification runs.", no_args_is_help=True, add_completion=False
+)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default: TRAINBOARD_DATA_DIR or ~/.trainboard).")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default: TRAINBOARD_DATA_DIR or ~/.trainboard).")
+]
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
@@ -31,10 +34,17 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default: TRAINBOARD_HOST or 127.0.0.1). 0.0.0.0 exposes the dashboard to your network.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to bind (default: TRAINBOARD_HOST or 127.0.0.1). 0.0.0.0 exposes the dashboard to your network."
+        ),
+    ] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: TRAINBOARD_PORT or 8000).")] = None,
     data_dir: DataDir = None,
-    workers: Annotated[int, typer.Option(min=0, max=64, help="Embedded worker processes (0: use external `trainboard worker`s).")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=0, max=64, help="Embedded worker processes (0: use external `trainboard worker`s).")
+    ] = 1,
 ) -> None:
     """API + pages + N embedded Celery workers. Ctrl-C stops everything it started."""
     import uvicorn
@@ -48,8 +58,10 @@ def serve(
     settings.ensure_data_dir()
     api_token, worker_token = settings.resolved_tokens()
     children = [_start_worker(settings, worker_token, index) for index in range(workers)]
-    typer.echo(f"trainboard: data in {settings.data_dir}; database {_redact(settings.database)}; "
-               f"broker {_redact(settings.broker)}; {workers} embedded worker(s)")
+    typer.echo(
+        f"trainboard: data in {settings.data_dir}; database {_redact(settings.database)}; "
+        f"broker {_redact(settings.broker)}; {workers} embedded worker(s)"
+    )
     typer.echo(f"trainboard: open http://{local}:{port}/?token={api_token}")
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=_log_config())
@@ -88,8 +100,9 @@ def _start_worker(settings: Settings, worker_token: str, index: int) -> subproce
         "TRAINBOARD_WORKER_TOKEN": worker_token,
     }
     # A session of its own: Ctrl-C reaches only `serve`, which then stops the workers in order.
-    return subprocess.Popen([sys.executable, "-m", "trainboard", "worker", "--name", f"embedded{index}"],
-                            env=env, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainboard", "worker", "--name", f"embedded{index}"], env=env, start_new_session=True
+    )
 
 
 def _stop_workers(children: list[subprocess.Popen[bytes]], grace_seconds: float = 10.0) -> None:
@@ -130,10 +143,19 @@ def worker(
 
     from worker.tasks import celery_app
 
-    celery_app.worker_main([
-        "worker", f"--loglevel={loglevel}", "--pool=prefork", "--concurrency=1", f"--queues={get_settings().queue}",
-        f"--hostname={name}@{socket.gethostname()}", "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ])
+    celery_app.worker_main(
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            "--pool=prefork",
+            "--concurrency=1",
+            f"--queues={get_settings().queue}",
+            f"--hostname={name}@{socket.gethostname()}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
 
 
 @app.command()

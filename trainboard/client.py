@@ -25,8 +25,12 @@ class Event:
 class Client:
     def __init__(self, base_url: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"},
-                                  timeout=httpx.Timeout(30.0, read=None), transport=transport)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(30.0, read=None),
+            transport=transport,
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -96,8 +100,9 @@ class Client:
         except ValueError:
             detail = response.text
         if isinstance(detail, list):  # 422: one line per field
-            detail = "\n".join(f"  {e.get('field') or '.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}"
-                               for e in detail)
+            detail = "\n".join(
+                f"  {e.get('field') or '.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail
+            )
             raise ClientError(f"invalid spec (HTTP {response.status_code}):\n{detail}")
         raise ClientError(f"HTTP {response.status_code}: {detail}")
 
@@ -110,31 +115,46 @@ def watch_run(client: Client, run: dict[str, Any]) -> str:
     console = Console(stderr=True)
     epochs = int(run["spec"]["epochs"])
     status = str(run["status"])
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bars:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bars:
         bar = bars.add_task(f"run {run['id']} {status}", total=None)
         for event in client.events(int(run["id"])):
             if event.event == "epoch":
                 r = event.data
                 bars.console.print(
                     f"epoch {r['epoch']:>3}/{epochs}  train loss {r['train_loss']:.4f}  test loss {r['test_loss']:.4f}"
-                    f"  test acc {100 * r['test_acc']:.2f}%  {r['seconds']:.1f} s  {r['images_per_s']:.0f} img/s")
+                    f"  test acc {100 * r['test_acc']:.2f}%  {r['seconds']:.1f} s  {r['images_per_s']:.0f} img/s"
+                )
             elif event.event == "reset":
-                bars.console.print(f"run {run['id']}: attempt {event.data['attempt']} starts over (the last one was lost)")
+                bars.console.print(
+                    f"run {run['id']}: attempt {event.data['attempt']} starts over (the last one was lost)"
+                )
             elif event.event in ("run", "end"):
                 status = str(event.data["status"])
                 p = event.data["progress"]
                 if p["batches"]:
-                    bars.update(bar, description=f"run {run['id']} {status} epoch {p['epoch']}/{epochs}",
-                                total=p["batches"], completed=p["batch"])
+                    bars.update(
+                        bar,
+                        description=f"run {run['id']} {status} epoch {p['epoch']}/{epochs}",
+                        total=p["batches"],
+                        completed=p["batch"],
+                    )
                 else:
                     bars.update(bar, description=f"run {run['id']} {status}")
     final = client.get_run(int(run["id"]))
     summary = final["summary"]
     best = summary.get("best_test_acc")
-    console.print(f"run {run['id']} {final['status']}: best test acc "
-                  f"{'-' if best is None else f'{100 * best:.2f}%'} at epoch {summary.get('best_epoch')}, "
-                  f"{summary.get('epochs_done')} epoch(s), {summary.get('total_seconds') or 0:.1f} s")
+    console.print(
+        f"run {run['id']} {final['status']}: best test acc "
+        f"{'-' if best is None else f'{100 * best:.2f}%'} at epoch {summary.get('best_epoch')}, "
+        f"{summary.get('epochs_done')} epoch(s), {summary.get('total_seconds') or 0:.1f} s"
+    )
     if final.get("error"):
         console.print(final["error"].splitlines()[0])
     return str(final["status"])

@@ -53,7 +53,8 @@ class RunInfo(BaseModel):
     parameters: int = Field(ge=0, description="All parameters of the model")
     trainable_parameters: int = Field(ge=0, description="Those the optimizer updates (fine-tuning freezes the rest)")
     lr_groups: list[Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=list, max_length=64,
+        default_factory=list,
+        max_length=64,
         description="The name of each optimizer param group, in the order of EpochRecord.lr: the trained groups "
         "(fc, layer4...), or ['all'] when every parameter trains at one rate",
     )
@@ -69,11 +70,14 @@ class RunResult(BaseModel):
     stop_reason: str = Field("", max_length=500, description="Why an early-stopped run stopped, in words.")
     epochs_run: int = Field(ge=0, le=100_000)
     final_epoch: int | None = Field(
-        None, ge=1, le=100_000,
+        None,
+        ge=1,
+        le=100_000,
         description="The epoch whose weights the run ended with, when not the last (early stopping restored the best)",
     )
     confusion: list[Annotated[list[int], Field(max_length=MAX_CLASSES)]] = Field(
-        default_factory=list, max_length=MAX_CLASSES,
+        default_factory=list,
+        max_length=MAX_CLASSES,
         description="confusion[true][predicted] counts on the test set; empty if no epoch finished.",
     )
     total_seconds: float = Field(ge=0)

@@ -22,10 +22,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("~/.trainboard"), description="Database, broker, datasets and secrets of the embedded setup."
     )
-    database_url: str = Field("", description="Empty: sqlite:///DATA_DIR/trainboard.db. Postgres: postgresql+psycopg://...")
+    database_url: str = Field(
+        "", description="Empty: sqlite:///DATA_DIR/trainboard.db. Postgres: postgresql+psycopg://..."
+    )
     broker_url: str = Field("", description="Empty: sqla+sqlite:///DATA_DIR/broker.db. Redis: redis://host:6379/0")
-    queue: str = Field("trainboard", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-                       description="The broker queue runs are sent to and workers take them from.")
+    queue: str = Field(
+        "trainboard",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="The broker queue runs are sent to and workers take them from.",
+    )
     api_url: str = Field("http://127.0.0.1:8000", description="Where workers send their reports.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -68,7 +73,8 @@ class Settings(BaseSettings):
         if not stored.get("api_token") or not stored.get("worker_token"):
             self.ensure_data_dir()
             stored = {"api_token": secrets.token_urlsafe(24), "worker_token": secrets.token_urlsafe(24)} | {
-                key: value for key, value in stored.items() if value}
+                key: value for key, value in stored.items() if value
+            }
             fd = os.open(self._secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump(stored, f)

@@ -29,12 +29,28 @@ CLASS_NAMES: dict[str, list[str]] = {
     "digits": [str(i) for i in range(10)],
     "mnist": [str(i) for i in range(10)],
     "fashion_mnist": [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ],
     "cifar10": [
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck",
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
     ],
     # CIFAR-100's fine labels, in label order (as in the dataset's `meta` file).
     "cifar100": (
@@ -204,8 +220,12 @@ class CustomCNNSpec(_Strict):
     """Blocks of (conv 3x3 + BN + ReLU, conv 3x3 + BN + ReLU, 2x2 max-pool, dropout), then linear layers."""
 
     arch: Literal["custom_cnn"]
-    blocks: list[Channels] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=6,
-                                   description="Width (channels) of each block's two convs.")
+    blocks: list[Channels] = Field(
+        default_factory=lambda: [32, 64],
+        min_length=1,
+        max_length=6,
+        description="Width (channels) of each block's two convs.",
+    )
     dropout: float = Field(0.25, ge=0, lt=1, description="Dropout at the end of each block.")
     hidden: list[Width] = Field(default_factory=lambda: [128], min_length=0, max_length=8)
 
@@ -265,12 +285,14 @@ MIN_TORCHVISION_SIZE = 32
 
 class FinetuneSpec(_Strict):
     train: Literal["all"] | list[str] = Field(
-        "all", description="`all`, or the parameter groups to train (the model's own names, e.g. fc, layer4); "
+        "all",
+        description="`all`, or the parameter groups to train (the model's own names, e.g. fc, layer4); "
         "everything else is frozen.",
     )
     lr: dict[str, LearningRate] = Field(
-        default_factory=dict, max_length=16,
-        description="A learning rate per group (e.g. {\"fc\": 0.01, \"layer4\": 0.0001}); others use optimizer.lr.",
+        default_factory=dict,
+        max_length=16,
+        description='A learning rate per group (e.g. {"fc": 0.01, "layer4": 0.0001}); others use optimizer.lr.',
     )
     frozen_bn_eval: bool = Field(
         False, description="Keep the batch-norm layers of frozen groups in eval mode (their running statistics fixed)."
@@ -297,8 +319,9 @@ class NoSchedule(_Strict):
 
 class MultiStepSchedule(_Strict):
     name: Literal["multistep"]
-    milestones: list[Annotated[int, Field(ge=1, le=1000)]] = Field(min_length=1, max_length=50,
-                                                                   description="Epochs after which lr *= gamma.")
+    milestones: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        min_length=1, max_length=50, description="Epochs after which lr *= gamma."
+    )
     gamma: float = Field(0.1, gt=0, le=1)
 
     @model_validator(mode="after")
@@ -320,8 +343,9 @@ class StepSchedule(_Strict):
     gamma: float = Field(0.1, gt=0, le=1)
 
 
-SchedulerSpec = Annotated[Union[NoSchedule, MultiStepSchedule, CosineSchedule, StepSchedule],
-                          Field(discriminator="name")]
+SchedulerSpec = Annotated[
+    Union[NoSchedule, MultiStepSchedule, CosineSchedule, StepSchedule], Field(discriminator="name")
+]
 
 
 class EarlyStoppingSpec(_Strict):
@@ -359,10 +383,18 @@ class RunSpec(_Strict):
                 {
                     "name": "basic-cnn",
                     "dataset": {"name": "digits", "normalize": "standard"},
-                    "model": {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3], "pool": "max",
-                              "hidden": [128, 64]},
+                    "model": {
+                        "arch": "cnn",
+                        "channels": [32, 64],
+                        "kernel_sizes": [3, 3],
+                        "pool": "max",
+                        "hidden": [128, 64],
+                    },
                     "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
-                    "epochs": 10, "batch_size": 64, "seed": 0, "device": "auto",
+                    "epochs": 10,
+                    "batch_size": 64,
+                    "seed": 0,
+                    "device": "auto",
                 },
                 {
                     "name": "resnet18-fc-layer4",
@@ -373,7 +405,8 @@ class RunSpec(_Strict):
                     "optimizer": {"name": "adam", "lr": 0.0001},
                     "scheduler": {"name": "cosine"},
                     "early_stopping": {"metric": "test_acc", "patience": 3},
-                    "epochs": 15, "batch_size": 64,
+                    "epochs": 15,
+                    "batch_size": 64,
                 },
             ]
         },
@@ -403,8 +436,9 @@ class RunSpec(_Strict):
                 "test images are not cropped"
             )
         if _has_batch_norm(self.model) and min(self.batch_size, self.dataset.train_limit or 2) < 2:
-            raise ValueError("batch_size: batch norm needs at least 2 images per batch (batch_size and "
-                             "dataset.train_limit)")
+            raise ValueError(
+                "batch_size: batch norm needs at least 2 images per batch (batch_size and dataset.train_limit)"
+            )
         params = self.model.parameter_count((c, height, width, classes))
         if params > MAX_PARAMETERS:
             raise ValueError(
@@ -421,7 +455,9 @@ class RunSpec(_Strict):
         trained = groups if self.finetune.train == "all" else self.finetune.train
         unknown = [g for g in trained if g not in groups]
         if unknown:
-            raise ValueError(f"finetune.train: {', '.join(map(repr, unknown))} not in {self.model.arch}'s groups: {valid}")
+            raise ValueError(
+                f"finetune.train: {', '.join(map(repr, unknown))} not in {self.model.arch}'s groups: {valid}"
+            )
         if not trained:
             raise ValueError("finetune.train: name at least one group to train (or `all`)")
         stray = [g for g in self.finetune.lr if g not in trained]

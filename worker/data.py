@@ -200,8 +200,13 @@ def _cached_mean_std(name: str, splits: _Splits, root: Path) -> MeanStd:
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent, unreadable, or from other files: compute it again
     mean, std = mean_std(splits.train_x)
-    entry = {"dataset": name, "mean": mean, "std": std, **key,
-             "about": "per-channel mean and population std of the full training split, pixels scaled to [0, 1]"}
+    entry = {
+        "dataset": name,
+        "mean": mean,
+        "std": std,
+        **key,
+        "about": "per-channel mean and population std of the full training split, pixels scaled to [0, 1]",
+    }
     try:  # write-then-rename: a reader never sees half a file
         with tempfile.NamedTemporaryFile("w", dir=root, suffix=".tmp", delete=False) as out:
             json.dump(entry, out, indent=1)
@@ -351,9 +356,7 @@ def _read_cifar_batches(paths: list[Path], label_key: str, classes: int) -> tupl
             raise ValueError(f"{path}: {len(images[-1])} images but {len(labels[-1])} labels")
     x, y = torch.cat(images), torch.cat(labels)
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
-        raise ValueError(
-            f"{paths[0].parent}: labels must be in 0..{classes - 1}, found {int(y.min())}..{int(y.max())}"
-        )
+        raise ValueError(f"{paths[0].parent}: labels must be in 0..{classes - 1}, found {int(y.min())}..{int(y.max())}")
     return x, y
 
 

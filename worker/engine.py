@@ -223,8 +223,14 @@ def fit(
     stopper = EarlyStopping(spec.early_stopping) if spec.early_stopping is not None else None
     shuffle = torch.Generator(device=device).manual_seed(spec.seed)
     augment = Augment(spec.augment, spec.seed, device)
-    preprocess = Preprocess(data.mean, data.std, device, channels_last=channels_last, size=spec.dataset.resize,
-                            channels=model_channels(spec))
+    preprocess = Preprocess(
+        data.mean,
+        data.std,
+        device,
+        channels_last=channels_last,
+        size=spec.dataset.resize,
+        channels=model_channels(spec),
+    )
     eval_batch_size = max(spec.batch_size, EVAL_BATCH_PIXELS // math.prod(spec.dataset.image_size))
     if prepared is not None:
         prepared(_run_info(spec, data, model, optimizer, device))
@@ -296,11 +302,16 @@ def _run_info(
 ) -> RunInfo:
     _, height, width = spec.input_shape
     return RunInfo(
-        train_images=len(data.train_x), test_images=len(data.test_x), image_size=[model_channels(spec), height, width],
-        mean=list(data.mean), std=list(data.std), normalize=spec.dataset.normalize,
+        train_images=len(data.train_x),
+        test_images=len(data.test_x),
+        image_size=[model_channels(spec), height, width],
+        mean=list(data.mean),
+        std=list(data.std),
+        normalize=spec.dataset.normalize,
         parameters=sum(p.numel() for p in model.parameters()),
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        lr_groups=[str(group["name"]) for group in optimizer.param_groups], device=str(device),
+        lr_groups=[str(group["name"]) for group in optimizer.param_groups],
+        device=str(device),
     )
 
 
@@ -328,8 +339,15 @@ def _result(
     final_epoch: int | None = None,
 ) -> RunResult:
     total_seconds = time.perf_counter() - started
-    return RunResult(stopped=stopped, stop_reason=stop_reason, epochs_run=epochs_run, confusion=confusion,
-                     total_seconds=total_seconds, device=str(device), final_epoch=final_epoch)
+    return RunResult(
+        stopped=stopped,
+        stop_reason=stop_reason,
+        epochs_run=epochs_run,
+        confusion=confusion,
+        total_seconds=total_seconds,
+        device=str(device),
+        final_epoch=final_epoch,
+    )
 
 
 def _configure(device: torch.device) -> None:

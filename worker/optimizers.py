@@ -34,8 +34,14 @@ def build_optimizer(spec: OptimizerSpec, param_groups: list[dict[str, Any]]) -> 
     first = param_groups[0]["params"][0]
     fused = {"fused": True} if first.is_cuda else {}
     if spec.name == "sgd":
-        return torch.optim.SGD(param_groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-                               weight_decay=spec.weight_decay, **fused)
+        return torch.optim.SGD(
+            param_groups,
+            lr=spec.lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+            **fused,
+        )
     if spec.name == "adam":
         return torch.optim.Adam(param_groups, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
     # AdamW decays the weights directly instead of adding weight_decay * w to the gradient (Adam's L2).

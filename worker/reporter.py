@@ -35,15 +35,27 @@ class Claim:
 
 
 class ApiReporter:
-    def __init__(self, api_url: str, worker_token: str, run_id: int, *, heartbeat_seconds: float = 1.0,
-                 retry_seconds: float = 3600.0, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        worker_token: str,
+        run_id: int,
+        *,
+        heartbeat_seconds: float = 1.0,
+        retry_seconds: float = 3600.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.run_id = run_id
         self.heartbeat_seconds = heartbeat_seconds
         self.retry_seconds = retry_seconds
         self._sleep = sleep
-        self._client = httpx.Client(base_url=api_url.rstrip("/"), timeout=httpx.Timeout(10.0, connect=5.0),
-                                    headers={"Authorization": f"Bearer {worker_token}"}, transport=transport)
+        self._client = httpx.Client(
+            base_url=api_url.rstrip("/"),
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            headers={"Authorization": f"Bearer {worker_token}"},
+            transport=transport,
+        )
         self.attempt = 0
         self._epochs: queue.Queue[EpochRecord | RunInfo | None] = queue.Queue()
         # Until the first batch (loading, maybe downloading the dataset) the heartbeat says "preparing".
@@ -96,8 +108,10 @@ class ApiReporter:
             thread.join()  # every epoch delivered (or given up on) before the run is declared over
         self._finished.set()
         try:
-            body = self._post("finish", {"attempt": self.attempt, "error": error,
-                                         "result": None if result is None else result.model_dump()})
+            body = self._post(
+                "finish",
+                {"attempt": self.attempt, "error": error, "result": None if result is None else result.model_dump()},
+            )
         except Stale:
             return None
         finally:
@@ -133,8 +147,7 @@ class ApiReporter:
             with self._progress_lock:
                 progress = self._latest_progress
             try:
-                body = self._post("progress", {"attempt": self.attempt, "progress": progress.model_dump()},
-                                  retry=False)
+                body = self._post("progress", {"attempt": self.attempt, "progress": progress.model_dump()}, retry=False)
             except Stale as exc:
                 self._stale(exc)
             except Exception as exc:  # a missed heartbeat; the next one goes out in heartbeat_seconds

@@ -33,8 +33,13 @@ def train_run(run_id: int) -> str:
 
 def execute(run_id: int, settings: Settings) -> str:
     """Train one run end to end. Returns what happened: succeeded, failed, cancelled, or not claimed."""
-    reporter = ApiReporter(settings.api_url, settings.client_token("worker"), run_id,
-                           heartbeat_seconds=settings.heartbeat_seconds, retry_seconds=settings.report_retry_seconds)
+    reporter = ApiReporter(
+        settings.api_url,
+        settings.client_token("worker"),
+        run_id,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        retry_seconds=settings.report_retry_seconds,
+    )
     try:
         claim = reporter.claim(worker=f"{socket.gethostname()}:{os.getpid()}")
         if claim is None:
@@ -47,8 +52,14 @@ def execute(run_id: int, settings: Settings) -> str:
             from worker.engine import fit  # here, not at the top: see the module docstring
 
             spec = RunSpec.model_validate(claim.spec)
-            result = fit(spec, data_dir=settings.datasets_dir, report=reporter.epoch, prepared=reporter.info,
-                         progress=reporter.progress, should_stop=reporter.should_stop)
+            result = fit(
+                spec,
+                data_dir=settings.datasets_dir,
+                report=reporter.epoch,
+                prepared=reporter.info,
+                progress=reporter.progress,
+                should_stop=reporter.should_stop,
+            )
         except Exception as exc:
             log.exception("run %s failed", run_id)
             error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-TRACEBACK_CHARS:]}"

@@ -57,8 +57,9 @@ def _download(arch: str, url: str, path: Path) -> None:
     hash_match = torch.hub.HASH_REGEX.search(path.name)  # torchvision names its files <name>-<sha256 prefix>.pth
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_match.group(1) if hash_match else None,
-                                       progress=False)
+        torch.hub.download_url_to_file(
+            url, str(path), hash_prefix=hash_match.group(1) if hash_match else None, progress=False
+        )
     # No network: URLError (an OSError) from the name lookup or connect; a download whose sha256 is
     # wrong (a proxy's error page) is a RuntimeError.
     except (URLError, OSError, RuntimeError) as err:

@@ -58,8 +58,11 @@ def require_user(request: Request, tokens: TokensDep) -> None:
 
 def require_worker(request: Request, tokens: TokensDep) -> None:
     if not tokens.is_worker_token(bearer_token(request)):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or invalid worker token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing or invalid worker token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1, le=2**62)]) -> Run:

@@ -35,8 +35,8 @@ def _read_run(engine: Engine, run_id: int, after_epoch: int) -> tuple[RunPublic,
         run = session.get(Run, run_id)
         assert run is not None
         rows = session.exec(
-            select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.attempt == run.attempt,
-                                      EpochMetric.epoch > after_epoch)
+            select(EpochMetric)
+            .where(EpochMetric.run_id == run_id, EpochMetric.attempt == run.attempt, EpochMetric.epoch > after_epoch)
             .order_by(col(EpochMetric.epoch))
         ).all()
         return RunPublic.of(run), [row.record() for row in rows]
@@ -48,7 +48,9 @@ def _read_runs(engine: Engine, run_ids: set[int]) -> list[RunPublic]:
         return [RunPublic.of(run) for run in runs]
 
 
-async def _run_stream(request: Request, feed: ChangeFeed, run_id: int, last_epoch: int) -> AsyncIterator[ServerSentEvent]:
+async def _run_stream(
+    request: Request, feed: ChangeFeed, run_id: int, last_epoch: int
+) -> AsyncIterator[ServerSentEvent]:
     engine: Engine = request.app.state.engine
     last_state = ""
     attempt: int | None = None

@@ -45,7 +45,8 @@ def read_runs(
 
 class RunUpdate(BaseModel):
     tags: list[Annotated[str, StringConstraints(pattern=run_queries.TAG_PATTERN)]] | None = Field(
-        None, max_length=20, description="Replaces the run's tags: lowercase words of letters, digits, _ . -")
+        None, max_length=20, description="Replaces the run's tags: lowercase words of letters, digits, _ . -"
+    )
     notes: str | None = Field(None, max_length=20_000)
 
 

@@ -15,11 +15,29 @@ from backend.api.compare import load_runs
 from backend.api.deps import DispatcherDep, FeedDep, SessionDep, StudyDep, require_user
 from backend.dispatch import queue_runs
 from backend.models import (
-    PresetsPublic, PresetSummary, PresetVariant, RunPublic, StudiesPublic, Study, StudyCreate, StudyDetail,
-    StudyErrors, StudyPreview, StudyPublic, SweepCreate, SweepPreview,
+    PresetsPublic,
+    PresetSummary,
+    PresetVariant,
+    RunPublic,
+    StudiesPublic,
+    Study,
+    StudyCreate,
+    StudyDetail,
+    StudyErrors,
+    StudyPreview,
+    StudyPublic,
+    SweepCreate,
+    SweepPreview,
 )
 from backend.studies import (
-    ResolvedStudy, list_studies, resolve, resolve_sweep, status_counts, study_groups, study_runs, sweep_points,
+    ResolvedStudy,
+    list_studies,
+    resolve,
+    resolve_sweep,
+    status_counts,
+    study_groups,
+    study_runs,
+    sweep_points,
 )
 from backend.study_reports import caption, report_markdown, summary_columns, summary_table
 from trainboard.presets import Preset, presets
@@ -38,9 +56,13 @@ _EXAMPLES = {
     "variants": {
         "summary": "A base spec and variants",
         "value": {
-            "name": "MNIST kernels", "description": "Kernel sizes of the basic CNN.",
-            "base": {"dataset": {"name": "mnist"}, "model": {"arch": "cnn", "channels": [32, 64],
-                                                             "kernel_sizes": [3, 3]}, "epochs": 10},
+            "name": "MNIST kernels",
+            "description": "Kernel sizes of the basic CNN.",
+            "base": {
+                "dataset": {"name": "mnist"},
+                "model": {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3]},
+                "epochs": 10,
+            },
             "variants": [
                 {"label": "kernel=3"},
                 {"label": "kernel=5", "set": {"model.kernel_sizes": [5, 5]}},
@@ -51,8 +73,10 @@ _EXAMPLES = {
     },
     "preset": {
         "summary": "A preset, smoke-tested on a slice of the data",
-        "value": {"preset": "mnist-ablations",
-                  "set": {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256}},
+        "value": {
+            "preset": "mnist-ablations",
+            "set": {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256},
+        },
     },
 }
 StudyBody = Annotated[StudyCreate, Body(openapi_examples=_EXAMPLES)]
@@ -62,8 +86,9 @@ def _resolved(body: StudyCreate | SweepCreate) -> ResolvedStudy:
     try:
         return resolve(body) if isinstance(body, StudyCreate) else resolve_sweep(body)
     except StudyInvalid as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=[error.as_dict() for error in exc.errors]) from None
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.as_dict() for error in exc.errors]
+        ) from None
 
 
 def study_detail(session: Session, study: Study) -> StudyDetail:
@@ -75,11 +100,14 @@ def study_detail(session: Session, study: Study) -> StudyDetail:
 
 
 def _queue(resolved: ResolvedStudy, session: Session, feed: FeedDep, dispatcher: DispatcherDep) -> StudyDetail:
-    study = Study(name=resolved.name, description=resolved.description, preset=resolved.preset,
-                  overrides=resolved.overrides,
-                  reported={label: r.model_dump() for label, r in resolved.reported.items()})
-    queue_runs(session, resolved.specs, dispatcher, feed, study=study, labels=resolved.labels,
-               repeats=resolved.repeats)
+    study = Study(
+        name=resolved.name,
+        description=resolved.description,
+        preset=resolved.preset,
+        overrides=resolved.overrides,
+        reported={label: r.model_dump() for label, r in resolved.reported.items()},
+    )
+    queue_runs(session, resolved.specs, dispatcher, feed, study=study, labels=resolved.labels, repeats=resolved.repeats)
     return study_detail(session, study)
 
 
@@ -113,10 +141,12 @@ def preview_sweep(body: SweepCreate) -> SweepPreview:
     try:
         points = sweep_points(body)
     except StudyInvalid as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=[error.as_dict() for error in exc.errors]) from None
-    return SweepPreview(count=len(points) * body.repeats, points=len(points), repeats=body.repeats,
-                        labels=[p.label for p in points])
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.as_dict() for error in exc.errors]
+        ) from None
+    return SweepPreview(
+        count=len(points) * body.repeats, points=len(points), repeats=body.repeats, labels=[p.label for p in points]
+    )
 
 
 @router.post("/studies/preview", response_model=StudyPreview, responses=_INVALID)
@@ -124,8 +154,9 @@ def preview_study(body: StudyBody) -> StudyPreview:
     """What `POST /api/studies` would queue for this body, with each run's key settings; queues nothing."""
     resolved = _resolved(body)
     planned = resolved.planned()
-    return StudyPreview(name=resolved.name, description=resolved.description, preset=resolved.preset,
-                        data=planned, count=len(planned))
+    return StudyPreview(
+        name=resolved.name, description=resolved.description, preset=resolved.preset, data=planned, count=len(planned)
+    )
 
 
 @router.get("/studies", response_model=StudiesPublic)
@@ -162,10 +193,15 @@ def _loaded(session: Session, study: Study) -> tuple[list[RunPublic], dict[int, 
     return load_runs(session, [run.id for run in study_runs(session, study.id) if run.id is not None])
 
 
-@router.get("/studies/{study_id}/summary", response_model=StudySummary,
-            responses={200: {"content": {"application/json": {}} | {t: {} for t in exports.MEDIA_TYPES.values()}}})
+@router.get(
+    "/studies/{study_id}/summary",
+    response_model=StudySummary,
+    responses={200: {"content": {"application/json": {}} | {t: {} for t in exports.MEDIA_TYPES.values()}}},
+)
 def read_study_summary(
-    study: StudyDep, session: SessionDep, summary: SummaryMode = "best",
+    study: StudyDep,
+    session: SessionDep,
+    summary: SummaryMode = "best",
     format: Annotated[Literal["json", "csv", "md", "tex"], Query(description="json, csv, md or tex")] = "json",
 ) -> Any:
     """The study's summary table: one row per label, test accuracy (and epochs, time, images/s) as mean ±
@@ -176,17 +212,26 @@ def read_study_summary(
     columns = summary_columns(bool(study.reported))
     if format == "json":
         assert study.id is not None
-        return StudySummary(study_id=study.id, summary_mode=summary, caption=caption(summary),
-                            columns=[asdict(c) for c in columns],
-                            rows=[{k: asdict(v) if isinstance(v, compare.Spread) else v for k, v in row.items()}
-                                  for row in rows])
+        return StudySummary(
+            study_id=study.id,
+            summary_mode=summary,
+            caption=caption(summary),
+            columns=[asdict(c) for c in columns],
+            rows=[{k: asdict(v) if isinstance(v, compare.Spread) else v for k, v in row.items()} for row in rows],
+        )
     text = exports.render(rows, columns, format, caption=caption(summary))
-    return PlainTextResponse(text, media_type=exports.MEDIA_TYPES[format], headers={
-        "Content-Disposition": f'attachment; filename="study-{study.id}-summary.{format}"'})
+    return PlainTextResponse(
+        text,
+        media_type=exports.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="study-{study.id}-summary.{format}"'},
+    )
 
 
-@router.get("/studies/{study_id}/report.md", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/markdown": {}}}})
+@router.get(
+    "/studies/{study_id}/report.md",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}}}},
+)
 def read_study_report(study: StudyDep, session: SessionDep, summary: SummaryMode = "best") -> PlainTextResponse:
     """The study's report as Markdown, ready to paste: the summary table and per-class accuracy per label."""
     runs, records = _loaded(session, study)
@@ -197,8 +242,14 @@ def read_study_report(study: StudyDep, session: SessionDep, summary: SummaryMode
 def read_presets() -> PresetsPublic:
     """The built-in studies: one per table of the motivating study, each variant with its reported figures."""
     data = [
-        PresetSummary(name=p.name, title=p.title, table=p.table, description=p.description, runs=len(p.variants),
-                      variants=[PresetVariant(label=v.label, reported=v.reported) for v in p.variants])
+        PresetSummary(
+            name=p.name,
+            title=p.title,
+            table=p.table,
+            description=p.description,
+            runs=len(p.variants),
+            variants=[PresetVariant(label=v.label, reported=v.reported) for v in p.variants],
+        )
         for p in presets().values()
     ]
     return PresetsPublic(data=data, count=len(data))

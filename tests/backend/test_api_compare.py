@@ -30,8 +30,11 @@ def test_compare_three_runs(client: Any) -> None:
     c = trained(client, [0.7, 0.75, 0.9, 0.85], name="adam", optimizer={"name": "adam", "lr": 0.001})
     body = client.get(f"/api/compare?runs={a},{b},{c}&summary=best", headers=API).json()
     assert [r["id"] for r in body["runs"]] == [a, b, c]
-    assert body["diff"] == {"name": ["lr-0.1", "lr-0.01", "adam"], "optimizer.lr": [0.1, 0.01, 0.001],
-                            "optimizer.name": ["sgd", "sgd", "adam"]}
+    assert body["diff"] == {
+        "name": ["lr-0.1", "lr-0.01", "adam"],
+        "optimizer.lr": [0.1, 0.01, 0.001],
+        "optimizer.name": ["sgd", "sgd", "adam"],
+    }
     assert [row["test_acc"] for row in body["summary"]] == [0.8, 0.6, 0.9]
     assert body["best"]["test_acc"] == [2] and body["best"]["total_seconds"] == [1]
     assert body["caption"].startswith("Test accuracy at each run's best epoch")
@@ -109,8 +112,16 @@ def test_only_runs_that_succeeded_compete_for_best(client: Any) -> None:
 def test_seed_repeats_of_a_study_variant_are_grouped(client: Any) -> None:
     from tests.backend.test_api_study_repeats import BASE, finish
 
-    created = client.post("/api/studies", json={"name": "seeds", "base": BASE, "repeats": 3, "variants": [
-        {"label": "seeded"}, {"label": "single", "repeats": 1}]}, headers=API).json()
+    created = client.post(
+        "/api/studies",
+        json={
+            "name": "seeds",
+            "base": BASE,
+            "repeats": 3,
+            "variants": [{"label": "seeded"}, {"label": "single", "repeats": 1}],
+        },
+        headers=API,
+    ).json()
     ids = [r["id"] for r in created["data"]]
     curves = [[0.61, 0.83, 0.8], [0.72, 0.79], [0.64, 0.91, 0.9]]
     seconds = [12.5, 11.0, 14.25]

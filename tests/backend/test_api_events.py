@@ -43,7 +43,9 @@ class Driver:
     def __init__(self, server: LiveServer) -> None:
         self.http = httpx.Client(base_url=server.url, timeout=30)
         self.run_id = int(self.http.post("/api/runs", json=tiny_spec(epochs=6), headers=API).json()["id"])
-        self.attempt = self.http.post(f"/api/runs/{self.run_id}/claim", json={"worker": "t"}, headers=WORKER).json()["attempt"]
+        self.attempt = self.http.post(f"/api/runs/{self.run_id}/claim", json={"worker": "t"}, headers=WORKER).json()[
+            "attempt"
+        ]
 
     def epoch(self, n: int) -> None:
         body = {"attempt": self.attempt, "record": epoch_record(n)}
@@ -51,7 +53,9 @@ class Driver:
 
     def finish(self) -> None:
         result = {"stopped": "completed", "epochs_run": 6, "total_seconds": 3.0}
-        self.http.post(f"/api/runs/{self.run_id}/finish", json={"attempt": self.attempt, "result": result}, headers=WORKER)
+        self.http.post(
+            f"/api/runs/{self.run_id}/finish", json={"attempt": self.attempt, "result": result}, headers=WORKER
+        )
 
 
 @pytest.fixture
@@ -84,8 +88,9 @@ def test_reconnect_with_last_event_id_has_no_duplicates_and_no_gaps(live_server:
         driver.epoch(4)
         driver.epoch(5)
         ended: list[dict[str, Any]] = []
-        with http.stream("GET", f"/api/runs/{driver.run_id}/events",
-                         headers={"Last-Event-ID": str(received[-1])}) as response:
+        with http.stream(
+            "GET", f"/api/runs/{driver.run_id}/events", headers={"Last-Event-ID": str(received[-1])}
+        ) as response:
             timer = later(lambda: (driver.epoch(6), driver.finish()))
             for event, _, data in sse(response):
                 if event == "epoch":
@@ -161,8 +166,9 @@ def test_a_requeued_run_resets_the_stream(live_server: LiveServer, driver: Drive
                     session.add(run)
                     session.commit()
                 engine.dispose()
-                driver.attempt = driver.http.post(f"/api/runs/{driver.run_id}/claim", json={"worker": "t2"},
-                                                  headers=WORKER).json()["attempt"]
+                driver.attempt = driver.http.post(
+                    f"/api/runs/{driver.run_id}/claim", json={"worker": "t2"}, headers=WORKER
+                ).json()["attempt"]
                 driver.epoch(1)
                 driver.finish()
 

@@ -27,8 +27,13 @@ def test_create_fills_defaults_and_queues(client: Any) -> None:
     assert run["attempt"] == 0
     assert run["name"] == "mlp-digits"
     assert run["spec"]["epochs"] == 10
-    assert run["spec"]["optimizer"] == {"name": "sgd", "lr": 0.01, "momentum": 0.0, "nesterov": False,
-                                        "weight_decay": 0.0}
+    assert run["spec"]["optimizer"] == {
+        "name": "sgd",
+        "lr": 0.01,
+        "momentum": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    }
     assert run["spec"]["model"] == {"arch": "mlp", "hidden": [128, 64], "batch_norm": False, "dropout": 0.0}
     assert run["spec"]["scheduler"] == {"name": "none"}
     assert run["spec"]["early_stopping"] is None
@@ -59,22 +64,59 @@ def test_read_run_and_unknown_run(client: Any) -> None:
     [
         ({"dataset": {"name": "digits"}}, "model", "Field required"),
         ({"dataset": {"name": "imagenet"}, "model": {"arch": "mlp"}}, "dataset.name", "'digits'"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [64, 0]}}, "model.hidden.1", "greater than or equal to 1"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "cnn", "channels": [8, "x"]}}, "model.channels.1", "valid integer"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "epochs": 100000}, "epochs", "less than or equal to 1000"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "batch_size": 0}, "batch_size", "greater than or equal to 1"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "optimizer": {"lr": -1}}, "optimizer.lr", "greater than 0"),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [64, 0]}},
+            "model.hidden.1",
+            "greater than or equal to 1",
+        ),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "cnn", "channels": [8, "x"]}},
+            "model.channels.1",
+            "valid integer",
+        ),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "epochs": 100000},
+            "epochs",
+            "less than or equal to 1000",
+        ),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "batch_size": 0},
+            "batch_size",
+            "greater than or equal to 1",
+        ),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "optimizer": {"lr": -1}},
+            "optimizer.lr",
+            "greater than 0",
+        ),
         ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "epoch": 3}, "epoch", "Extra inputs"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "transformer"}}, "model", "does not match any of the expected tags"),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "transformer"}},
+            "model",
+            "does not match any of the expected tags",
+        ),
         ({"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [8192] * 16}}, "model", "over the limit"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "mlp", "batch_norm": True}, "batch_size": 1}, "batch_size",
-         "batch norm needs at least 2"),
-        ({"dataset": {"name": "digits"}, "model": {"arch": "cnn", "kernel_sizes": [3]}}, "model", "one kernel size per conv"),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "batch_norm": True}, "batch_size": 1},
+            "batch_size",
+            "batch norm needs at least 2",
+        ),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "cnn", "kernel_sizes": [3]}},
+            "model",
+            "one kernel size per conv",
+        ),
         ({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "device": "tpu"}, "device", "pattern"),
-        ({"dataset": {"name": "cifar10"}, "model": {"arch": "resnet18"}, "finetune": {"train": ["fc", "fc"]}},
-         "finetune.train", "'fc' named more than once"),
-        ({"dataset": {"name": "digits", "train_limit": 1}, "model": {"arch": "mlp", "batch_norm": True}},
-         "batch_size", "batch norm needs at least 2 images per batch"),
+        (
+            {"dataset": {"name": "cifar10"}, "model": {"arch": "resnet18"}, "finetune": {"train": ["fc", "fc"]}},
+            "finetune.train",
+            "'fc' named more than once",
+        ),
+        (
+            {"dataset": {"name": "digits", "train_limit": 1}, "model": {"arch": "mlp", "batch_norm": True}},
+            "batch_size",
+            "batch norm needs at least 2 images per batch",
+        ),
     ],
 )
 def test_bad_spec_is_422_with_field_path(client: Any, spec: dict[str, Any], field: str, words: str) -> None:
@@ -105,8 +147,14 @@ def test_metrics_and_summary_follow_reported_epochs(client: Any) -> None:
     assert [m["epoch"] for m in metrics["data"]] == [1, 2, 3]
     assert metrics["data"][1]["per_class_acc"] == [0.8] * 10
     summary = client.get(f"/api/runs/{run['id']}", headers=API).json()["summary"]
-    assert summary == {"best_test_acc": 0.8, "best_epoch": 2, "final_test_acc": 0.7, "epochs_done": 3,
-                       "total_seconds": 1.5, "stop_reason": None}
+    assert summary == {
+        "best_test_acc": 0.8,
+        "best_epoch": 2,
+        "final_test_acc": 0.7,
+        "epochs_done": 3,
+        "total_seconds": 1.5,
+        "stop_reason": None,
+    }
 
 
 def test_confusion_is_null_until_finished(client: Any) -> None:
@@ -205,18 +253,35 @@ def test_a_winning_worker_may_claim_again_a_loser_may_not(client: Any) -> None:
 
 def test_non_ascii_credentials_are_refused_not_500(client: Any) -> None:
     # Raw latin-1 bytes, as any client may send them: the server sees non-ASCII text.
-    assert client.get("/api/runs", headers={"Cookie": "trainboard_session=sid.\u00e9t\u00e9".encode("latin-1")}).status_code == 401
+    assert (
+        client.get(
+            "/api/runs", headers={"Cookie": "trainboard_session=sid.\u00e9t\u00e9".encode("latin-1")}
+        ).status_code
+        == 401
+    )
     assert client.get("/api/runs", headers={"Authorization": "Bearer \u00e9".encode("latin-1")}).status_code == 401
 
 
 def test_run_info_is_stored_for_the_current_attempt(client: Any) -> None:
     run = create(client)
     attempt = claim(client, run["id"])
-    info = {"train_images": 512, "test_images": 256, "image_size": [1, 8, 8], "mean": [0.3], "std": [0.4],
-            "normalize": "computed", "parameters": 2410, "trainable_parameters": 2410, "device": "cpu"}
+    info = {
+        "train_images": 512,
+        "test_images": 256,
+        "image_size": [1, 8, 8],
+        "mean": [0.3],
+        "std": [0.4],
+        "normalize": "computed",
+        "parameters": 2410,
+        "trainable_parameters": 2410,
+        "device": "cpu",
+    }
     stale = client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt + 1, "info": info}, headers=WORKER)
     assert stale.status_code == 409
-    assert client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt, "info": info}, headers=WORKER).status_code == 200
+    assert (
+        client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt, "info": info}, headers=WORKER).status_code
+        == 200
+    )
     stored = client.get(f"/api/runs/{run['id']}", headers=API).json()
     assert stored["info"] == info | {"lr_groups": []} and stored["device"] == "cpu"
 
@@ -226,8 +291,9 @@ def test_list_filters_searches_sorts_and_pages(client: Any) -> None:
     for name, dataset, arch in (("alpha", "digits", "mlp"), ("beta", "mnist", "cnn"), ("gamma", "digits", "cnn")):
         model = {"arch": arch} if arch == "cnn" else {"arch": "mlp", "hidden": [16]}
         ids[name] = create(client, tiny_spec(name=name, dataset={"name": dataset}, model=model))["id"]
-    client.patch(f"/api/runs/{ids['beta']}", json={"tags": ["baseline", "fast"], "notes": "Lower LR next time"},
-                 headers=API)
+    client.patch(
+        f"/api/runs/{ids['beta']}", json={"tags": ["baseline", "fast"], "notes": "Lower LR next time"}, headers=API
+    )
     client.patch(f"/api/runs/{ids['gamma']}", json={"tags": ["fast-ish"]}, headers=API)
     client.post(f"/api/runs/{ids['alpha']}/cancel", headers=API)
 

@@ -11,8 +11,12 @@ import pytest
 from tests.conftest import API, API_TOKEN, WORKER
 from trainboard.presets import presets
 
-BASE = {"dataset": {"name": "digits"}, "model": {"arch": "cnn", "channels": [8, 16], "kernel_sizes": [3, 3]},
-        "epochs": 3, "device": "cpu"}
+BASE = {
+    "dataset": {"name": "digits"},
+    "model": {"arch": "cnn", "channels": [8, 16], "kernel_sizes": [3, 3]},
+    "epochs": 3,
+    "device": "cpu",
+}
 
 
 def study(**body: Any) -> dict[str, Any]:
@@ -32,12 +36,18 @@ def counts(client: Any) -> tuple[int, int]:
 
 
 def test_dotted_sets_make_each_variant_in_order(client: Any) -> None:
-    created = create(client, study(description="kernel sizes", variants=[
-        {"label": "k3"},
-        {"label": "kernel=5", "set": {"model.kernel_sizes": [5, 5]}},
-        {"label": "FC", "set": {"model": {"arch": "mlp", "hidden": [32]}}},
-        {"label": "patient", "set": {"early_stopping.patience": 5, "optimizer.lr": 0.1}},
-    ]))
+    created = create(
+        client,
+        study(
+            description="kernel sizes",
+            variants=[
+                {"label": "k3"},
+                {"label": "kernel=5", "set": {"model.kernel_sizes": [5, 5]}},
+                {"label": "FC", "set": {"model": {"arch": "mlp", "hidden": [32]}}},
+                {"label": "patient", "set": {"early_stopping.patience": 5, "optimizer.lr": 0.1}},
+            ],
+        ),
+    )
     assert (created["name"], created["description"], created["preset"]) == ("kernels", "kernel sizes", None)
     assert created["runs"] == 4
     assert created["counts"] == {"queued": 4, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
@@ -60,12 +70,17 @@ def test_dotted_sets_make_each_variant_in_order(client: Any) -> None:
 
 def test_whole_spec_variants_and_the_global_override_applied_last(client: Any) -> None:
     whole = {"name": "own-name", "dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [16]}, "epochs": 7}
-    created = create(client, study(
-        variants=[{"label": "base", "set": {"optimizer.lr": 0.5}},
-                  {"label": "whole", "spec": whole, "set": {"optimizer.lr": 0.5, "batch_size": 16}},
-                  {"label": "unnamed", "spec": whole | {"name": ""}}],
-        set={"epochs": 2, "optimizer.lr": 0.05},
-    ))
+    created = create(
+        client,
+        study(
+            variants=[
+                {"label": "base", "set": {"optimizer.lr": 0.5}},
+                {"label": "whole", "spec": whole, "set": {"optimizer.lr": 0.5, "batch_size": 16}},
+                {"label": "unnamed", "spec": whole | {"name": ""}},
+            ],
+            set={"epochs": 2, "optimizer.lr": 0.05},
+        ),
+    )
     base, own, unnamed = (r["spec"] for r in created["data"])
     assert own["model"]["arch"] == "mlp" and own["name"] == "own-name" and unnamed["name"] == "unnamed"
     assert own["batch_size"] == 16 and base["batch_size"] == 64
@@ -75,14 +90,20 @@ def test_whole_spec_variants_and_the_global_override_applied_last(client: Any) -
 
 
 def test_every_bad_variant_is_named_in_one_422_and_nothing_is_queued(client: Any) -> None:
-    response = client.post("/api/studies", headers=API, json=study(variants=[
-        {"label": "fine"},
-        {"label": "one kernel", "set": {"model.kernel_sizes": [3]}},
-        {"label": "two errors", "set": {"optimizer.lr": -1, "model.hidden": [0, 8]}},
-        {"label": "into a number", "set": {"epochs.value": 3}},
-        {"label": "into a list", "set": {"model.channels.first": 3}},
-        {"label": "bad group", "set": {"finetune.train": ["fc"]}},
-    ]))
+    response = client.post(
+        "/api/studies",
+        headers=API,
+        json=study(
+            variants=[
+                {"label": "fine"},
+                {"label": "one kernel", "set": {"model.kernel_sizes": [3]}},
+                {"label": "two errors", "set": {"optimizer.lr": -1, "model.hidden": [0, 8]}},
+                {"label": "into a number", "set": {"epochs.value": 3}},
+                {"label": "into a list", "set": {"model.channels.first": 3}},
+                {"label": "bad group", "set": {"finetune.train": ["fc"]}},
+            ]
+        ),
+    )
     assert response.status_code == 422
     errors = [(e["variant"], e["label"], e["field"]) for e in response.json()["detail"]]
     assert errors == [
@@ -103,8 +124,11 @@ def test_every_bad_variant_is_named_in_one_422_and_nothing_is_queued(client: Any
 
 
 def test_a_bad_global_override_path_is_one_error(client: Any) -> None:
-    response = client.post("/api/studies", headers=API, json=study(variants=[{"label": "a"}, {"label": "b"}],
-                                                                     set={"model..x": 1, "epochs": 1}))
+    response = client.post(
+        "/api/studies",
+        headers=API,
+        json=study(variants=[{"label": "a"}, {"label": "b"}], set={"model..x": 1, "epochs": 1}),
+    )
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert (error["variant"], error["label"], error["field"], error["type"]) == (None, None, "set.model..x", "path")
@@ -118,8 +142,11 @@ def test_a_bad_global_override_path_is_one_error(client: Any) -> None:
         (study(variants=[{"label": f"v{i}"} for i in range(201)]), "variants", "at most 200 items"),
         (study(variants=[{"label": "x" * 81}]), "variants.0.label", "at most 80 characters"),
         (study(variants=[{"label": " "}]), "variants.0.label", "at least 1 character"),
-        (study(variants=[{"label": "a"}, {"label": "b"}, {"label": "a"}]), "variants",
-         "label 'a' is used by variants 0 and 2"),
+        (
+            study(variants=[{"label": "a"}, {"label": "b"}, {"label": "a"}]),
+            "variants",
+            "label 'a' is used by variants 0 and 2",
+        ),
         (study(variants=[]), "variants", "at least 1 item"),
         (study(name="", variants=[{"label": "a"}]), "name", "needs a name"),
         ({"name": "x", "base": BASE}, "variants", "give the study's variants"),
@@ -158,11 +185,16 @@ def test_a_preset_with_a_global_override(client: Any) -> None:
 @pytest.mark.parametrize("name", ["mnist-ablations", "cifar10-models", "resnet18-finetune"])
 def test_every_preset_queues_as_is_and_with_a_smoke_test_override(client: Any, name: str) -> None:
     as_is = create(client, {"preset": name})
-    smoke = create(client, {"preset": name, "set": {"epochs": 1, "dataset.train_limit": 512,
-                                                     "dataset.test_limit": 256}})
+    smoke = create(
+        client, {"preset": name, "set": {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256}}
+    )
     count = len(presets()[name].variants)
-    assert as_is["runs"] == smoke["runs"] == count == {"mnist-ablations": 18, "cifar10-models": 12,
-                                                        "resnet18-finetune": 18}[name]
+    assert (
+        as_is["runs"]
+        == smoke["runs"]
+        == count
+        == {"mnist-ablations": 18, "cifar10-models": 12, "resnet18-finetune": 18}[name]
+    )
     assert [r["spec"]["epochs"] for r in smoke["data"]] == [1] * count
     assert {r["spec"]["epochs"] for r in as_is["data"]} <= {10, 15, 20, 30}
 
@@ -172,8 +204,9 @@ def test_an_unknown_preset_is_422_listing_the_presets(client: Any) -> None:
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert error["field"] == "preset"
-    assert error["msg"] == ("unknown preset 'imagenet-sota'; the presets are: mnist-ablations, cifar10-models, "
-                            "resnet18-finetune")
+    assert error["msg"] == (
+        "unknown preset 'imagenet-sota'; the presets are: mnist-ablations, cifar10-models, resnet18-finetune"
+    )
 
 
 def test_studies_are_listed_newest_first_with_counts_by_status(client: Any) -> None:
@@ -208,8 +241,9 @@ def test_an_unknown_study_is_404(client: Any) -> None:
 
 
 def test_preview_resolves_every_run_and_queues_nothing(client: Any) -> None:
-    response = client.post("/api/studies/preview", json={"preset": "resnet18-finetune", "set": {"epochs": 1}},
-                           headers=API)
+    response = client.post(
+        "/api/studies/preview", json={"preset": "resnet18-finetune", "set": {"epochs": 1}}, headers=API
+    )
     assert response.status_code == 200, response.text
     preview = response.json()
     assert preview["count"] == len(preview["data"]) == 18 and preview["preset"] == "resnet18-finetune"
@@ -236,7 +270,9 @@ def test_preview_resolves_every_run_and_queues_nothing(client: Any) -> None:
 def test_presets_are_listed_with_reported_figures_and_readable_in_full(client: Any) -> None:
     listed = client.get("/api/presets", headers=API).json()
     assert [(p["name"], p["runs"]) for p in listed["data"]] == [
-        ("mnist-ablations", 18), ("cifar10-models", 12), ("resnet18-finetune", 18)
+        ("mnist-ablations", 18),
+        ("cifar10-models", 12),
+        ("resnet18-finetune", 18),
     ]
     cifar = listed["data"][1]
     assert cifar["table"] == "Table 2: CIFAR-10"
@@ -250,8 +286,14 @@ def test_presets_are_listed_with_reported_figures_and_readable_in_full(client: A
 
 def test_study_routes_need_the_api_token_or_a_session_with_csrf(client: Any) -> None:
     body = study(variants=[{"label": "a"}])
-    for method, path in [("GET", "/api/studies"), ("GET", "/api/studies/1"), ("POST", "/api/studies"),
-                         ("POST", "/api/studies/preview"), ("GET", "/api/presets"), ("GET", "/api/presets/x")]:
+    for method, path in [
+        ("GET", "/api/studies"),
+        ("GET", "/api/studies/1"),
+        ("POST", "/api/studies"),
+        ("POST", "/api/studies/preview"),
+        ("GET", "/api/presets"),
+        ("GET", "/api/presets/x"),
+    ]:
         response = client.request(method, path, json=body if method == "POST" else None)
         assert response.status_code == 401, path
     login = client.get(f"/?token={API_TOKEN}", follow_redirects=False)
@@ -268,8 +310,10 @@ def test_openapi_documents_the_study_routes_with_examples(client: Any) -> None:
     schema = client.get("/openapi.json").json()
     create_op = schema["paths"]["/api/studies"]["post"]
     examples = create_op["requestBody"]["content"]["application/json"]["examples"]
-    assert examples["preset"]["value"] == {"preset": "mnist-ablations",
-                                           "set": {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256}}
+    assert examples["preset"]["value"] == {
+        "preset": "mnist-ablations",
+        "set": {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256},
+    }
     assert "variants" in examples
     assert "422" in create_op["responses"] and "201" in create_op["responses"]
     for path in ("/api/studies/{study_id}", "/api/studies/preview", "/api/presets", "/api/presets/{name}"):
@@ -279,8 +323,9 @@ def test_openapi_documents_the_study_routes_with_examples(client: Any) -> None:
 
 def test_outsized_documents_and_error_floods_are_bounded(client: Any) -> None:
     huge = {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}, "notes": "x" * 70_000}
-    response = client.post("/api/studies", json={"name": "big", "base": huge, "variants": [{"label": "a"}]},
-                           headers=API)
+    response = client.post(
+        "/api/studies", json={"name": "big", "base": huge, "variants": [{"label": "a"}]}, headers=API
+    )
     assert response.status_code == 422 and "over the limit of 65,536" in response.text
     bad_base = {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}} | {f"typo{i}": 1 for i in range(30)}
     variants = [{"label": f"v{i}"} for i in range(20)]
@@ -294,8 +339,9 @@ def test_outsized_documents_and_error_floods_are_bounded(client: Any) -> None:
 
 def test_the_runs_list_filters_by_study(client: Any) -> None:
     base = {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [8]}}
-    first = client.post("/api/studies", json={"name": "one", "base": base, "variants": [{"label": "a"}, {"label": "b"}]},
-                        headers=API).json()
+    first = client.post(
+        "/api/studies", json={"name": "one", "base": base, "variants": [{"label": "a"}, {"label": "b"}]}, headers=API
+    ).json()
     client.post("/api/studies", json={"name": "two", "base": base, "variants": [{"label": "c"}]}, headers=API)
     listed = client.get(f"/api/runs?study={first['id']}", headers=API).json()
     assert listed["count"] == 2 and {r["label"] for r in listed["data"]} == {"a", "b"}

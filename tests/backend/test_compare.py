@@ -16,8 +16,12 @@ def test_diff_hides_equal_fields_and_compares_nested_fields_and_lists() -> None:
     c = {"epochs": 10, "model": {"arch": "mlp", "hidden": [64]}, "optimizer": {"lr": 0.01}}
     assert compare.config_diff([a, b]) == {"model.kernel_sizes": [[3, 3], [3, 9]]}
     diff = compare.config_diff([a, b, c])
-    assert diff == {"model.arch": ["cnn", "cnn", "mlp"], "model.hidden": [None, None, [64]],
-                    "model.kernel_sizes": [[3, 3], [3, 9], None], "model.pool": ["max", "max", None]}
+    assert diff == {
+        "model.arch": ["cnn", "cnn", "mlp"],
+        "model.hidden": [None, None, [64]],
+        "model.kernel_sizes": [[3, 3], [3, 9], None],
+        "model.pool": ["max", "max", None],
+    }
     everything = compare.config_diff([a, b], only_differences=False)
     assert everything["epochs"] == [10, 10] and everything["optimizer.lr"] == [0.01, 0.01]
 
@@ -61,15 +65,36 @@ def test_downsampling_keeps_first_last_min_max_and_the_limit(n: int, limit: int)
 
 
 def records(accs: list[float]) -> list[dict[str, float]]:
-    return [{"epoch": i + 1, "test_acc": a, "images_per_s": 1000.0 * (i + 1), "seconds": 2.0, "lr": [0.1],
-             "train_loss": 1.0, "test_loss": 1.0, "train_acc": a} for i, a in enumerate(accs)]
+    return [
+        {
+            "epoch": i + 1,
+            "test_acc": a,
+            "images_per_s": 1000.0 * (i + 1),
+            "seconds": 2.0,
+            "lr": [0.1],
+            "train_loss": 1.0,
+            "test_loss": 1.0,
+            "train_acc": a,
+        }
+        for i, a in enumerate(accs)
+    ]
 
 
 def run(early: bool = False, restore: bool = True) -> dict[str, object]:
-    return {"id": 7, "name": "r", "label": "kernel=5", "status": "succeeded",
-            "spec": {"early_stopping": {"restore_best": restore} if early else None},
-            "summary": {"best_epoch": 2, "best_test_acc": 0.9, "final_test_acc": 0.8, "total_seconds": 9.5,
-                        "stop_reason": "no improvement" if early else None}}
+    return {
+        "id": 7,
+        "name": "r",
+        "label": "kernel=5",
+        "status": "succeeded",
+        "spec": {"early_stopping": {"restore_best": restore} if early else None},
+        "summary": {
+            "best_epoch": 2,
+            "best_test_acc": 0.9,
+            "final_test_acc": 0.8,
+            "total_seconds": 9.5,
+            "stop_reason": "no improvement" if early else None,
+        },
+    }
 
 
 def test_summary_row_by_mode() -> None:
@@ -90,15 +115,36 @@ def test_series_against_epoch_or_elapsed_seconds() -> None:
 
 def test_group_rows_spread_only_succeeded_runs_per_label_in_order() -> None:
     def row(run_id: int, label: str, acc: float, status: str = "succeeded", early: bool = False) -> dict:
-        return {"run_id": run_id, "label": label, "status": status, "early_stopped": early, "test_acc": acc,
-                "best_test_acc": acc, "final_test_acc": acc, "epochs_run": 3, "total_seconds": 10.0 * run_id,
-                "images_per_s": 100.0}
+        return {
+            "run_id": run_id,
+            "label": label,
+            "status": status,
+            "early_stopped": early,
+            "test_acc": acc,
+            "best_test_acc": acc,
+            "final_test_acc": acc,
+            "epochs_run": 3,
+            "total_seconds": 10.0 * run_id,
+            "images_per_s": 100.0,
+        }
 
-    groups = compare.group_rows([row(1, "b", 0.8), row(2, "a", 0.5), row(3, "b", 0.9, early=True),
-                                 row(4, "b", 0.1, status="running"), row(5, "b", 0.7)])
+    groups = compare.group_rows(
+        [
+            row(1, "b", 0.8),
+            row(2, "a", 0.5),
+            row(3, "b", 0.9, early=True),
+            row(4, "b", 0.1, status="running"),
+            row(5, "b", 0.7),
+        ]
+    )
     assert [(g["label"], g["n"], g["early_stops"], g["run_ids"]) for g in groups] == [
-        ("b", 3, 1, [1, 3, 4, 5]), ("a", 1, 0, [2])]
+        ("b", 3, 1, [1, 3, 4, 5]),
+        ("a", 1, 0, [2]),
+    ]
     b = groups[0]["test_acc"]
-    assert (b.mean, b.std, b.n) == (pytest.approx(np.mean([0.8, 0.9, 0.7])),
-                                    pytest.approx(np.std([0.8, 0.9, 0.7], ddof=1)), 3)
+    assert (b.mean, b.std, b.n) == (
+        pytest.approx(np.mean([0.8, 0.9, 0.7])),
+        pytest.approx(np.std([0.8, 0.9, 0.7], ddof=1)),
+        3,
+    )
     assert groups[1]["total_seconds"] == compare.Spread(20.0, 0.0, 1)

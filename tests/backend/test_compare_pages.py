@@ -15,8 +15,10 @@ def test_parse_run_ids() -> None:
     assert parse_run_ids("") == ([], None)
     assert parse_run_ids("1,x")[1] == "Run ids are numbers separated by commas, as in /compare?runs=1,2,3."
     assert parse_run_ids("1,-2")[0] == []
-    assert parse_run_ids(",".join(str(i) for i in range(1, 52)))[1] == \
-        "At most 50 runs can be compared at once; 51 were given."
+    assert (
+        parse_run_ids(",".join(str(i) for i in range(1, 52)))[1]
+        == "At most 50 runs can be compared at once; 51 were given."
+    )
 
 
 def test_compare_page_needs_a_session_and_embeds_the_ids(client: Any) -> None:
@@ -30,7 +32,10 @@ def test_compare_page_needs_a_session_and_embeds_the_ids(client: Any) -> None:
     assert '<script type="module" src="/static/compare.js">' in page
     assert '<a href="/compare" aria-current="page">Compare</a>' in page
 
-    for query, text in (("", "Pick at least two runs"), ("?runs=7", "Only run 7 was given"),
-                        ("?runs=1,a", "Run ids are numbers separated by commas")):
+    for query, text in (
+        ("", "Pick at least two runs"),
+        ("?runs=7", "Only run 7 was given"),
+        ("?runs=1,a", "Run ids are numbers separated by commas"),
+    ):
         page = client.get(f"/compare{query}").text
         assert text in page and "compare.js" not in page and "plotly.min.js" not in page, query

@@ -8,9 +8,13 @@ import re
 
 from backend import exports
 
-COLUMNS = [exports.Column("label", "Run"), exports.Column("acc", "Test acc (%)", "percent"),
-           exports.Column("seconds", "Time (s)", "seconds"), exports.Column("rate", "Images/s", "rate"),
-           exports.Column("stopped", "Early stop", "flag")]
+COLUMNS = [
+    exports.Column("label", "Run"),
+    exports.Column("acc", "Test acc (%)", "percent"),
+    exports.Column("seconds", "Time (s)", "seconds"),
+    exports.Column("rate", "Images/s", "rate"),
+    exports.Column("stopped", "Early stop", "flag"),
+]
 ROWS = [
     {"label": "lr_0.1 & 50% | wd", "acc": 0.97125, "seconds": 128.88, "rate": 41234.7, "stopped": False},
     {"label": "cnn_k5", "acc": 0.9, "seconds": None, "rate": 998.0, "stopped": True},
@@ -44,18 +48,29 @@ def test_latex_escapes_and_round_trips() -> None:
     assert r"\caption{acc\_best 100\%}" in text
     assert r"\begin{tabular}{lrrrl}" in text
     assert exports.latex_escape("a_b%c&d#e$f{g}h~i^j\\k") == (
-        r"a\_b\%c\&d\#e\$f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k")
+        r"a\_b\%c\&d\#e\$f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"
+    )
 
 
 def test_spread_values_show_mean_and_std_and_split_into_two_csv_columns() -> None:
     from backend.compare import Spread
 
-    columns = [exports.Column("label", "Version"), exports.Column("acc", "Acc (%)", "percent", spread=True),
-               exports.Column("epochs", "Epochs", "integer", spread=True)]
-    rows = [{"label": "a_b", "acc": Spread(0.9, 0.0125, 3), "epochs": Spread(2.5, 0.5, 3)},
-            {"label": "c", "acc": Spread(0.8, 0.0, 1), "epochs": Spread(2, 0.0, 1)}, {"label": "none"}]
+    columns = [
+        exports.Column("label", "Version"),
+        exports.Column("acc", "Acc (%)", "percent", spread=True),
+        exports.Column("epochs", "Epochs", "integer", spread=True),
+    ]
+    rows = [
+        {"label": "a_b", "acc": Spread(0.9, 0.0125, 3), "epochs": Spread(2.5, 0.5, 3)},
+        {"label": "c", "acc": Spread(0.8, 0.0, 1), "epochs": Spread(2, 0.0, 1)},
+        {"label": "none"},
+    ]
     assert exports.render(rows, columns, "csv").splitlines() == [
-        "Version,Acc (%),Acc (%) std,Epochs,Epochs std", "a_b,0.9,0.0125,2.5,0.5", "c,0.8,0.0,2,0.0", "none,,,,"]
+        "Version,Acc (%),Acc (%) std,Epochs,Epochs std",
+        "a_b,0.9,0.0125,2.5,0.5",
+        "c,0.8,0.0,2,0.0",
+        "none,,,,",
+    ]
     md = exports.render(rows, columns, "md")
     assert "| a_b | 90.00 ± 1.25 | 2.5 ± 0.5 |" in md and "| c | 80.00 | 2 |" in md and "| none | – | – |" in md
     assert r"a\_b & 90.00 ± 1.25 & 2.5 ± 0.5 \\" in exports.render(rows, columns, "tex")

@@ -121,7 +121,12 @@ def test_a_run_restored_to_an_earlier_epoch_ends_with_that_epochs_accuracy(sessi
     lifecycle.claim_run(session, run, "a:1")
     for epoch, acc in ((1, 0.6), (2, 0.9), (3, 0.7)):
         lifecycle.record_epoch(session, run, 1, EpochRecord.model_validate(epoch_record(epoch, test_acc=acc)))
-    result = RunResult(stopped="early_stopped", stop_reason="test_acc did not improve...", epochs_run=3,
-                       total_seconds=1.0, final_epoch=2)
+    result = RunResult(
+        stopped="early_stopped",
+        stop_reason="test_acc did not improve...",
+        epochs_run=3,
+        total_seconds=1.0,
+        final_epoch=2,
+    )
     done = lifecycle.finish_run(session, run, 1, result, None)
     assert (done.final_test_acc, done.best_test_acc, done.stop_reason) == (0.9, 0.9, "test_acc did not improve...")

@@ -50,8 +50,12 @@ def test_form_post_needs_the_session_csrf_token(browser: Any) -> None:
     token = csrf_of(browser.get("/runs/new").text)
     queued = browser.post("/runs/new", data=form | {"csrf": token}, follow_redirects=False)
     assert queued.status_code == 303 and queued.headers["location"] == "/runs/1"
-    assert browser.get("/api/runs/1").json()["spec"]["model"] == {"arch": "mlp", "hidden": [128, 64], "batch_norm": False,
-                                                                  "dropout": 0.0}
+    assert browser.get("/api/runs/1").json()["spec"]["model"] == {
+        "arch": "mlp",
+        "hidden": [128, 64],
+        "batch_norm": False,
+        "dropout": 0.0,
+    }
 
 
 def test_cookie_writes_to_the_api_need_the_csrf_header(browser: Any) -> None:

@@ -44,11 +44,25 @@ def test_default_view_is_newest_first_with_everything(runs: Any) -> None:
     assert '<a class="chip" href="/?tag=keep">keep</a>' in html
 
 
-@pytest.mark.parametrize("query", [
-    "per_page=7", "per_page=abc", "page=0", "page=-1", "page=x", "page=99999999999", "sort=bogus", "sort=-id",
-    "status=exploded", "tag=Not%20A%20Tag", "q=" + "x" * 201, "dataset=" + "d" * 41, "arch=" + "a" * 41,
-    "per_page=50&page=1&sort=-created",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "per_page=7",
+        "per_page=abc",
+        "page=0",
+        "page=-1",
+        "page=x",
+        "page=99999999999",
+        "sort=bogus",
+        "sort=-id",
+        "status=exploded",
+        "tag=Not%20A%20Tag",
+        "q=" + "x" * 201,
+        "dataset=" + "d" * 41,
+        "arch=" + "a" * 41,
+        "per_page=50&page=1&sort=-created",
+    ],
+)
 def test_bad_or_default_params_fall_back_to_the_default_view(runs: Any, query: str) -> None:
     response = runs.get(f"/?{query}")
     assert response.status_code == 200

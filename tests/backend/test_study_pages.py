@@ -33,8 +33,13 @@ def test_an_unknown_study_page_is_an_html_404(browser: Any) -> None:
 
 def test_the_study_page_escapes_what_users_typed(browser: Any) -> None:
     evil = "<script>alert('x')</script>"
-    body = {"name": evil, "description": evil, "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}},
-            "variants": [{"label": evil, "reported": {"test_acc": 0.5, "note": evil}}], "set": {"epochs": 1}}
+    body = {
+        "name": evil,
+        "description": evil,
+        "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}},
+        "variants": [{"label": evil, "reported": {"test_acc": 0.5, "note": evil}}],
+        "set": {"epochs": 1},
+    }
     study_id = browser.post("/api/studies", json=body, headers=API).json()["id"]
     page = browser.get(f"/studies/{study_id}").text
     assert evil not in page
@@ -47,9 +52,15 @@ def test_the_study_page_escapes_what_users_typed(browser: Any) -> None:
 
 
 def test_the_study_page_shows_reported_columns_only_for_reported_figures(browser: Any) -> None:
-    plain = browser.post("/api/studies", headers=API, json={
-        "name": "plain", "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}},
-        "variants": [{"label": "a"}]}).json()
+    plain = browser.post(
+        "/api/studies",
+        headers=API,
+        json={
+            "name": "plain",
+            "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}},
+            "variants": [{"label": "a"}],
+        },
+    ).json()
     assert "Reported acc" not in browser.get(f"/studies/{plain['id']}").text
     preset = browser.post("/api/studies", headers=API, json={"preset": "resnet18-finetune"}).json()
     page = browser.get(f"/studies/{preset['id']}").text
@@ -67,7 +78,13 @@ def test_the_new_study_page_carries_the_presets_with_their_overrides_in_order(br
     assert [p["name"] for p in presets] == ["mnist-ablations", "cifar10-models", "resnet18-finetune"]
     r224 = presets[2]["variants"][8]
     assert r224["label"] == "R224 FC modified"
-    assert list(r224["set"]) == ["dataset.resize", "model.head", "finetune.train", "optimizer", "scheduler"]  # as the file gives them
+    assert list(r224["set"]) == [
+        "dataset.resize",
+        "model.head",
+        "finetune.train",
+        "optimizer",
+        "scheduler",
+    ]  # as the file gives them
     unknown = browser.get("/studies/new?preset=nope").text
     assert "selected>" not in unknown.split('id="f-preset"')[1].split("</select>")[0]  # nothing chosen
 

@@ -19,8 +19,16 @@ from backend.auth import SESSION_COOKIE, Tokens
 from tests.conftest import API_TOKEN, WORKER, WORKER_TOKEN, LiveServer, skip_or_fail
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 
@@ -101,10 +109,15 @@ def api(live_server: LiveServer) -> Iterator[httpx.Client]:
 def epoch_record(epoch: int, test_acc: float, classes: int = 10) -> dict[str, Any]:
     """A plausible epoch: losses fall with the epoch, class k is (k - 5) points off the mean accuracy."""
     return {
-        "epoch": epoch, "train_loss": round(1.8 / epoch, 4), "train_acc": round(min(1.0, test_acc + 0.02), 4),
-        "test_loss": round(2.0 / epoch, 4), "test_acc": test_acc,
+        "epoch": epoch,
+        "train_loss": round(1.8 / epoch, 4),
+        "train_acc": round(min(1.0, test_acc + 0.02), 4),
+        "test_loss": round(2.0 / epoch, 4),
+        "test_acc": test_acc,
         "per_class_acc": [round(min(1.0, max(0.0, test_acc + (k - 5) / 100)), 4) for k in range(classes)],
-        "lr": [0.01], "seconds": 1.5, "images_per_s": 4000.0,
+        "lr": [0.01],
+        "seconds": 1.5,
+        "images_per_s": 4000.0,
     }
 
 
@@ -135,8 +148,13 @@ class Worker:
         return bool(self._post("/progress", body)["cancel"])
 
     def finish(self, epochs_run: int, confusion: list[list[int]], stopped: str = "completed") -> str:
-        result = {"stopped": stopped, "epochs_run": epochs_run, "confusion": confusion,
-                  "total_seconds": 4.31, "device": "cpu"}
+        result = {
+            "stopped": stopped,
+            "epochs_run": epochs_run,
+            "confusion": confusion,
+            "total_seconds": 4.31,
+            "device": "cpu",
+        }
         return str(self._post("/finish", {"attempt": self.attempt, "result": result})["status"])
 
     def close(self) -> None:

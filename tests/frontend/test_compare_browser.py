@@ -61,8 +61,13 @@ def report(run: Worker, name: str, epoch: int, test_acc: float) -> None:
 
 
 def finish(run: Worker, epochs_run: int, confusion: list[list[int]], seconds: float) -> None:
-    result = {"stopped": "completed", "epochs_run": epochs_run, "confusion": confusion,
-              "total_seconds": seconds, "device": "cpu"}
+    result = {
+        "stopped": "completed",
+        "epochs_run": epochs_run,
+        "confusion": confusion,
+        "total_seconds": seconds,
+        "device": "cpu",
+    }
     response = run.client.post("/finish", json={"attempt": run.attempt, "result": result})
     assert response.json() == {"status": "succeeded"}
 
@@ -118,8 +123,9 @@ def open_compare(page: Page, runs: Runs, query: str = "") -> None:
     wait_drawn(page, "chart-test_acc", [3, 3, 1])
 
 
-def test_pick_three_runs_in_the_list_and_compare_them(page: Page, runs: Runs, api: httpx.Client,
-                                                      live_server: LiveServer, screenshots: Path) -> None:
+def test_pick_three_runs_in_the_list_and_compare_them(
+    page: Page, runs: Runs, api: httpx.Client, live_server: LiveServer, screenshots: Path
+) -> None:
     page.goto("/")
     button = page.locator("#compare-selected")
     expect(button).to_be_disabled()
@@ -254,7 +260,10 @@ def test_summary_mode_caption_and_exports(page: Page, runs: Runs, api: httpx.Cli
     assert download.value.suggested_filename == "trainboard-summary.csv"
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert [(r["Run"], float(r["Test acc (%)"]), r["Epoch"]) for r in rows] == [
-        ("sgd-0.1", 0.7, "3"), ("sgd-0.01", 0.75, "3"), ("adam", 0.7, "1")]
+        ("sgd-0.1", 0.7, "3"),
+        ("sgd-0.01", 0.75, "3"),
+        ("adam", 0.7, "1"),
+    ]
 
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.get_by_role("button", name="Copy Markdown").click()
@@ -336,7 +345,9 @@ def test_empty_and_error_states(page: Page, runs: Runs, screenshots: Path) -> No
     page.goto(f"/compare?runs={runs.a}")
     expect(empty).to_contain_text(f"Only run {runs.a} was given")
     page.goto("/compare?runs=1,two")
-    expect(empty.get_by_role("alert")).to_have_text("Run ids are numbers separated by commas, as in /compare?runs=1,2,3.")
+    expect(empty.get_by_role("alert")).to_have_text(
+        "Run ids are numbers separated by commas, as in /compare?runs=1,2,3."
+    )
 
     page.goto(f"/compare?runs={runs.a},999,998")
     expect(page.locator("#compare-error")).to_contain_text("Could not compare these runs: runs not found: 999, 998.")
@@ -344,10 +355,16 @@ def test_empty_and_error_states(page: Page, runs: Runs, screenshots: Path) -> No
 
 
 def test_seed_repeats_show_as_mean_and_std(page: Page, api: httpx.Client, worker: MakeWorker) -> None:
-    base = {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [16]}, "epochs": 2, "seed": 7,
-            "device": "cpu"}
-    created = api.post("/api/studies", json={"name": "seeds", "base": base, "repeats": 3,
-                                             "variants": [{"label": "seeded"}]})
+    base = {
+        "dataset": {"name": "digits"},
+        "model": {"arch": "mlp", "hidden": [16]},
+        "epochs": 2,
+        "seed": 7,
+        "device": "cpu",
+    }
+    created = api.post(
+        "/api/studies", json={"name": "seeds", "base": base, "repeats": 3, "variants": [{"label": "seeded"}]}
+    )
     assert created.status_code == 201, created.text
     ids = [r["id"] for r in created.json()["data"]]
     for run_id, accs, seconds in zip(ids, ([0.6, 0.8], [0.7, 0.75], [0.65, 0.9]), (4.0, 5.0, 6.0), strict=True):
@@ -366,12 +383,15 @@ def test_seed_repeats_show_as_mean_and_std(page: Page, api: httpx.Client, worker
     expect(group.locator('td[data-column="total_seconds"]')).to_have_text("5.0 s ± 1.0 s")
     for run_id in [*ids, single]:  # the single runs stay listed and linked
         expect(page.locator(f'#summary-table tr[data-run-id="{run_id}"] a')).to_have_attribute(
-            "href", f"/runs/{run_id}")
+            "href", f"/runs/{run_id}"
+        )
     count_bands = "id => document.getElementById(id).data.filter(t => t.fill === 'tonexty').length"
     page.wait_for_function(f"() => ({count_bands})('chart-test_acc') === 1")
-    bands = page.evaluate("""id => document.getElementById(id).data.map(t => ({
+    bands = page.evaluate(
+        """id => document.getElementById(id).data.map(t => ({
         name: t.name, y: Array.from(t.y), fill: t.fill ?? null, hoverinfo: t.hoverinfo ?? null }))""",
-                          "chart-test_acc")
+        "chart-test_acc",
+    )
     assert [t["name"] for t in bands] == ["single", "seeded − std", "seeded + std", "seeded (mean of 3)"]
     assert bands[3]["y"] == pytest.approx([65.0, 81.6667], abs=1e-3)
     assert bands[2]["y"][1] == pytest.approx(81.6667 + 7.6376, abs=1e-3)

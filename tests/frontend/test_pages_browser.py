@@ -160,7 +160,9 @@ def test_runs_list_shows_new_runs_status_and_progress_live(
 def test_runs_list_rerenders_on_reload_event(page: Page, app: FastAPI, api: httpx.Client) -> None:
     first = create_run(api)
     held: list[Any] = []
-    page.route("**/api/events?*", lambda route: held.append(route))  # hold the live stream until the page has fallen behind
+    page.route(
+        "**/api/events?*", lambda route: held.append(route)
+    )  # hold the live stream until the page has fallen behind
     page.goto("/")
     expect(row(page, first["id"])).to_be_visible()
     for _ in range(100):  # route handlers run while the page is waited on
@@ -263,8 +265,12 @@ def test_form_shows_model_and_whole_spec_errors(page: Page) -> None:
 
 
 def test_clone_prefills_the_form_with_the_runs_spec(page: Page, api: httpx.Client) -> None:
-    source = create_run(api, name="to-clone", model={"arch": "mlp", "hidden": [256, 32], "batch_norm": True},
-                        optimizer={"name": "adam", "lr": 0.001})
+    source = create_run(
+        api,
+        name="to-clone",
+        model={"arch": "mlp", "hidden": [256, 32], "batch_norm": True},
+        optimizer={"name": "adam", "lr": 0.001},
+    )
     page.goto(f"/runs/{source['id']}")
     page.get_by_role("link", name="Clone").click()
     expect(page).to_have_url(re.compile(rf"/runs/new\?clone={source['id']}$"))
@@ -277,8 +283,12 @@ def test_clone_prefills_the_form_with_the_runs_spec(page: Page, api: httpx.Clien
 
 
 def test_a_cloned_run_queues_the_same_spec(page: Page, api: httpx.Client) -> None:
-    source = create_run(api, name="no-hidden", model={"arch": "cnn", "channels": [8], "kernel_sizes": [5],
-                                                      "pool": "avg", "hidden": []}, batch_size=32)
+    source = create_run(
+        api,
+        name="no-hidden",
+        model={"arch": "cnn", "channels": [8], "kernel_sizes": [5], "pool": "avg", "hidden": []},
+        batch_size=32,
+    )
     page.goto(f"/runs/new?clone={source['id']}")
     expect(page.get_by_label("Hidden layers")).to_have_value("")  # no hidden layers, not "the default"
     page.get_by_role("button", name="Queue run").click()
@@ -321,7 +331,8 @@ def test_run_from_the_form_trains_live_on_its_page(
     first = run.epoch(1, test_acc=0.71)
     wait_points(page, "loss-chart", 1)
     assert chart_data(page, "loss-chart") == [
-        {"x": [1], "y": [first["train_loss"]]}, {"x": [1], "y": [first["test_loss"]]}
+        {"x": [1], "y": [first["train_loss"]]},
+        {"x": [1], "y": [first["test_loss"]]},
     ]
     run.progress(epoch=2, batch=3, batches=12)
     expect(page.locator(".progress-label")).to_have_text("epoch 2/3 · batch 3/12")
@@ -396,9 +407,7 @@ def test_failed_run_shows_its_error(page: Page, api: httpx.Client, worker: MakeW
     expect(page.locator("#confusion-empty")).to_have_text("Not recorded for this run.")
 
 
-def test_cancel_button_posts_with_csrf_and_shows_the_request(
-    page: Page, api: httpx.Client, worker: MakeWorker
-) -> None:
+def test_cancel_button_posts_with_csrf_and_shows_the_request(page: Page, api: httpx.Client, worker: MakeWorker) -> None:
     run_id = create_run(api)["id"]
     run = worker(run_id)
     run.claim()

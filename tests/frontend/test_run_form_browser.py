@@ -26,14 +26,20 @@ pytestmark = pytest.mark.browser
 FINETUNE = {
     "name": "r18-fc-layer4",
     "dataset": {"name": "cifar10", "normalize": "computed", "resize": 64, "train_limit": 1000},
-    "augment": {"random_crop": {"size": 64, "padding": 4}, "hflip": {"p": 0.5},
-                "color_jitter": {"brightness": 0.3, "contrast": 0.1, "saturation": 0.2, "hue": 0.05}},
+    "augment": {
+        "random_crop": {"size": 64, "padding": 4},
+        "hflip": {"p": 0.5},
+        "color_jitter": {"brightness": 0.3, "contrast": 0.1, "saturation": 0.2, "hue": 0.05},
+    },
     "model": {"arch": "resnet18", "pretrained": True, "head": {"kind": "mlp", "hidden": 128, "dropout": 0.3}},
     "finetune": {"train": ["fc", "layer4"], "lr": {"fc": 0.01, "layer4": 1e-05}, "frozen_bn_eval": True},
     "optimizer": {"name": "sgd", "lr": 0.001, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005},
     "scheduler": {"name": "multistep", "milestones": [5, 10], "gamma": 0.5},
     "early_stopping": {"metric": "test_loss", "patience": 4, "min_delta": 0.001, "restore_best": False},
-    "epochs": 15, "batch_size": 32, "seed": 7, "device": "cpu",
+    "epochs": 15,
+    "batch_size": 32,
+    "seed": 7,
+    "device": "cpu",
 }
 
 
@@ -44,9 +50,16 @@ def groups_shown(page: Page) -> list[str]:
 def test_each_architecture_shows_its_own_fields_and_fine_tuning_groups(page: Page, screenshots: Path) -> None:
     page.goto("/runs/new")
     arch = page.get_by_label("Architecture")
-    expect(arch.locator("option")).to_have_text([
-        "MLP (fully connected)", "CNN (convolutional)", "Custom CNN (conv blocks with batch norm)",
-        "ResNet18 (torchvision)", "VGG16 (torchvision)", "AlexNet (torchvision)"])
+    expect(arch.locator("option")).to_have_text(
+        [
+            "MLP (fully connected)",
+            "CNN (convolutional)",
+            "Custom CNN (conv blocks with batch norm)",
+            "ResNet18 (torchvision)",
+            "VGG16 (torchvision)",
+            "AlexNet (torchvision)",
+        ]
+    )
     expect(page.get_by_label("Conv channels")).to_be_visible()
     expect(page.get_by_label("Block widths")).to_be_hidden()
     expect(page.get_by_label("Start from the ImageNet weights (pretrained)")).to_be_hidden()
@@ -126,10 +139,16 @@ def test_a_fine_tuning_run_from_the_form_and_its_errors(page: Page, api: httpx.C
     page.get_by_role("button", name="Queue run").click()
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
     spec = api.get(f"/api/runs/{page.url.rsplit('/', 1)[1]}").json()["spec"]
-    assert spec["finetune"] == {"train": ["layer4", "fc"], "lr": {"layer4": 0.0001, "fc": 0.01},
-                                "frozen_bn_eval": False}  # checked in that order
-    assert spec["model"] == {"arch": "resnet18", "pretrained": False,
-                             "head": {"kind": "linear", "hidden": 256, "dropout": 0.5}}
+    assert spec["finetune"] == {
+        "train": ["layer4", "fc"],
+        "lr": {"layer4": 0.0001, "fc": 0.01},
+        "frozen_bn_eval": False,
+    }  # checked in that order
+    assert spec["model"] == {
+        "arch": "resnet18",
+        "pretrained": False,
+        "head": {"kind": "linear", "hidden": 256, "dropout": 0.5},
+    }
     expect(page.locator("table.spec")).to_contain_text("finetune.lr.layer4")
 
 
@@ -172,9 +191,18 @@ def test_the_run_page_shows_what_the_worker_prepared(page: Page, api: httpx.Clie
     expect(page.locator("#info-pending")).to_be_visible()
     expect(page.locator("table.spec")).to_contain_text("augment.color_jitter.hue")
     expect(page.locator("table.spec tr", has_text="augment.rotation")).to_contain_text("off")
-    info = {"train_images": 1000, "test_images": 10000, "image_size": [3, 64, 64], "mean": [0.49139, 0.48215, 0.44653],
-            "std": [0.24703, 0.24349, 0.26159], "normalize": "computed", "parameters": 11_243_466,
-            "trainable_parameters": 8_460_426, "lr_groups": ["fc", "layer4"], "device": "cpu"}
+    info = {
+        "train_images": 1000,
+        "test_images": 10000,
+        "image_size": [3, 64, 64],
+        "mean": [0.49139, 0.48215, 0.44653],
+        "std": [0.24703, 0.24349, 0.26159],
+        "normalize": "computed",
+        "parameters": 11_243_466,
+        "trainable_parameters": 8_460_426,
+        "lr_groups": ["fc", "layer4"],
+        "device": "cpu",
+    }
     assert trainer.client.post("/info", json={"attempt": trainer.attempt, "info": info}).status_code == 200
     expect(page.locator('[data-field="info-size"]')).to_have_text("3×64×64 (channels × height × width)")
     expect(page.locator('[data-field="info-mean"]')).to_have_text("0.4914, 0.4822, 0.4465")

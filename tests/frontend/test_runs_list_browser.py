@@ -41,8 +41,11 @@ def sixty(api: httpx.Client, worker: MakeWorker) -> None:
         run.claim()
         run.epoch(1, test_acc=acc)
         assert run.finish(1, [[1]]) == "succeeded"
-    for run_id, tags, notes in ((7, ["baseline"], "A Baseline for the lr sweep"), (12, ["baseline"], ""),
-                                (20, ["baseline", "sgd"], "best so far")):
+    for run_id, tags, notes in (
+        (7, ["baseline"], "A Baseline for the lr sweep"),
+        (12, ["baseline"], ""),
+        (20, ["baseline", "sgd"], "best so far"),
+    ):
         assert api.patch(f"/api/runs/{run_id}", json={"tags": tags, "notes": notes}).status_code == 200
 
 
@@ -66,8 +69,9 @@ def test_pages_show_the_right_slice_and_count(page: Page, sixty: None, live_serv
     expect(page.locator("#pager")).to_have_count(0)
 
 
-def test_sort_filter_and_search_live_in_the_url(page: Page, sixty: None, api: httpx.Client,
-                                                live_server: LiveServer, screenshots: Path) -> None:
+def test_sort_filter_and_search_live_in_the_url(
+    page: Page, sixty: None, api: httpx.Client, live_server: LiveServer, screenshots: Path
+) -> None:
     page.goto("/")
     header = page.locator("#runs thead th", has_text="Best test acc")
     header.get_by_role("link").click()
@@ -112,8 +116,9 @@ def test_sort_filter_and_search_live_in_the_url(page: Page, sixty: None, api: ht
     expect(page.locator("#runs tbody tr")).to_have_count(50)
 
 
-def test_run_page_tags_and_notes_persist_and_filter_the_list(page: Page, api: httpx.Client,
-                                                             live_server: LiveServer, screenshots: Path) -> None:
+def test_run_page_tags_and_notes_persist_and_filter_the_list(
+    page: Page, api: httpx.Client, live_server: LiveServer, screenshots: Path
+) -> None:
     other = create_run(api, name="other")
     run = create_run(api, name="tagged")
     page.goto(f"/runs/{run['id']}")

@@ -44,15 +44,16 @@ def test_the_study_page_shows_its_table_live_beside_the_reported_figures(
     expect(page.get_by_role("heading", level=1)).to_have_text(presets()["mnist-ablations"].title)
     expect(page.locator("#study-runs tbody tr")).to_have_count(18)
     expect(page.locator("#study-counts")).to_have_text("18 runs: 18 queued")
-    expect(page.locator("#override-note")).to_contain_text('epochs = 2')
-    expect(page.locator("#override-note")).to_contain_text('dataset.train_limit = 512')
+    expect(page.locator("#override-note")).to_contain_text("epochs = 2")
+    expect(page.locator("#override-note")).to_contain_text("dataset.train_limit = 512")
     first = row(page, runs[0]["id"])
     expect(first.locator('[data-field="label"]')).to_have_text("Basic FC")
     expect(first.locator('[data-field="label"]')).to_have_attribute("href", f"/runs/{runs[0]['id']}")
     expect(first.locator("td.reported")).to_have_text(["96 %", "115.84 s"])
     expect(row(page, runs[12]["id"]).locator(".variant-note")).to_have_text("99% already after epoch 1")
     expect(page.get_by_role("link", name="Compare runs")).to_have_attribute(
-        "href", "/compare?runs=" + ",".join(str(r["id"]) for r in runs))
+        "href", "/compare?runs=" + ",".join(str(r["id"]) for r in runs)
+    )
     page.evaluate("window.notReloaded = true")
 
     basic = worker(runs[0]["id"])
@@ -63,8 +64,14 @@ def test_the_study_page_shows_its_table_live_beside_the_reported_figures(
     basic.epoch(1, test_acc=0.9)
     expect(first.locator('[data-field="best"]')).to_have_text("90.00 %")
     basic.epoch(2, test_acc=0.875)
-    result = {"stopped": "early_stopped", "stop_reason": "test_acc did not improve for 1 epoch; best at epoch 1",
-              "epochs_run": 2, "confusion": [], "total_seconds": 3.4, "device": "cpu"}
+    result = {
+        "stopped": "early_stopped",
+        "stop_reason": "test_acc did not improve for 1 epoch; best at epoch 1",
+        "epochs_run": 2,
+        "confusion": [],
+        "total_seconds": 3.4,
+        "device": "cpu",
+    }
     assert basic.client.post("/finish", json={"attempt": basic.attempt, "result": result}).status_code == 200
     expect(first.locator(".badge")).to_have_text("succeeded")
     expect(first.locator('[data-field="final"]')).to_have_text("87.50 %")
@@ -115,8 +122,11 @@ def test_a_preset_study_from_the_new_study_page(page: Page, api: httpx.Client, s
     with page.expect_response("**/api/studies/preview") as previewed:
         page.get_by_role("button", name="Preview").click()
     assert json.loads(previewed.value.request.post_data or "{}") == {
-        "preset": "cifar10-models", "name": presets()["cifar10-models"].title,
-        "description": presets()["cifar10-models"].description, "set": {"epochs": 1, "dataset.train_limit": 256}}
+        "preset": "cifar10-models",
+        "name": presets()["cifar10-models"].title,
+        "description": presets()["cifar10-models"].description,
+        "set": {"epochs": 1, "dataset.train_limit": 256},
+    }
     planned = page.locator("#preview-table tbody tr")
     expect(planned).to_have_count(12)
     expect(page.locator("#preview-summary")).to_contain_text("12 runs would be queued")
@@ -131,7 +141,10 @@ def test_a_preset_study_from_the_new_study_page(page: Page, api: httpx.Client, s
     expect(page).to_have_url(re.compile(r"/studies/\d+$"))
     study = api.get(f"/api/studies/{page.url.rsplit('/', 1)[1]}").json()
     assert (study["preset"], study["overrides"], study["runs"]) == (
-        "cifar10-models", {"epochs": 1, "dataset.train_limit": 256}, 12)
+        "cifar10-models",
+        {"epochs": 1, "dataset.train_limit": 256},
+        12,
+    )
     expect(page.locator("#study-runs tbody tr")).to_have_count(12)
     expect(page.locator("#study-runs tbody tr").nth(3).locator("td.reported")).to_have_text(["81 %", "300.29 s"])
 
@@ -166,7 +179,8 @@ def test_a_study_of_your_own_with_errors_next_to_their_variant(
     expect(rows.nth(0).locator(".v-errors")).to_have_text("")
     expect(rows.nth(1)).to_have_class(re.compile(r"\binvalid\b"))
     expect(rows.nth(1).locator(".v-errors")).to_have_text(
-        "model: kernel_sizes has 1 entries but channels has 2: give one kernel size per conv layer")
+        "model: kernel_sizes has 1 entries but channels has 2: give one kernel size per conv layer"
+    )
     expect(rows.nth(2).locator(".v-errors")).to_have_text("model.hidden.0: Input should be greater than or equal to 1")
     expect(page.locator("#study-errors")).to_contain_text("Nothing was queued: 2 errors")
     expect(page.locator("#study-errors")).to_contain_text("Variant 3 (mlp): model.hidden.0")
@@ -181,7 +195,10 @@ def test_a_study_of_your_own_with_errors_next_to_their_variant(
     study = api.get(f"/api/studies/{page.url.rsplit('/', 1)[1]}").json()
     assert study["preset"] is None and study["name"] == "digits kernels"
     assert [(r["label"], r["spec"]["model"]["arch"], r["spec"]["epochs"]) for r in study["data"]] == [
-        ("kernel=3", "cnn", 2), ("kernel=5", "cnn", 2), ("mlp", "mlp", 2)]
+        ("kernel=3", "cnn", 2),
+        ("kernel=5", "cnn", 2),
+        ("mlp", "mlp", 2),
+    ]
     assert study["data"][1]["spec"]["model"]["kernel_sizes"] == [5, 5]
     expect(page.locator("#study-runs th.reported")).to_have_count(0)  # no reported figures, no such columns
 

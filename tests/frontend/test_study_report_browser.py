@@ -51,8 +51,14 @@ def test_sweep_mode_counts_the_grid_live_then_queues_it(page: Page, api: httpx.C
 def test_the_report_draws_mean_curves_with_a_band_and_per_class_bars(
     page: Page, api: httpx.Client, worker: MakeWorker, screenshots: Path
 ) -> None:
-    response = api.post("/api/studies", json={"name": "seeded", "base": BASE, "variants": [
-        {"label": "three seeds", "repeats": 3}, {"label": "single"}]})
+    response = api.post(
+        "/api/studies",
+        json={
+            "name": "seeded",
+            "base": BASE,
+            "variants": [{"label": "three seeds", "repeats": 3}, {"label": "single"}],
+        },
+    )
     assert response.status_code == 201, response.text
     study = response.json()
     for index, run in enumerate(study["data"]):

@@ -32,8 +32,9 @@ def processes_using(data_dir: Path) -> list[int]:
 
 
 def trainboard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainboard", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "trainboard", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 def test_serve_submit_watch_and_ctrl_c(tmp_path: Path) -> None:
@@ -41,8 +42,14 @@ def test_serve_submit_watch_and_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")}
     env |= {"TRAINBOARD_DATA_DIR": str(data_dir), "TRAINBOARD_HEARTBEAT_SECONDS": "0.2"}
-    serve = subprocess.Popen([sys.executable, "-m", "trainboard", "serve", "--port", str(port), "--workers", "1"],
-                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "trainboard", "serve", "--port", str(port), "--workers", "1"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     server = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(server), 60, 0.2, "trainboard serve to answer")

@@ -17,21 +17,59 @@ from trainboard.spec import MLPSpec, MultiStepSchedule, TorchvisionSpec
 # The "Version" column of each table of the study, in order.
 LABELS = {
     "mnist-ablations": [
-        "Basic FC", "Norm", "Larger FC", "Larger Norm", "Deeper Norm", "Basic CNN", "Stride CNN", "CNN kernel=5",
-        "CNN different kernels", "AvgPool CNN", "Dilation CNN", "Base CNN lr=0.0001", "Base CNN lr=0.1",
-        "Base CNN momentum", "Base CNN Adam", "Scheduler", "Batch 32", "Batch 128",
+        "Basic FC",
+        "Norm",
+        "Larger FC",
+        "Larger Norm",
+        "Deeper Norm",
+        "Basic CNN",
+        "Stride CNN",
+        "CNN kernel=5",
+        "CNN different kernels",
+        "AvgPool CNN",
+        "Dilation CNN",
+        "Base CNN lr=0.0001",
+        "Base CNN lr=0.1",
+        "Base CNN momentum",
+        "Base CNN Adam",
+        "Scheduler",
+        "Batch 32",
+        "Batch 128",
     ],
     "cifar10-models": [
-        "CNN baseline", "Baseline MultiStep", "Baseline CosineAnnealing", "ResNet18", "ResNet18 FineTuned",
-        "Aug: Baseline CosineAnnealing", "Aug: FC CosineAnnealing", "Aug: Custom CNN", "Aug: ResNet18 Pretrained",
-        "Aug: VGG16 Pretrained", "Aug: AlexNet Pretrained", "Aug+: Baseline ColorJitter+Rotation",
+        "CNN baseline",
+        "Baseline MultiStep",
+        "Baseline CosineAnnealing",
+        "ResNet18",
+        "ResNet18 FineTuned",
+        "Aug: Baseline CosineAnnealing",
+        "Aug: FC CosineAnnealing",
+        "Aug: Custom CNN",
+        "Aug: ResNet18 Pretrained",
+        "Aug: VGG16 Pretrained",
+        "Aug: AlexNet Pretrained",
+        "Aug+: Baseline ColorJitter+Rotation",
     ],
     "resnet18-finetune": [
-        "No Fine Tuning", "FC", "FC modified", "FC + L4", "FC + L2", "FC + L1",
-        "R224 No Fine Tuning", "R224 FC", "R224 FC modified", "R224 FC + L4", "R224 FC + L4 on SGD",
-        "R224 FC + L4 Lower LR", "R224 FC + L4 Bigger LR", "R224 FC + L2", "R224 FC + L1",
+        "No Fine Tuning",
+        "FC",
+        "FC modified",
+        "FC + L4",
+        "FC + L2",
+        "FC + L1",
+        "R224 No Fine Tuning",
+        "R224 FC",
+        "R224 FC modified",
+        "R224 FC + L4",
+        "R224 FC + L4 on SGD",
+        "R224 FC + L4 Lower LR",
+        "R224 FC + L4 Bigger LR",
+        "R224 FC + L2",
+        "R224 FC + L1",
         # early stopping on the best three (the study gives these no label of their own)
-        "R224 No Fine Tuning + early stopping", "R224 FC modified + early stopping", "R224 FC + L4 + early stopping",
+        "R224 No Fine Tuning + early stopping",
+        "R224 FC modified + early stopping",
+        "R224 FC + L4 + early stopping",
     ],
 }
 SMOKE = {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256}
@@ -90,7 +128,11 @@ def test_cifar10_models_settings() -> None:
     for spec in specs.values():
         assert (spec.epochs, spec.batch_size, spec.dataset.normalize) == (20, 64, "computed")
         assert (spec.optimizer.name, spec.optimizer.lr, spec.optimizer.momentum, spec.optimizer.weight_decay) == (
-            "sgd", 0.01, 0.9, 0.0001)
+            "sgd",
+            0.01,
+            0.9,
+            0.0001,
+        )
     augmented = [label for label, s in specs.items() if s.augment.random_crop is not None]
     assert augmented == [label for label in LABELS["cifar10-models"] if label.startswith("Aug")]
     for label in augmented:
@@ -105,10 +147,15 @@ def test_cifar10_models_settings() -> None:
     assert specs["Aug: FC CosineAnnealing"].model.batch_norm
     custom = specs["Aug: Custom CNN"].model
     assert custom.arch == "custom_cnn" and len(custom.blocks) == 2
-    pretrained = {label: s.model.arch for label, s in specs.items()
-                  if isinstance(s.model, TorchvisionSpec) and s.model.pretrained}
-    assert pretrained == {"ResNet18 FineTuned": "resnet18", "Aug: ResNet18 Pretrained": "resnet18",
-                          "Aug: VGG16 Pretrained": "vgg16", "Aug: AlexNet Pretrained": "alexnet"}
+    pretrained = {
+        label: s.model.arch for label, s in specs.items() if isinstance(s.model, TorchvisionSpec) and s.model.pretrained
+    }
+    assert pretrained == {
+        "ResNet18 FineTuned": "resnet18",
+        "Aug: ResNet18 Pretrained": "resnet18",
+        "Aug: VGG16 Pretrained": "vgg16",
+        "Aug: AlexNet Pretrained": "alexnet",
+    }
     scratch = specs["ResNet18"].model
     assert isinstance(scratch, TorchvisionSpec) and not scratch.pretrained
     assert specs["ResNet18 FineTuned"].finetune.train == "all"
@@ -138,7 +185,11 @@ def test_resnet18_finetune_settings() -> None:
     assert specs["R224 FC + L4 on SGD"].optimizer.name == "sgd" and specs["R224 FC + L4"].optimizer.name == "adam"
     modified = specs["FC modified"]
     assert (modified.model.head.kind, modified.optimizer.name, modified.optimizer.lr, modified.scheduler.name) == (
-        "mlp", "adam", 0.0001, "cosine")
+        "mlp",
+        "adam",
+        0.0001,
+        "cosine",
+    )
     assert specs["FC"].model.head.kind == "linear" and specs["No Fine Tuning"].optimizer.name == "sgd"
     stop = specs["R224 FC + L4 + early stopping"].early_stopping
     assert stop is not None and (stop.metric, stop.restore_best) == ("test_acc", True)
@@ -161,9 +212,13 @@ def test_reported_figures_are_the_studys() -> None:
 
 
 def write_preset(folder: Path, stem: str, /, **changes: Any) -> Path:
-    body = {"name": stem, "title": "A test preset", "table": "Table 9",
-            "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}},
-            "variants": [{"label": "a"}, {"label": "b", "set": {"epochs": 2}}]} | changes
+    body = {
+        "name": stem,
+        "title": "A test preset",
+        "table": "Table 9",
+        "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp"}},
+        "variants": [{"label": "a"}, {"label": "b", "set": {"epochs": 2}}],
+    } | changes
     path = folder / f"{stem}.json"
     path.write_text(json.dumps(body))
     return path
@@ -230,8 +285,11 @@ def test_set_path_sets_nested_keys_creating_missing_and_null_objects() -> None:
     value = [1, 2]
     set_path(spec, "model.hidden", value)
     value.append(3)  # the spec holds a copy
-    assert spec == {"model": {"arch": "cnn", "channels": [8], "kernel_sizes": [5], "hidden": [1, 2]},
-                    "early_stopping": {"patience": 4}, "augment": {"random_crop": {"padding": 2}}}
+    assert spec == {
+        "model": {"arch": "cnn", "channels": [8], "kernel_sizes": [5], "hidden": [1, 2]},
+        "early_stopping": {"patience": 4},
+        "augment": {"random_crop": {"padding": 2}},
+    }
     set_path(spec, "model", {"arch": "mlp"})
     assert spec["model"] == {"arch": "mlp"}
 
@@ -251,8 +309,10 @@ def test_set_path_refuses_to_go_through_a_value() -> None:
 
 def test_expand_needs_a_base_or_a_whole_spec() -> None:
     with pytest.raises(StudyInvalid) as caught:
-        expand(None, [Variant(label="a"), Variant(label="b", spec={"dataset": {"name": "digits"},
-                                                                   "model": {"arch": "mlp"}})])
+        expand(
+            None,
+            [Variant(label="a"), Variant(label="b", spec={"dataset": {"name": "digits"}, "model": {"arch": "mlp"}})],
+        )
     [error] = caught.value.errors
     assert (error.variant, error.label, error.field) == (0, "a", "base")
     assert str(caught.value) == "variant 0 (a): base: the study has no base spec and this variant gives no whole spec"

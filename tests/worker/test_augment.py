@@ -210,10 +210,16 @@ def test_rotation_angles_are_drawn_per_image_within_range() -> None:
     assert all(not torch.allclose(image, torch.rot90(batch[0], 1, dims=(1, 2)), atol=1) for image in out)
 
 
-@pytest.mark.parametrize(("dataset", "size", "ok"), [
-    ({"name": "cifar10"}, 32, True), ({"name": "cifar10"}, None, True), ({"name": "cifar10", "resize": 224}, 224, True),
-    ({"name": "cifar10"}, 28, False), ({"name": "cifar10", "resize": 224}, 32, False),
-])
+@pytest.mark.parametrize(
+    ("dataset", "size", "ok"),
+    [
+        ({"name": "cifar10"}, 32, True),
+        ({"name": "cifar10"}, None, True),
+        ({"name": "cifar10", "resize": 224}, 224, True),
+        ({"name": "cifar10"}, 28, False),
+        ({"name": "cifar10", "resize": 224}, 32, False),
+    ],
+)
 def test_the_spec_keeps_the_crop_at_the_image_size(dataset: dict[str, Any], size: int | None, ok: bool) -> None:
     """Test images are not cropped, so a crop of another size would give the model two input sizes."""
     fields = {"dataset": dataset, "model": {"arch": "resnet18"}, "augment": {"random_crop": {"size": size}}}

@@ -39,15 +39,25 @@ class ScriptedEvaluation:
 
 
 def scripted_fit(
-    monkeypatch: pytest.MonkeyPatch, digits: Dataset, script: list[tuple[float, float]], early_stopping: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    digits: Dataset,
+    script: list[tuple[float, float]],
+    early_stopping: dict[str, Any],
     epochs: int = 10,
 ) -> tuple[list[EpochRecord], RunResult, ScriptedEvaluation]:
     evaluation = ScriptedEvaluation(script)
     monkeypatch.setattr(engine, "evaluate", evaluation)
-    spec = RunSpec.model_validate({
-        "dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [8]}, "device": "cpu", "epochs": epochs,
-        "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.1}, "early_stopping": early_stopping,
-    })
+    spec = RunSpec.model_validate(
+        {
+            "dataset": {"name": "digits"},
+            "model": {"arch": "mlp", "hidden": [8]},
+            "device": "cpu",
+            "epochs": epochs,
+            "batch_size": 32,
+            "optimizer": {"name": "sgd", "lr": 0.1},
+            "early_stopping": early_stopping,
+        }
+    )
     small = dataclasses.replace(digits, train_x=digits.train_x[:64], train_y=digits.train_y[:64])
     records: list[EpochRecord] = []
     result = engine.fit(spec, data_dir=Path("/nonexistent"), report=records.append, dataset=small)
@@ -94,8 +104,9 @@ def test_loss_with_min_delta_and_no_restore(monkeypatch: pytest.MonkeyPatch, dig
 def test_a_run_that_never_stops_still_ends_with_the_best_weights(
     monkeypatch: pytest.MonkeyPatch, digits: Dataset
 ) -> None:
-    records, result, evaluation = scripted_fit(monkeypatch, digits, accuracies(0.5, 0.8, 0.7, 0.6),
-                                               {"patience": 5}, epochs=4)
+    records, result, evaluation = scripted_fit(
+        monkeypatch, digits, accuracies(0.5, 0.8, 0.7, 0.6), {"patience": 5}, epochs=4
+    )
 
     assert (result.stopped, result.epochs_run, len(records)) == ("completed", 4, 4)
     assert result.stop_reason == "ran every epoch; best test_acc 0.8000 at epoch 2, weights restored"
@@ -113,7 +124,11 @@ def test_improvement_rules() -> None:
     model = nn.Linear(1, 1)
     accuracy = EarlyStopping(EarlyStoppingSpec(metric="test_acc", patience=2, min_delta=0.01))
     assert [accuracy.update(e, v, model) for e, v in enumerate([0.5, 0.505, 0.52, 0.52, 0.529], 1)] == [
-        False, False, False, False, True,
+        False,
+        False,
+        False,
+        False,
+        True,
     ]
     assert (accuracy.best, accuracy.best_epoch) == (0.52, 3)
 

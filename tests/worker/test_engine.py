@@ -305,10 +305,17 @@ def test_prepared_describes_what_the_model_sees(digits: Dataset) -> None:
         {"arch": "resnet18", "head": {"kind": "mlp", "hidden": 16}},
         dataset={"name": "digits", "resize": 32, "normalize": "computed"},
         finetune={"train": ["fc", "layer4"], "lr": {"fc": 0.01, "layer4": 0.001}},
-        optimizer={"name": "adam", "lr": 0.0001}, epochs=1, batch_size=4,
+        optimizer={"name": "adam", "lr": 0.0001},
+        epochs=1,
+        batch_size=4,
     )
-    tiny = dataclasses.replace(digits, train_x=digits.train_x[:8], train_y=digits.train_y[:8],
-                               test_x=digits.test_x[:4], test_y=digits.test_y[:4])
+    tiny = dataclasses.replace(
+        digits,
+        train_x=digits.train_x[:8],
+        train_y=digits.train_y[:8],
+        test_x=digits.test_x[:4],
+        test_y=digits.test_y[:4],
+    )
     infos: list[RunInfo] = []
 
     records, result = run(spec, tiny, prepared=infos.append)

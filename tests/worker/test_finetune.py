@@ -18,10 +18,14 @@ from worker.preprocess import Preprocess
 
 
 def resnet_spec(finetune: dict[str, Any], optimizer: dict[str, Any] | None = None) -> RunSpec:
-    return RunSpec.model_validate({
-        "dataset": {"name": "cifar10"}, "model": {"arch": "resnet18"}, "finetune": finetune,
-        "optimizer": optimizer or {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-    })
+    return RunSpec.model_validate(
+        {
+            "dataset": {"name": "cifar10"},
+            "model": {"arch": "resnet18"},
+            "finetune": finetune,
+            "optimizer": optimizer or {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        }
+    )
 
 
 def prepared(spec: RunSpec) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -106,8 +110,16 @@ def test_frozen_bn_eval_keeps_the_running_statistics_of_frozen_groups(frozen_bn_
     preprocess = Preprocess((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
 
     for _ in range(2):  # train_one_epoch puts the model in training mode at the start of every epoch
-        train_one_epoch(model, optimizer, images, torch.arange(8), preprocess, batch_size=4,
-                        generator=torch.Generator(), frozen_batch_norm=frozen_bn)
+        train_one_epoch(
+            model,
+            optimizer,
+            images,
+            torch.arange(8),
+            preprocess,
+            batch_size=4,
+            generator=torch.Generator(),
+            frozen_batch_norm=frozen_bn,
+        )
 
     after = snapshot(model)
     frozen_stats = [n for n in before if n.startswith(("bn1.", "layer1.")) and "running_mean" in n]

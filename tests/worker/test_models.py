@@ -174,7 +174,10 @@ def test_custom_cnn_block_is_two_conv_bn_relu_then_pool_and_dropout() -> None:
     assert [type(layer) for layer in first] == kinds and [type(layer) for layer in second] == kinds
     convs = [layer for layer in model.blocks.modules() if isinstance(layer, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
-        (3, 8, (3, 3), (1, 1)), (8, 8, (3, 3), (1, 1)), (8, 16, (3, 3), (1, 1)), (16, 16, (3, 3), (1, 1)),
+        (3, 8, (3, 3), (1, 1)),
+        (8, 8, (3, 3), (1, 1)),
+        (8, 16, (3, 3), (1, 1)),
+        (16, 16, (3, 3), (1, 1)),
     ]
     assert first[7].p == 0.25
 
@@ -194,7 +197,10 @@ SMALL_MODELS: dict[str, dict[str, Any]] = {
 # VGG16 (1-2 s to build on a loaded CPU) skips MNIST at 40: digits at 32 already covers 1-channel input.
 SHAPES: list[tuple[str, int | None]] = [("digits", None), ("mnist", None), ("cifar10", None), ("cifar100", None)]
 TORCHVISION_SHAPES: list[tuple[str, int | None]] = [
-    ("digits", 32), ("mnist", 40), ("cifar10", None), ("cifar100", None),
+    ("digits", 32),
+    ("mnist", 40),
+    ("cifar10", None),
+    ("cifar100", None),
 ]
 CASES = [
     (arch, dataset, resize)
@@ -203,8 +209,11 @@ CASES = [
     if not (arch == "vgg16" and dataset == "mnist")
 ]
 # Where each torchvision model's head goes.
-HEADS = {"resnet18": lambda model: model.fc, "vgg16": lambda model: model.classifier[6],
-         "alexnet": lambda model: model.classifier[6]}
+HEADS = {
+    "resnet18": lambda model: model.fc,
+    "vgg16": lambda model: model.classifier[6],
+    "alexnet": lambda model: model.classifier[6],
+}
 
 
 @pytest.mark.parametrize(("arch", "dataset", "resize"), CASES, ids=[f"{a}-{d}-{r or 'stored'}" for a, d, r in CASES])
@@ -216,8 +225,9 @@ def test_every_architecture_trains_on_every_dataset_shape(arch: str, dataset: st
     torch.manual_seed(0)
     model = build_model(spec)
     # Two stored uint8 images, through the engine's resize, normalisation and channel repeat.
-    preprocess = Preprocess((0.5,) * channels, (0.25,) * channels, torch.device("cpu"), size=resize,
-                            channels=model_channels(spec))
+    preprocess = Preprocess(
+        (0.5,) * channels, (0.25,) * channels, torch.device("cpu"), size=resize, channels=model_channels(spec)
+    )
     images = torch.randint(0, 256, (2, channels, height, width), dtype=torch.uint8)
     x = preprocess(images)
 
@@ -238,8 +248,9 @@ def test_every_architecture_trains_on_every_dataset_shape(arch: str, dataset: st
 
 def test_torchvision_heads_replace_the_last_linear_layer() -> None:
     resnet = build_model(spec_for("cifar10", {"arch": "resnet18"}))
-    mlp_head = build_model(spec_for("cifar100", {"arch": "resnet18", "head": {"kind": "mlp", "hidden": 64,
-                                                                              "dropout": 0.3}}))
+    mlp_head = build_model(
+        spec_for("cifar100", {"arch": "resnet18", "head": {"kind": "mlp", "hidden": 64, "dropout": 0.3}})
+    )
 
     assert isinstance(resnet.fc, nn.Linear) and (resnet.fc.in_features, resnet.fc.out_features) == (512, 10)
     assert [type(layer) for layer in mlp_head.fc] == [nn.Linear, nn.LeakyReLU, nn.Dropout, nn.Linear]
@@ -258,8 +269,9 @@ def test_the_rest_of_alexnets_classifier_is_torchvisions() -> None:
 
 # The feature map before AlexNet's adaptive pool: at 32 px without the first pool 7 -> 7 -> 3 -> 1;
 # at 48 px 11 -> 11 -> 5 -> 2; at 64 px with it 15 -> 7 -> 3 -> 1.
-@pytest.mark.parametrize(("resize", "first_pool", "final_size"),
-                         [(None, nn.Identity, 1), (48, nn.Identity, 2), (64, nn.MaxPool2d, 1)])
+@pytest.mark.parametrize(
+    ("resize", "first_pool", "final_size"), [(None, nn.Identity, 1), (48, nn.Identity, 2), (64, nn.MaxPool2d, 1)]
+)
 def test_alexnet_drops_its_first_max_pool_under_64_pixels(
     resize: int | None, first_pool: type, final_size: int
 ) -> None:

@@ -23,8 +23,9 @@ def groups(model: torch.nn.Module) -> list[dict[str, Any]]:
 
 def test_build_optimizer_passes_the_hyperparameters() -> None:
     model = torch.nn.Linear(2, 2)
-    sgd = build_optimizer(OptimizerSpec(name="sgd", lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.01),
-                          groups(model))
+    sgd = build_optimizer(
+        OptimizerSpec(name="sgd", lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.01), groups(model)
+    )
     adam = build_optimizer(OptimizerSpec(name="adam", lr=0.002, weight_decay=0.5), groups(model))
     adamw = build_optimizer(OptimizerSpec(name="adamw", lr=0.003, weight_decay=0.05), groups(model))
 
@@ -37,9 +38,10 @@ def test_build_optimizer_passes_the_hyperparameters() -> None:
 
 def test_a_param_groups_own_rate_wins_over_the_optimizers() -> None:
     first, second = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    optimizer = build_optimizer(OptimizerSpec(name="adamw", lr=0.1),
-                                [{"params": list(first.parameters()), "lr": 0.5},
-                                 {"params": list(second.parameters())}])
+    optimizer = build_optimizer(
+        OptimizerSpec(name="adamw", lr=0.1),
+        [{"params": list(first.parameters()), "lr": 0.5}, {"params": list(second.parameters())}],
+    )
 
     assert [group["lr"] for group in optimizer.param_groups] == [0.5, 0.1]
 
@@ -48,12 +50,25 @@ def test_a_param_groups_own_rate_wins_over_the_optimizers() -> None:
 
 
 def recorded_lrs(digits: Dataset, epochs: int, scheduler: dict[str, Any], **fields: Any) -> list[list[float]]:
-    small = dataclasses.replace(digits, train_x=digits.train_x[:64], train_y=digits.train_y[:64],
-                                test_x=digits.test_x[:32], test_y=digits.test_y[:32])
-    spec = RunSpec.model_validate({
-        "dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [8]}, "device": "cpu",
-        "epochs": epochs, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": scheduler,
-    } | fields)
+    small = dataclasses.replace(
+        digits,
+        train_x=digits.train_x[:64],
+        train_y=digits.train_y[:64],
+        test_x=digits.test_x[:32],
+        test_y=digits.test_y[:32],
+    )
+    spec = RunSpec.model_validate(
+        {
+            "dataset": {"name": "digits"},
+            "model": {"arch": "mlp", "hidden": [8]},
+            "device": "cpu",
+            "epochs": epochs,
+            "batch_size": 32,
+            "optimizer": {"name": "sgd", "lr": 0.1},
+            "scheduler": scheduler,
+        }
+        | fields
+    )
     records: list[EpochRecord] = []
     fit(spec, data_dir=Path("/nonexistent"), report=records.append, dataset=small)
     return [record.lr for record in records]

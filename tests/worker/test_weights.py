@@ -38,8 +38,9 @@ def hub_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def pretrained(arch: str) -> RunSpec:
-    return RunSpec.model_validate({"dataset": {"name": "cifar10"}, "model": {"arch": arch, "pretrained": True},
-                                   "device": "cpu", "epochs": 1})
+    return RunSpec.model_validate(
+        {"dataset": {"name": "cifar10"}, "model": {"arch": arch, "pretrained": True}, "device": "cpu", "epochs": 1}
+    )
 
 
 @pytest.mark.parametrize("arch", list(URLS))

@@ -58,13 +58,16 @@ class Reported(_Strict):
 class Variant(_Strict):
     label: Label = Field(description="The variant's short name: the 'Version' column of the study's table.")
     set: SpecDocument = Field(
-        default_factory=dict, max_length=MAX_SETS,
+        default_factory=dict,
+        max_length=MAX_SETS,
         description="Dotted spec paths and their values, applied in order to the base (or to `spec`): "
         '{"model.kernel_sizes": [5, 5]}. Setting "model" replaces the whole model object.',
     )
     spec: SpecDocument | None = Field(None, description="A whole spec for this variant instead of the base.")
     repeats: int | None = Field(
-        None, ge=1, le=MAX_REPEATS,
+        None,
+        ge=1,
+        le=MAX_REPEATS,
         description="Runs of this variant with seeds spec.seed + 0..N-1, all under its label (default: the "
         "study's `repeats`, else 1).",
     )
@@ -74,9 +77,7 @@ class Variant(_Strict):
 class StudyDefinition(_Strict):
     """What a study is made of: the shape shared by `POST /api/studies` and the preset files."""
 
-    base: SpecDocument | None = Field(
-        None, description="The spec every variant starts from (unless it gives `spec`)."
-    )
+    base: SpecDocument | None = Field(None, description="The spec every variant starts from (unless it gives `spec`).")
     variants: list[Variant] = Field(min_length=1, max_length=MAX_VARIANTS)
 
     @model_validator(mode="after")
@@ -108,8 +109,7 @@ class VariantError:
     type: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"variant": self.variant, "label": self.label, "field": self.field, "msg": self.msg,
-                "type": self.type}
+        return {"variant": self.variant, "label": self.label, "field": self.field, "msg": self.msg, "type": self.type}
 
 
 @dataclass
@@ -133,8 +133,11 @@ def check_path(path: str) -> list[str]:
     """The keys of a dotted path ('model.kernel_sizes' -> ['model', 'kernel_sizes']), or PathError."""
     keys = path.split(".")
     if len(keys) > 8 or not all(_KEY.match(key) for key in keys):
-        raise PathError(path, f"{path!r} is not a dotted spec path: names of letters, digits and _, "
-                              "joined by dots, like model.kernel_sizes")
+        raise PathError(
+            path,
+            f"{path!r} is not a dotted spec path: names of letters, digits and _, "
+            "joined by dots, like model.kernel_sizes",
+        )
     return keys
 
 
@@ -179,8 +182,9 @@ def variant_spec(base: dict[str, Any] | None, variant: Variant, overrides: dict[
     return spec
 
 
-def expand(base: dict[str, Any] | None, variants: list[Variant], overrides: dict[str, Any] | None = None
-           ) -> list[RunSpec]:
+def expand(
+    base: dict[str, Any] | None, variants: list[Variant], overrides: dict[str, Any] | None = None
+) -> list[RunSpec]:
     """One validated spec per variant, in order; StudyInvalid naming every error of every variant."""
     overrides = overrides or {}
     errors: list[VariantError] = []
@@ -205,8 +209,15 @@ def expand(base: dict[str, Any] | None, variants: list[Variant], overrides: dict
         if len(errors) > MAX_ERRORS:  # enough to act on; checking the rest would only cost time
             left = len(variants) - index - 1
             errors = errors[:MAX_ERRORS]
-            errors.append(VariantError(None, None, "variants", f"more than {MAX_ERRORS} errors; stopped checking "
-                                       f"with {left} variant(s) left", "too_many_errors"))
+            errors.append(
+                VariantError(
+                    None,
+                    None,
+                    "variants",
+                    f"more than {MAX_ERRORS} errors; stopped checking with {left} variant(s) left",
+                    "too_many_errors",
+                )
+            )
             break
     if errors:
         raise StudyInvalid(errors)
@@ -218,9 +229,13 @@ def run_count_error(points: int, repeats: int, what: str = "points") -> VariantE
     total = points * repeats
     if total <= MAX_RUNS:
         return None
-    return VariantError(None, None, "grid" if what == "points" else "repeats",
-                        f"the study would queue {total} runs ({points} {what} x {repeats} repeats); "
-                        f"the limit is {MAX_RUNS}", "too_many_runs")
+    return VariantError(
+        None,
+        None,
+        "grid" if what == "points" else "repeats",
+        f"the study would queue {total} runs ({points} {what} x {repeats} repeats); the limit is {MAX_RUNS}",
+        "too_many_runs",
+    )
 
 
 def value_text(value: Any) -> str:
