@@ -155,8 +155,8 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tup
     if n <= max_points:
         return list(xs), list(ys)
     if max_points < 4:
-        keep = sorted({0, n - 1})[:max_points]
-        return [xs[i] for i in keep], [ys[i] for i in keep]
+        ends = sorted({0, n - 1})[:max_points]
+        return [xs[i] for i in ends], [ys[i] for i in ends]
     windows = max_points // 4
     keep: set[int] = set()
     for w in range(windows):

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Sequence
 
 from celery import Celery
-
 from sqlmodel import Session
 
 from backend import lifecycle

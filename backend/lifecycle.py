@@ -137,6 +137,7 @@ def record_epoch(session: Session, run: Run, attempt: int, record: EpochRecord) 
     if _epoch_exists(session, run, record.epoch):
         session.commit()
         return False
+    assert run.id is not None
     session.add(EpochMetric(run_id=run.id, attempt=attempt, **record.model_dump()))
     run.epochs_done = max(run.epochs_done, record.epoch)
     if record.epoch == run.epochs_done:
@@ -276,4 +277,5 @@ def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts:
 
 
 def queued_run_ids(session: Session) -> list[int]:
-    return list(session.exec(select(Run.id).where(Run.status == RunStatus.queued).order_by(col(Run.id))).all())
+    ids = session.exec(select(Run.id).where(Run.status == RunStatus.queued).order_by(col(Run.id))).all()
+    return [run_id for run_id in ids if run_id is not None]

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -199,7 +199,7 @@ class ConfusionPublic(BaseModel):
 
 # -- studies ---------------------------------------------------------------------------------------
 
-_STUDY_EXAMPLES = [
+_STUDY_EXAMPLES: list[JsonValue] = [
     {
         "name": "MNIST kernels",
         "description": "Kernel sizes of the basic CNN.",
@@ -336,7 +336,7 @@ class StudyPreview(BaseModel):
     count: int
 
 
-_SWEEP_EXAMPLE = {
+_SWEEP_EXAMPLE: dict[str, JsonValue] = {
     "name": "lr x batch",
     "description": "Learning rate against batch size.",
     "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [64]}, "epochs": 5},

@@ -11,20 +11,20 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import plotly
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from fastapi.exception_handlers import http_exception_handler
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import frontend
-import plotly
 from backend import forms, run_queries
 from backend.api.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep, get_run
-from backend.dispatch import queue_run
 from backend.auth import SESSION_COOKIE, Tokens, browser_session
+from backend.dispatch import queue_run
 from backend.models import RunPublic, RunStatus, Study
 from trainboard.spec import CLASS_NAMES
 
@@ -221,7 +221,8 @@ def mount(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def token_login(request: Request, call_next: Any) -> Response:
-        """`/any/page?token=...` (the link `trainboard serve` prints) logs the browser in and drops the token from the URL."""
+        """`/any/page?token=...` (the link `trainboard serve` prints) logs the browser in and drops the token from
+        the URL."""
         token = request.query_params.get("token")
         if token is not None and request.method == "GET" and not request.url.path.startswith("/api/"):
             tokens: Tokens = request.app.state.tokens

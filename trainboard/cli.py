@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -37,7 +38,8 @@ def serve(
     host: Annotated[
         str | None,
         typer.Option(
-            help="Address to bind (default: TRAINBOARD_HOST or 127.0.0.1). 0.0.0.0 exposes the dashboard to your network."
+            help="Address to bind (default: TRAINBOARD_HOST or 127.0.0.1). "
+            "0.0.0.0 exposes the dashboard to your network."
         ),
     ] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: TRAINBOARD_PORT or 8000).")] = None,
@@ -118,10 +120,8 @@ def _stop_workers(children: list[subprocess.Popen[bytes]], grace_seconds: float 
 
 
 def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(child.pid, signum)
-    except ProcessLookupError:  # already gone
-        pass
 
 
 def _redact(url: str) -> str:

@@ -9,8 +9,9 @@ refused here with the field path, not in the worker.
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,6 +25,18 @@ DATASET_SHAPES: dict[str, tuple[int, int, int, int]] = {
     "cifar10": (3, 32, 32, 10),
     "cifar100": (3, 32, 32, 100),
 }
+
+# CIFAR-100's fine labels, in label order (as in the dataset's `meta` file).
+_CIFAR100_FINE_LABELS = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel "
+    "can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur "
+    "dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion "
+    "lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree "
+    "pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea "
+    "seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table "
+    "tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman "
+    "worm"
+)
 
 CLASS_NAMES: dict[str, list[str]] = {
     "digits": [str(i) for i in range(10)],
@@ -52,17 +65,7 @@ CLASS_NAMES: dict[str, list[str]] = {
         "ship",
         "truck",
     ],
-    # CIFAR-100's fine labels, in label order (as in the dataset's `meta` file).
-    "cifar100": (
-        "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel "
-        "can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur "
-        "dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion "
-        "lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree "
-        "pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea "
-        "seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table "
-        "tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman "
-        "worm"
-    ).split(),
+    "cifar100": _CIFAR100_FINE_LABELS.split(),
 }
 
 # A model over this many parameters is refused. VGG16 (the largest architecture offered, ~134M with a
@@ -209,7 +212,7 @@ class CNNSpec(_Strict):
     def parameter_count(self, shape: tuple[int, int, int, int]) -> int:
         c, h, w, classes = shape
         total, in_ch = 0, c
-        for out_ch, k in zip(self.channels, self.kernel_sizes):
+        for out_ch, k in zip(self.channels, self.kernel_sizes, strict=True):
             total += in_ch * out_ch * k * k + out_ch
             in_ch = out_ch
         fh, fw = self.feature_size(h, w)
@@ -274,7 +277,7 @@ class TorchvisionSpec(_Strict):
         return body + self.head.parameter_count(inputs, shape[3])
 
 
-ModelSpec = Annotated[Union[MLPSpec, CNNSpec, CustomCNNSpec, TorchvisionSpec], Field(discriminator="arch")]
+ModelSpec = Annotated[MLPSpec | CNNSpec | CustomCNNSpec | TorchvisionSpec, Field(discriminator="arch")]
 TORCHVISION_ARCHS = ("resnet18", "vgg16", "alexnet")
 # torchvision's models downsample by 32; below this the engine refuses to build them.
 MIN_TORCHVISION_SIZE = 32
@@ -326,7 +329,7 @@ class MultiStepSchedule(_Strict):
 
     @model_validator(mode="after")
     def _increasing(self) -> MultiStepSchedule:
-        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+        if any(b <= a for a, b in itertools.pairwise(self.milestones)):
             raise ValueError("milestones: must be strictly increasing")
         return self
 
@@ -343,9 +346,7 @@ class StepSchedule(_Strict):
     gamma: float = Field(0.1, gt=0, le=1)
 
 
-SchedulerSpec = Annotated[
-    Union[NoSchedule, MultiStepSchedule, CosineSchedule, StepSchedule], Field(discriminator="name")
-]
+SchedulerSpec = Annotated[NoSchedule | MultiStepSchedule | CosineSchedule | StepSchedule, Field(discriminator="name")]
 
 
 class EarlyStoppingSpec(_Strict):
@@ -495,10 +496,10 @@ def _has_batch_norm(model: MLPSpec | CNNSpec | CustomCNNSpec | TorchvisionSpec) 
 
 
 def _linear_parameters(sizes: list[int]) -> int:
-    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
 
 
-_UNION_TAGS = {
+_UNION_TAGS: dict[tuple[str, ...], set[str]] = {
     ("model",): {"mlp", "cnn", "custom_cnn", "resnet18", "vgg16", "alexnet"},
     ("scheduler",): {"none", "multistep", "cosine", "step"},
 }

@@ -351,7 +351,7 @@ def _read_cifar_batches(paths: list[Path], label_key: str, classes: int) -> tupl
             raise ValueError(f"{path}: 'data' has shape {data.shape}, expected [N, 3072] (3x32x32 per row)")
         # Each row holds the red plane, then green, then blue, row-major: [N, 3, 32, 32] as it is.
         images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
-        labels.append(torch.tensor(list(_field(entry, label_key, path)), dtype=torch.int64))
+        labels.append(torch.tensor(np.asarray(_field(entry, label_key, path), dtype=np.int64)))
         if len(labels[-1]) != len(images[-1]):
             raise ValueError(f"{path}: {len(images[-1])} images but {len(labels[-1])} labels")
     x, y = torch.cat(images), torch.cat(labels)

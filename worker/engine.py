@@ -129,7 +129,7 @@ def train_one_epoch(
             logits = model(x)
             loss = F.cross_entropy(logits, y)  # autocast computes cross-entropy in float32
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
         losses.append(loss.detach())
         outputs.append(logits.detach())

@@ -130,11 +130,17 @@ def build_torchvision(spec: TorchvisionSpec, image_size: tuple[int, int], classe
         # What `weights=` does, minus its download (worker/weights.py does that, with an offline error).
         model.load_state_dict(state)
     if spec.arch == "resnet18":
-        model.fc = build_head(spec.head, model.fc.in_features, classes)
+        last = model.get_submodule("fc")
+        assert isinstance(last, nn.Linear)
+        model.fc = build_head(spec.head, last.in_features, classes)
     else:  # vgg16, alexnet: classifier = 3 Linear layers with ReLU and Dropout between; [6] is Linear(4096, 1000)
-        model.classifier[6] = build_head(spec.head, model.classifier[6].in_features, classes)
+        classifier = model.get_submodule("classifier")
+        assert isinstance(classifier, nn.Sequential) and isinstance(classifier[6], nn.Linear)
+        classifier[6] = build_head(spec.head, classifier[6].in_features, classes)
     if spec.arch == "alexnet" and min(image_size) < ALEXNET_FIRST_POOL_MIN_SIZE:
-        model.features[2] = nn.Identity()
+        features = model.get_submodule("features")
+        assert isinstance(features, nn.Sequential)
+        features[2] = nn.Identity()
     return model
 
 

@@ -16,11 +16,10 @@ PyTorch's schedulers stepped that way:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
-import math
-
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, MultiStepLR, StepLR
 
 from trainboard.spec import CosineSchedule, MultiStepSchedule, OptimizerSpec, SchedulerSpec, StepSchedule
@@ -32,7 +31,7 @@ def build_optimizer(spec: OptimizerSpec, param_groups: list[dict[str, Any]]) -> 
     # batch 64 a step is launch-bound, and on an H100 this made the MNIST MLP epoch 8-10% faster
     # (benchmarks/engine_overhead.py). The CPU keeps the default step, so CPU runs stay bit-reproducible.
     first = param_groups[0]["params"][0]
-    fused = {"fused": True} if first.is_cuda else {}
+    fused: bool | None = True if first.is_cuda else None
     if spec.name == "sgd":
         return torch.optim.SGD(
             param_groups,
@@ -40,12 +39,12 @@ def build_optimizer(spec: OptimizerSpec, param_groups: list[dict[str, Any]]) -> 
             momentum=spec.momentum,
             nesterov=spec.nesterov,
             weight_decay=spec.weight_decay,
-            **fused,
+            fused=fused,
         )
     if spec.name == "adam":
-        return torch.optim.Adam(param_groups, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
+        return torch.optim.Adam(param_groups, lr=spec.lr, weight_decay=spec.weight_decay, fused=fused)
     # AdamW decays the weights directly instead of adding weight_decay * w to the gradient (Adam's L2).
-    return torch.optim.AdamW(param_groups, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
+    return torch.optim.AdamW(param_groups, lr=spec.lr, weight_decay=spec.weight_decay, fused=fused)
 
 
 def build_scheduler(spec: SchedulerSpec, optimizer: torch.optim.Optimizer, epochs: int) -> LRScheduler | None:

@@ -26,9 +26,13 @@ celery_app = make_celery(get_settings().broker, get_settings().queue)
 TRACEBACK_CHARS = 4000
 
 
-@celery_app.task(name=TRAIN_TASK, ignore_result=True)
 def train_run(run_id: int) -> str:
     return execute(run_id, get_settings())
+
+
+# Registered without the decorator syntax: Celery has no type information, and a decorator would make
+# `train_run` untyped for every caller.
+celery_app.task(name=TRAIN_TASK, ignore_result=True)(train_run)
 
 
 def execute(run_id: int, settings: Settings) -> str:

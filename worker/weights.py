@@ -48,7 +48,8 @@ def pretrained_state_dict(arch: str) -> dict[str, torch.Tensor]:
     path = weights_path(url)
     if not path.is_file():
         _download(arch, url, path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    return state
 
 
 def _download(arch: str, url: str, path: Path) -> None:

@@ -3,7 +3,8 @@
 `GET /api/runs/{id}/events` sends `epoch` events (id = epoch number, so a reconnecting browser's
 Last-Event-ID resumes with no duplicates and no gaps), `run` events (status, progress, summary; no
 id) whenever the run changes, a `reset` event when a lost run was requeued and starts over from
-epoch 1, and a final `end` event once the run is terminal and every epoch has been sent. `GET /api/events` sends a `run` event for every run that changes (the runs list).
+epoch 1, and a final `end` event once the run is terminal and every epoch has been sent.
+`GET /api/events` sends a `run` event for every run that changes (the runs list).
 DB reads run in the thread pool: the event loop never blocks on the database.
 """
 

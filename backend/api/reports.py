@@ -6,6 +6,8 @@ an attempt that is no longer current (the run was requeued, or cancelled) gets 4
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 
@@ -23,7 +25,7 @@ class ClaimRequest(BaseModel):
 class Claim(BaseModel):
     run_id: int
     attempt: int
-    spec: dict
+    spec: dict[str, Any]
 
 
 class EpochReport(BaseModel):

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-
 import pytest
 
 from tests.conftest import API, WORKER, LiveServer, epoch_record, tiny_spec

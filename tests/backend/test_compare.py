@@ -61,7 +61,7 @@ def test_downsampling_keeps_first_last_min_max_and_the_limit(n: int, limit: int)
     if n <= limit:
         assert (out_x, out_y) == (xs, ys)
     assert max(ys) in out_y or limit < 4
-    assert all(y == ys[int(x)] for x, y in zip(out_x, out_y))
+    assert all(y == ys[int(x)] for x, y in zip(out_x, out_y, strict=True))
 
 
 def records(accs: list[float]) -> list[dict[str, float]]:

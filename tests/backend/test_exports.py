@@ -33,13 +33,13 @@ def test_markdown_round_trips_the_shown_numbers() -> None:
     text = exports.render(ROWS, COLUMNS, "md", caption="Best epoch.")
     lines = text.splitlines()
     assert lines[0] == "Best epoch."
-    header, rule, first, second = lines[2:6]
+    _header, rule, first, second = lines[2:6]
     assert rule == "| --- | ---: | ---: | ---: | --- |"
     cells = [c.strip() for c in re.split(r"(?<!\\)\|", first)[1:-1]]
     assert cells[0] == "lr_0.1 & 50% \\| wd"
     assert float(cells[1]) == round(100 * 0.97125, 2) and float(cells[2]) == 128.9
     assert int(cells[3].replace(",", "")) == 41235 and cells[4] == "no"
-    assert "| cnn_k5 | 90.00 | – | 998 | yes |" == second
+    assert second == "| cnn_k5 | 90.00 | – | 998 | yes |"
 
 
 def test_latex_escapes_and_round_trips() -> None:

@@ -312,7 +312,8 @@ def test_per_class_bars_and_confusion_matrices(page: Page, runs: Runs, screensho
     expect(grid.locator(".chart-empty")).to_have_text("Shown when the run ends.")
     page.wait_for_function("() => document.getElementById('confusion-diff').data?.length === 1")
     diff = page.evaluate("document.getElementById('confusion-diff').data[0]")
-    assert diff["z"] == [[a - b for a, b in zip(ra, rb)] for ra, rb in zip(CONFUSION_A, CONFUSION_B)]
+    pairs = zip(CONFUSION_A, CONFUSION_B, strict=True)
+    assert diff["z"] == [[a - b for a, b in zip(ra, rb, strict=True)] for ra, rb in pairs]
     assert diff["zmid"] == 0
     page.get_by_label("Run A", exact=True).select_option(str(runs.b))
     page.get_by_label("Run B", exact=True).select_option(str(runs.a))

@@ -246,7 +246,7 @@ def test_a_folder_of_presets_loads(tmp_path: Path) -> None:
 def test_a_bad_preset_file_is_an_error_naming_it(tmp_path: Path, changes: dict[str, Any], words: str) -> None:
     write_preset(tmp_path, "fine")
     write_preset(tmp_path, "broken", **changes)
-    with pytest.raises(PresetError, match="preset file broken.json: ") as caught:
+    with pytest.raises(PresetError, match=r"preset file broken\.json: ") as caught:
         load_presets_from(tmp_path)
     assert words in str(caught.value)
 
@@ -269,7 +269,7 @@ def test_the_app_does_not_start_with_a_broken_preset(tmp_path: Path, monkeypatch
     write_preset(folder, "broken", variants=[{"label": "a", "set": {"model.arch": "transformer"}}])
     monkeypatch.setattr(trainboard.presets, "presets", lambda: load_presets_from(folder))
     monkeypatch.setattr("backend.app.presets", trainboard.presets.presets)
-    with pytest.raises(PresetError, match="preset file broken.json: variant 0 \\(a\\): model"):
+    with pytest.raises(PresetError, match=r"preset file broken\.json: variant 0 \(a\): model"):
         with TestClient(create_app(make_settings(tmp_path))):
             pass
 
