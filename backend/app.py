@@ -1,26 +1,31 @@
-"""Assembles the FastAPI app: services on app.state, routers, error handlers, static files."""
+"""Assembles the FastAPI app: its services on app.state, the routers, app-wide middleware, error handlers
+and static files. Nothing else registers any of those."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from backend.api import compare, events, reports, runs, studies
+from backend import errors, schema
+from backend.api import compare, events, presets, runs, studies, worker
 from backend.auth import Tokens
-from backend.changes import ChangeFeed
-from backend.db import create_tables, make_engine
-from backend.dispatch import Dispatcher
-from backend.lifecycle import Conflict
-from backend.limits import BodyLimit
-from backend.recovery import Recovery
+from backend.db import make_engine
+from backend.middleware import BodyLimit
+from backend.services.changes import ChangeFeed
+from backend.services.dispatch import Dispatcher
+from backend.services.recovery import RecoveryLoop
+from backend.web import assets, login
+from backend.web import compare as compare_pages
+from backend.web import runs as run_pages
+from backend.web import studies as study_pages
+from backend.web.session import TokenLogin
+from backend.web.templating import FRONTEND
 from trainboard import __version__
-from trainboard.presets import presets
+from trainboard.presets import presets as load_presets
 from trainboard.settings import Settings, get_settings
-from trainboard.spec import error_field
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,14 +33,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        presets()  # a broken preset file stops the start-up, naming the file
+        load_presets()  # a broken preset file stops the start-up, naming the file
         settings.ensure_data_dir()
         engine = make_engine(settings.database)
-        create_tables(engine)
+        schema.prepare(engine, settings)
         api_token, worker_token = settings.resolved_tokens()
         dispatcher = Dispatcher(settings.broker, settings.queue)
         feed = ChangeFeed()
-        recovery = Recovery(engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts)
+        recovery = RecoveryLoop(engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts)
         app.state.settings, app.state.engine, app.state.feed = settings, engine, feed
         app.state.dispatcher, app.state.tokens = dispatcher, Tokens(api=api_token, worker=worker_token)
         recovery.resend_queued()
@@ -53,35 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Launch, watch and compare PyTorch image-classification runs.",
     )
-    app.include_router(runs.router)
-    app.include_router(studies.router)
-    app.include_router(events.router)
-    app.include_router(reports.router)
-    app.include_router(compare.router)
-    app.add_exception_handler(Conflict, _conflict)
-    app.add_exception_handler(RequestValidationError, _invalid)
-    from backend import (
-        compare_pages,
-        pages,
-        study_pages,
-    )  # the HTML side; imported here so the API alone stays importable
-
-    pages.mount(app)
-    app.include_router(study_pages.router)
-    app.include_router(compare_pages.router)
+    for router in (runs.router, studies.router, presets.router, events.router, worker.router, compare.router):
+        app.include_router(router)
+    for page_router in (run_pages.router, login.router, study_pages.router, compare_pages.router, assets.router):
+        app.include_router(page_router)
+    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
+    for error, handler in errors.HANDLERS.items():
+        app.add_exception_handler(error, handler)
+    app.add_middleware(TokenLogin)
     app.add_middleware(BodyLimit)
     return app
-
-
-async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
-
-
-async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 plus `field`: the dotted spec path of each error ('model.hidden.0')."""
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": error_field(e["loc"], e["msg"]), "msg": e["msg"], "type": e["type"], "loc": list(e["loc"])}
-        for e in exc.errors()
-    ]
-    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -1,13 +1,13 @@
-"""The database: engine creation, sessions, and a timezone-safe datetime column."""
+"""The database: engine creation and a timezone-safe datetime column. (Its schema: backend/schema.py.)"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, event, inspect
+from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 
 def utcnow() -> datetime:
@@ -46,28 +46,3 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-class SchemaOutdated(RuntimeError):
-    """The database has tables from an older trainboard, without columns this one needs."""
-
-
-def create_tables(engine: Engine) -> None:
-    """Create missing tables. There are no migrations yet: an existing table that lacks a column of this
-    version (a database from before studies, say) stops the start-up with the columns to add."""
-    from backend import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-    SQLModel.metadata.create_all(engine)
-    inspector = inspect(engine)
-    missing = [
-        f"{table.name}.{column.name}"
-        for table in SQLModel.metadata.sorted_tables
-        for column in table.columns
-        if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
-    ]
-    if missing:
-        raise SchemaOutdated(
-            f"the database {engine.url.render_as_string(hide_password=True)} was made by an older trainboard: "
-            f"it lacks the columns {', '.join(missing)}. There are no migrations yet: add them by hand "
-            "(ALTER TABLE ... ADD COLUMN), or start from a new database."
-        )

@@ -50,7 +50,7 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 
-from trainboard.reports import EpochRecord, Progress
+from trainboard.protocol import EpochRecord, Progress
 from trainboard.spec import CLASS_NAMES, DATASET_SHAPES, DatasetSpec, RunSpec
 from worker.data import PUBLISHED_MEAN_STD, Dataset, load_dataset, to_device
 from worker.engine import fit, resolve_device
@@ -173,7 +173,7 @@ def engine_epoch(spec: RunSpec, data: Dataset) -> EpochTimer:
         fit(
             spec,
             data_dir=Path("."),
-            report=records.append,
+            on_epoch=records.append,
             progress=rate_limited_heartbeat(),
             should_stop=lambda: False,
             dataset=on_device,

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 
-from trainboard.reports import EpochRecord, RunInfo
+from trainboard.protocol import EpochRecord, RunInfo
 from trainboard.spec import CLASS_NAMES, AugmentSpec, RunSpec
 from worker.augment import Augment
 from worker.data import PUBLISHED_MEAN_STD, Dataset
@@ -129,7 +129,7 @@ def run_case(label: str, fields: dict[str, Any], images: int, args: argparse.Nam
     data = random_cifar(images, args.test_size, device)
     records: list[EpochRecord] = []
     infos: list[RunInfo] = []
-    result = fit(spec, data_dir=Path("."), report=records.append, dataset=data, prepared=infos.append)
+    result = fit(spec, data_dir=Path("."), on_epoch=records.append, dataset=data, on_prepared=infos.append)
     last = records[-1]
     assert result.epochs_run == len(records) and math.isfinite(last.train_loss), label
     assert sum(map(sum, result.confusion)) == args.test_size, label

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from trainboard.reports import EpochRecord, Progress
+from trainboard.protocol import EpochRecord, Progress
 from trainboard.spec import RunSpec
 from worker import engine
 from worker.data import Dataset, to_device
@@ -99,7 +99,7 @@ def main() -> None:
 
     def fit() -> None:
         records: list[EpochRecord] = []
-        engine.fit(spec, data_dir=Path("."), report=records.append, dataset=data)
+        engine.fit(spec, data_dir=Path("."), on_epoch=records.append, dataset=data)
 
     variants: dict[str, Callable[[], None]] = {
         "bare": bare(False),

@@ -25,9 +25,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, text
 from sqlmodel import SQLModel
 
+from backend import schema
 from backend.app import create_app
-from backend.db import create_tables, make_engine, utcnow
-from backend.models import EpochMetric, Run, RunStatus
+from backend.db import make_engine, utcnow
+from backend.tables import EpochMetric, Run
+from trainboard.schemas import RunStatus
 from trainboard.settings import Settings
 
 TOKEN = "benchmark-token-0123456789"
@@ -35,9 +37,12 @@ TOKEN = "benchmark-token-0123456789"
 
 def seed(url: str, runs: int, epochs: int) -> None:
     engine = make_engine(url)
-    create_tables(engine)
-    SQLModel.metadata.drop_all(engine)
-    create_tables(engine)
+    SQLModel.metadata.drop_all(engine)  # a fresh database each time
+    with engine.begin() as db:
+        db.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        if db.dialect.name == "postgresql":
+            db.execute(text("DROP TYPE IF EXISTS runstatus"))
+    schema.upgrade(engine)
     rng = random.Random(0)
     now = utcnow()
     statuses = [RunStatus.succeeded] * 8 + [RunStatus.failed, RunStatus.cancelled]

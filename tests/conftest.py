@@ -64,13 +64,19 @@ def postgres_server_url() -> Iterator[str]:
 
 
 def reset_database(url: str) -> None:
+    """An empty database: every table (and the migrations' version table) dropped."""
+    from sqlalchemy import text
     from sqlmodel import SQLModel
 
-    from backend.db import create_tables, make_engine
+    import backend.tables  # noqa: F401  (registers the tables on the metadata, so drop_all knows every one)
+    from backend.db import make_engine
 
     engine = make_engine(url)
-    create_tables(engine)  # registers the models on the metadata, so drop_all knows every table
     SQLModel.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("DROP TYPE IF EXISTS runstatus"))
     engine.dispose()
 
 

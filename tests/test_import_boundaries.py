@@ -17,7 +17,7 @@ def modules_after(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["worker.engine", "worker.data", "worker.models", "worker.tasks", "worker.reporter"])
+@pytest.mark.parametrize("module", ["worker.engine", "worker.data", "worker.models", "worker.tasks", "worker.channel"])
 def test_worker_never_imports_the_web_stack_or_the_db_layer(module: str) -> None:
     loaded = modules_after(f"import {module}")
     assert not loaded & {"fastapi", "starlette", "sqlmodel", "backend", "uvicorn", "jinja2"}
@@ -26,7 +26,7 @@ def test_worker_never_imports_the_web_stack_or_the_db_layer(module: str) -> None
 def test_backend_never_imports_torch() -> None:
     loaded = modules_after(
         "from backend.app import create_app\n"
-        "import backend.pages, backend.api.runs, backend.api.events, backend.api.reports\n"
+        "import backend.web.runs, backend.api.runs, backend.api.events, backend.api.worker\n"
         "create_app()"
     )
     assert "fastapi" in loaded  # the probe did import the backend
@@ -34,7 +34,7 @@ def test_backend_never_imports_torch() -> None:
 
 
 def test_the_spec_imports_neither_side() -> None:
-    loaded = modules_after("import trainboard.spec, trainboard.reports, trainboard.settings, trainboard.queue")
+    loaded = modules_after("import trainboard.spec, trainboard.protocol, trainboard.settings, trainboard.queue")
     assert "pydantic" in loaded
     assert not loaded & {"torch", "fastapi", "sqlmodel", "worker", "backend"}
 

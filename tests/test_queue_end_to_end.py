@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backend.dispatch import Dispatcher
+from backend.services.dispatch import Dispatcher
 from tests.conftest import LiveServer, WorkerProcess, live_settings, tiny_spec, wait_for
 
 pytestmark = pytest.mark.queue

@@ -194,6 +194,35 @@ def submit(
             raise typer.Exit(0 if status == "succeeded" else 1)
 
 
+db_app = typer.Typer(help="The database's schema: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Bring the database (TRAINBOARD_DATABASE_URL, else DATA_DIR's SQLite) to this trainboard's schema.
+
+    Back the database up first. The embedded `serve` does this by itself for its SQLite file."""
+    from backend import schema
+    from backend.db import make_engine
+
+    settings = _settings(data_dir)
+    settings.ensure_data_dir()
+    engine = make_engine(settings.database)
+    try:
+        before, after = schema.upgrade(engine)
+    except schema.SchemaOutdated as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    where = _redact(settings.database)
+    if before == after:
+        typer.echo(f"{where}: already at revision {after}")
+    else:
+        typer.echo(f"{where}: upgraded from revision {before or 'none (a new database)'} to {after}")
+
+
 @app.command()
 def token(data_dir: DataDir = None) -> None:
     """Print the API token (for the login page, or `Authorization: Bearer` in scripts)."""

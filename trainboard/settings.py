@@ -12,7 +12,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,8 +41,15 @@ class Settings(BaseSettings):
         120.0, gt=0, description="A running run with no heartbeat for this long is lost and requeued."
     )
     max_attempts: int = Field(3, ge=1, le=100, description="How many times a lost run is started at most.")
-    report_retry_seconds: float = Field(
-        3600.0, gt=0, description="How long a worker keeps retrying a report while the API is unreachable."
+    message_retry_seconds: float = Field(
+        3600.0,
+        gt=0,
+        # TRAINBOARD_REPORT_RETRY_SECONDS: its name before 0.2, still read.
+        validation_alias=AliasChoices(
+            "message_retry_seconds", "TRAINBOARD_MESSAGE_RETRY_SECONDS", "TRAINBOARD_REPORT_RETRY_SECONDS"
+        ),
+        description="How long a worker keeps retrying a message (an epoch, the end of a run) while the API is "
+        "unreachable.",
     )
 
     @field_validator("data_dir")

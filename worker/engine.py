@@ -1,9 +1,9 @@
 """The training loop: `fit` trains one RunSpec and reports each epoch through a callback.
 
 Plain PyTorch, read top to bottom: `train_one_epoch`, `evaluate`, and `fit` looping over epochs.
-It knows nothing about HTTP, Celery or the database: the caller passes `report` (one EpochRecord per
+It knows nothing about HTTP, Celery or the database: the caller passes `on_epoch` (one EpochRecord per
 finished epoch), `progress` (called once per batch; the caller rate-limits what it sends),
-`should_stop` (checked once per batch; cooperative cancellation) and `prepared` (one RunInfo before
+`should_stop` (checked once per batch; cooperative cancellation) and `on_prepared` (one RunInfo before
 the first epoch).
 
 The pieces a spec configures live in a module each: worker/data.py (datasets, normalisation
@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
+from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult, StopState
 from trainboard.spec import RunSpec
 from worker.augment import Augment
 from worker.data import Dataset, load_dataset, to_device
@@ -55,7 +55,7 @@ from worker.models import build_model, model_channels
 from worker.optimizers import build_optimizer, build_scheduler, lrs
 from worker.preprocess import Preprocess
 
-ReportFn = Callable[[EpochRecord], None]
+EpochFn = Callable[[EpochRecord], None]
 ProgressFn = Callable[[Progress], None]
 StopFn = Callable[[], bool]
 
@@ -187,13 +187,13 @@ def fit(
     spec: RunSpec,
     *,
     data_dir: Path,
-    report: ReportFn,
+    on_epoch: EpochFn,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     dataset: Dataset | None = None,
-    prepared: Callable[[RunInfo], None] | None = None,
+    on_prepared: Callable[[RunInfo], None] | None = None,
 ) -> RunResult:
-    """Train `spec` for its epochs, calling `report` after each; stop early when `should_stop` says so
+    """Train `spec` for its epochs, calling `on_epoch` after each; stop early when `should_stop` says so
     or when early stopping does.
 
     `dataset`: one already loaded for `spec.dataset` (limits applied), to skip loading it again.
@@ -232,11 +232,11 @@ def fit(
         channels=model_channels(spec),
     )
     eval_batch_size = max(spec.batch_size, EVAL_BATCH_PIXELS // math.prod(spec.dataset.image_size))
-    if prepared is not None:
-        prepared(_run_info(spec, data, model, optimizer, device))
+    if on_prepared is not None:
+        on_prepared(_run_info(spec, data, model, optimizer, device))
 
     confusion: list[list[int]] = []
-    epoch, stopped = 0, "completed"
+    epoch, stopped = 0, StopState.completed
     for epoch in range(1, spec.epochs + 1):
         lr = lrs(optimizer)
         train = train_one_epoch(
@@ -255,7 +255,7 @@ def fit(
             skip_single_image_batch=batch_norm,
         )
         if train is None:
-            return _result("cancelled", epoch - 1, confusion, started, device)
+            return _result(StopState.cancelled, epoch - 1, confusion, started, device)
         eval_started = time.perf_counter()
         test = evaluate(model, data.test_x, data.test_y, preprocess, data.num_classes, eval_batch_size)
         if not (math.isfinite(train.loss) and math.isfinite(test.loss)):
@@ -263,7 +263,7 @@ def fit(
             raise TrainingDiverged(
                 f"epoch {epoch}: train loss {train.loss}, test loss {test.loss}; lower the learning rate (lr={lr})"
             )
-        report(
+        on_epoch(
             EpochRecord(
                 epoch=epoch,
                 train_loss=train.loss,
@@ -282,7 +282,7 @@ def fit(
         if stopper is not None:
             metric = test.accuracy if stopper.spec.metric == "test_acc" else test.loss
             if stopper.update(epoch, metric, model):
-                stopped = "early_stopped"
+                stopped = StopState.early_stopped
                 break
 
     stop_reason, final_epoch = "", None
@@ -292,8 +292,8 @@ def fit(
         if restored:  # the run ends with the best epoch's weights: its confusion matrix is theirs
             best = evaluate(model, data.test_x, data.test_y, preprocess, data.num_classes, eval_batch_size)
             confusion = best.confusion
-        if stopped == "early_stopped" or restored:
-            stop_reason = stopper.reason(stopped == "early_stopped", restored)
+        if stopped == StopState.early_stopped or restored:
+            stop_reason = stopper.reason(stopped == StopState.early_stopped, restored)
     return _result(stopped, epoch, confusion, started, device, stop_reason, final_epoch)
 
 
@@ -330,7 +330,7 @@ def count_batches(n: int, batch_size: int, skip_single_image_batch: bool = False
 
 
 def _result(
-    stopped: str,
+    stopped: StopState,
     epochs_run: int,
     confusion: list[list[int]],
     started: float,

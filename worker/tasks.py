@@ -12,11 +12,11 @@ import os
 import socket
 import traceback
 
+from trainboard.protocol import RunResult
 from trainboard.queue import TRAIN_TASK, make_celery
-from trainboard.reports import RunResult
 from trainboard.settings import Settings, get_settings
 from trainboard.spec import RunSpec
-from worker.reporter import ApiReporter
+from worker.channel import RunChannel
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,15 @@ celery_app.task(name=TRAIN_TASK, ignore_result=True)(train_run)
 
 def execute(run_id: int, settings: Settings) -> str:
     """Train one run end to end. Returns what happened: succeeded, failed, cancelled, or not claimed."""
-    reporter = ApiReporter(
+    channel = RunChannel(
         settings.api_url,
         settings.client_token("worker"),
         run_id,
         heartbeat_seconds=settings.heartbeat_seconds,
-        retry_seconds=settings.report_retry_seconds,
+        retry_seconds=settings.message_retry_seconds,
     )
     try:
-        claim = reporter.claim(worker=f"{socket.gethostname()}:{os.getpid()}")
+        claim = channel.claim(worker=f"{socket.gethostname()}:{os.getpid()}")
         if claim is None:
             log.info("run %s: not claimed (taken by another worker, or cancelled)", run_id)
             return "not claimed"
@@ -59,16 +59,16 @@ def execute(run_id: int, settings: Settings) -> str:
             result = fit(
                 spec,
                 data_dir=settings.datasets_dir,
-                report=reporter.epoch,
-                prepared=reporter.info,
-                progress=reporter.progress,
-                should_stop=reporter.should_stop,
+                on_epoch=channel.epoch,
+                on_prepared=channel.info,
+                progress=channel.progress,
+                should_stop=channel.should_stop,
             )
         except Exception as exc:
             log.exception("run %s failed", run_id)
             error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-TRACEBACK_CHARS:]}"
-        status = reporter.finish(result=result, error=error)
-        log.info("run %s: %s", run_id, status or f"stale ({reporter.stop_reason})")
+        status = channel.finish(result=result, error=error)
+        log.info("run %s: %s", run_id, status or f"stale ({channel.stop_reason})")
         return status or "stale"
     finally:
-        reporter.close()
+        channel.close()

@@ -13,16 +13,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from backend.api.deps import FeedDep, require_user
-from backend.changes import ChangeFeed
-from backend.models import EpochMetric, Run, RunPublic
-from trainboard.reports import EpochRecord
+from backend.deps import FeedDep, RunId, require_user
+from backend.services import epochs, runs
+from backend.services.changes import ChangeFeed
+from trainboard.protocol import EpochRecord
+from trainboard.schemas import RunPublic
 
 router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_user)])
 
@@ -31,22 +32,15 @@ IDLE_WAKE_S = 15.0
 
 
 def _read_run(engine: Engine, run_id: int, after_epoch: int) -> tuple[RunPublic, list[EpochRecord]]:
-    """The run and its epochs after `after_epoch` of its current attempt."""
+    """The run and its epochs after `after_epoch`."""
     with Session(engine) as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-        rows = session.exec(
-            select(EpochMetric)
-            .where(EpochMetric.run_id == run_id, EpochMetric.attempt == run.attempt, EpochMetric.epoch > after_epoch)
-            .order_by(col(EpochMetric.epoch))
-        ).all()
-        return RunPublic.of(run), [row.record() for row in rows]
+        run = runs.get_run(session, run_id)
+        return runs.public(run), epochs.for_run(session, run_id, after_epoch)
 
 
 def _read_runs(engine: Engine, run_ids: set[int]) -> list[RunPublic]:
     with Session(engine) as session:
-        runs = session.exec(select(Run).where(col(Run.id).in_(run_ids)).order_by(col(Run.id))).all()
-        return [RunPublic.of(run) for run in runs]
+        return runs.public_runs(session, sorted(run_ids))
 
 
 async def _run_stream(
@@ -86,23 +80,22 @@ async def _run_stream(
                 break
 
 
-def _run_exists(engine: Engine, run_id: int) -> bool:
+def _check_run(engine: Engine, run_id: int) -> None:
     with Session(engine) as session:
-        return session.get(Run, run_id) is not None
+        runs.get_run(session, run_id)  # NotFound: 404 before the stream starts
 
 
 @router.get("/runs/{run_id}/events")
 async def run_events(
     request: Request,
-    run_id: Annotated[int, Path(ge=1, le=2**62)],
+    run_id: RunId,
     feed: FeedDep,
     last_event_id: Annotated[int | None, Header(ge=0)] = None,
     after: Annotated[int | None, Query(ge=0, description="Same as the Last-Event-ID header")] = None,
 ) -> EventSourceResponse:
     """Live epochs and status of one run. Resume with the `Last-Event-ID` header (the last epoch received)."""
     # No session dependency here: it would stay open for the whole life of the stream.
-    if not await run_in_threadpool(_run_exists, request.app.state.engine, run_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"run {run_id} not found")
+    await run_in_threadpool(_check_run, request.app.state.engine, run_id)
     start = last_event_id if last_event_id is not None else (after or 0)
     return EventSourceResponse(_run_stream(request, feed, run_id, start), ping=IDLE_WAKE_S)
 

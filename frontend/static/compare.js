@@ -277,7 +277,7 @@ function translucent(hex, alpha) {
 /** A group's curve: the mean line, under it a ± std band (lower edge, then upper edge filled to it). */
 function bandTraces(group, band, scale, format) {
   const mean = smooth(band.mean.map((y) => y * scale), view.smoothing);
-  const std = band.std.map((s) => s * scale);
+  const std = band.std.map((s) => (s ?? 0) * scale); // null: one run at that epoch, no spread
   const edge = { x: band.x, type: "scatter", mode: "lines", line: { width: 0, color: color(group.index) },
     hoverinfo: "skip", showlegend: false, legendgroup: `group-${group.label}` };
   return [
@@ -356,7 +356,8 @@ const GROUP_COLUMNS = [
 ];
 
 function formatSpread(spread, format) {
-  return spread == null ? "—" : `${format(spread.mean)} ± ${format(spread.std)}`;
+  if (spread == null) return "—";
+  return spread.std == null ? format(spread.mean) : `${format(spread.mean)} ± ${format(spread.std)}`;
 }
 
 /** Seed groups first (mean ± std over each group's succeeded runs), then a head row for the single runs. */

@@ -22,6 +22,13 @@ const COLORS = { train: "#2563eb", test: "#ea580c", bars: "#0f766e" };
 const BLUES = [[0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1, "#08306b"]];
 const FONT = { family: getComputedStyle(document.body).fontFamily, size: 12, color: "#1f2937" };
 let lastEpoch = 0;
+const drawn = []; // every epoch record drawn, in order
+
+/** The epoch whose per-class accuracy the page shows: the one the run ended with (the server's
+ * summary.final_epoch: the restored best epoch of an early-stopped run), else, while it trains, the latest. */
+function perClassRecord() {
+  return drawn.find((r) => r.epoch === run.summary.final_epoch) ?? drawn.at(-1);
+}
 
 function config(name) {
   return {
@@ -63,7 +70,8 @@ function drawCurves(records) {
     series("train acc", COLORS.train, epochs, records.map((r) => r.train_acc * 100), ".2f"),
     series("test acc", COLORS.test, epochs, records.map((r) => r.test_acc * 100), ".2f"),
   ], baseLayout({ xaxis: epochAxis(), yaxis: { title: { text: "accuracy (%)" }, ticksuffix: " %" } }), config("accuracy"));
-  drawPerClass(records.at(-1));
+  drawn.push(...records);
+  drawPerClass(perClassRecord());
   lastEpoch = epochs.at(-1) ?? 0;
 }
 
@@ -88,7 +96,8 @@ function addEpoch(record) {
   const x = [[record.epoch], [record.epoch]];
   Plotly.extendTraces(charts.loss, { x, y: [[record.train_loss], [record.test_loss]] }, [0, 1]);
   Plotly.extendTraces(charts.acc, { x, y: [[record.train_acc * 100], [record.test_acc * 100]] }, [0, 1]);
-  drawPerClass(record);
+  drawn.push(record);
+  drawPerClass(perClassRecord());
   lastEpoch = record.epoch;
 }
 
@@ -180,6 +189,7 @@ function follow() {
   source.addEventListener("end", (event) => {
     source.close();
     onRunEvent(JSON.parse(event.data));
+    drawPerClass(perClassRecord()); // the run's final epoch is known now
     loadConfusion();
     followFinishedRun(document.getElementById("run-annotations").dataset.since);
   });

@@ -27,7 +27,7 @@ function spread(values) {
 
 function spreadText(value, format) {
   if (!value) return "—";
-  return value.n === 1 ? `${format(value.mean)} (1)` : `${format(value.mean)} ± ${format(value.std)} (${value.n})`;
+  return value.std == null ? `${format(value.mean)} (${value.n})` : `${format(value.mean)} ± ${format(value.std)} (${value.n})`;
 }
 
 function fillGroup(index) {

@@ -254,6 +254,9 @@ def test_summary_mode_caption_and_exports(page: Page, runs: Runs, api: httpx.Cli
     expect(summary_cell(page, runs.a, "summary_epoch")).to_have_text("3")
     expect(summary_cell(page, runs.b, "test_acc")).to_have_class(re.compile(r"\bbest\b"))  # 75 beats 70
     expect(page).to_have_url(re.compile(r"summary=last"))
+    # Per-class accuracy follows the mode too: A's last epoch now.
+    page.wait_for_function("() => document.getElementById('per-class-chart').data?.[0]?.y?.[0] < 70")
+    assert traces(page, "per-class-chart")[0]["y"] == pytest.approx([(0.7 + (k - 5) / 100) * 100 for k in range(10)])
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
@@ -300,12 +303,13 @@ def test_per_class_bars_and_confusion_matrices(page: Page, runs: Runs, screensho
     bars = traces(page, "per-class-chart")
     assert [t["name"] for t in bars] == ["sgd-0.1", "sgd-0.01", "adam"]
     assert bars[0]["x"] == [str(k) for k in range(10)]
-    assert bars[0]["y"] == pytest.approx([(0.7 + (k - 5) / 100) * 100 for k in range(10)])  # latest epoch
+    # Each run at the epoch its summary row stands for (best by default): A's epoch 2, not its last.
+    assert bars[0]["y"] == pytest.approx([(0.8 + (k - 5) / 100) * 100 for k in range(10)])
     assert bars[1]["y"] == pytest.approx([(0.75 + (k - 5) / 100) * 100 for k in range(10)])
     table = page.locator("#per-class-table")
     expect(table.locator("tbody tr")).to_have_count(10)
-    expect(table.locator("tbody tr").nth(9).locator("td")).to_have_text(["74.00 %", "79.00 %", "74.00 %"])
-    expect(table.locator("tbody tr").nth(9).locator("td.best")).to_have_text("79.00 %")
+    expect(table.locator("tbody tr").nth(9).locator("td")).to_have_text(["84.00 %", "79.00 %", "74.00 %"])
+    expect(table.locator("tbody tr").nth(9).locator("td.best")).to_have_text("84.00 %")
 
     grid = page.locator("#confusion-grid")
     expect(grid.locator(".plot")).to_have_count(2)

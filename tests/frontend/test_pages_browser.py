@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 from sqlmodel import Session
 
-from backend import lifecycle
-from backend.recovery import Recovery
+from backend.services import lifecycle
+from backend.services.recovery import RecoveryLoop
 from tests.conftest import WorkerProcess
 from trainboard.spec import CLASS_NAMES, RunSpec
 
@@ -189,7 +189,7 @@ def test_runs_list_renders_the_newest_200_and_keeps_200_live(  # the largest pag
     spec = RunSpec.model_validate(SPEC)
     with Session(app.state.engine) as session:
         for _ in range(205):
-            lifecycle.create_run(session, spec)
+            lifecycle.create_runs(session, [spec])
     page.goto("/?per_page=200")
     rows = page.locator("tbody tr")
     expect(rows).to_have_count(200)
@@ -392,6 +392,29 @@ def test_finished_run_page_draws_everything_on_load(page: Page, api: httpx.Clien
     expect(page.locator('[data-field="best"]')).to_have_text("60.00 %")
 
 
+def test_an_early_stopped_run_shows_the_per_class_accuracy_of_its_restored_epoch(
+    page: Page, api: httpx.Client, worker: MakeWorker
+) -> None:
+    run_id = create_run(api, name="stopped early")["id"]
+    run = worker(run_id)
+    run.claim()
+    for epoch, acc in ((1, 0.47), (2, 0.2), (3, 0.08)):
+        run.epoch(epoch, test_acc=acc)
+    result = {
+        "stopped": "early_stopped",
+        "epochs_run": 3,
+        "final_epoch": 1,
+        "stop_reason": "test_acc did not improve for 2 epochs; best 0.4700 at epoch 1, weights restored",
+        "total_seconds": 1.5,
+    }
+    assert run._post("/finish", {"attempt": run.attempt, "result": result})["status"] == "succeeded"
+    page.goto(f"/runs/{run_id}")
+    wait_points(page, "loss-chart", 3)
+    expect(page.locator("#per-class-title")).to_have_text("Per-class test accuracy (epoch 1)")
+    expected = [(0.47 + (k - 5) / 100) * 100 for k in range(10)]  # the frontend epoch_record spreads the classes
+    assert chart_data(page, "per-class-chart")[0]["y"] == pytest.approx(expected)  # not epoch 3 (8 %)
+
+
 def test_failed_run_shows_its_error(page: Page, api: httpx.Client, worker: MakeWorker) -> None:
     run_id = create_run(api, name="broken")["id"]
     run = worker(run_id)
@@ -449,7 +472,9 @@ def test_a_requeued_run_reloads_its_page(page: Page, app: FastAPI, api: httpx.Cl
     page.evaluate("window.notReloaded = true")
 
     state = app.state
-    found = Recovery(state.engine, state.dispatcher, state.feed, lost_after_seconds=1e-6, max_attempts=3).check_lost()
+    found = RecoveryLoop(
+        state.engine, state.dispatcher, state.feed, lost_after_seconds=1e-6, max_attempts=3
+    ).check_lost()
     assert found.requeue == [run_id]
     expect(status_badge(page)).to_have_text("queued")
     expect(page.locator("#run-error-title")).to_have_text("Earlier attempt")

@@ -92,3 +92,31 @@ def test_the_report_draws_mean_curves_with_a_band_and_per_class_bars(
     assert bars == [["three seeds", 10], ["single", 10]]
     expect(page.locator("#report-test_acc .scatterlayer .trace")).to_have_count(4)
     page.screenshot(path=screenshots / "study-report.png", full_page=True, animations="disabled")
+
+
+def test_the_report_page_shows_the_numbers_report_md_gives_for_a_study_with_a_failed_repeat(
+    page: Page, api: httpx.Client, worker: MakeWorker
+) -> None:
+    study = api.post(
+        "/api/studies", json={"name": "with a failure", "base": BASE, "variants": [{"label": "v", "repeats": 3}]}
+    )
+    assert study.status_code == 201, study.text
+    for index, run in enumerate(study.json()["data"]):
+        w = worker(run["id"])
+        w.claim()
+        w.epoch(1, test_acc=0.2 if index == 1 else 0.6 + index / 20)
+        if index == 1:  # the failed repeat: it trained one epoch far worse, then broke
+            w._post("/finish", {"attempt": w.attempt, "error": "RuntimeError: out of memory"})
+            continue
+        w.epoch(2, test_acc=0.8 + index / 20)
+        assert w.finish(2, confusion=[]) == "succeeded"
+    study_id = study.json()["id"]
+    markdown = api.get(f"/api/studies/{study_id}/report.md").text
+    assert "| v | 2 | 85.00 ± 7.07 |" in markdown  # the two succeeded seeds: 0.8 and 0.9
+
+    page.goto(f"/studies/{study_id}/report")
+    expect(page.locator("body[data-report-ready=true]")).to_have_count(1)
+    expect(page.locator("#report-summary tbody tr").first).to_contain_text("85.00 % ± 7.07 %")
+    names = page.evaluate("document.getElementById('report-test_acc').data.map((t) => t.name)")
+    assert names[-1] == "v (mean of 2)"
+    assert page.evaluate("document.getElementById('report-test_acc').data.at(-1).y") == pytest.approx([0.65, 0.85])

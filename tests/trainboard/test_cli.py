@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,20 @@ def _answers(url: str) -> bool:
         return httpx.get(f"{url}/login", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_db_upgrade_brings_a_lab_database_to_the_schema_and_says_so(tmp_path: Path) -> None:
+    from backend import schema
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")}
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    env["TRAINBOARD_DATABASE_URL"] = url
+    first = trainboard("db", "upgrade", "--data-dir", str(tmp_path), env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"{url}: upgraded from revision none (a new database) to {schema.head()}"
+    again = trainboard("db", "upgrade", "--data-dir", str(tmp_path), env=env)
+    assert again.stdout.strip() == f"{url}: already at revision {schema.head()}"
+    with sqlite3.connect(tmp_path / "old.db") as old:
+        old.execute("CREATE TABLE run (id INTEGER PRIMARY KEY)")
+    refused = trainboard("db", "upgrade", env=env | {"TRAINBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"})
+    assert refused.returncode == 2 and "older than its first migration" in refused.stderr

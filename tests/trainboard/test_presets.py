@@ -268,7 +268,7 @@ def test_the_app_does_not_start_with_a_broken_preset(tmp_path: Path, monkeypatch
     folder.mkdir()
     write_preset(folder, "broken", variants=[{"label": "a", "set": {"model.arch": "transformer"}}])
     monkeypatch.setattr(trainboard.presets, "presets", lambda: load_presets_from(folder))
-    monkeypatch.setattr("backend.app.presets", trainboard.presets.presets)
+    monkeypatch.setattr("backend.app.load_presets", trainboard.presets.presets)
     with pytest.raises(PresetError, match=r"preset file broken\.json: variant 0 \(a\): model"):
         with TestClient(create_app(make_settings(tmp_path))):
             pass

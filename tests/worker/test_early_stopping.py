@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainboard.reports import EpochRecord, RunResult
+from trainboard.protocol import EpochRecord, RunResult
 from trainboard.spec import EarlyStoppingSpec, RunSpec
 from worker import engine
 from worker.data import Dataset
@@ -60,7 +60,7 @@ def scripted_fit(
     )
     small = dataclasses.replace(digits, train_x=digits.train_x[:64], train_y=digits.train_y[:64])
     records: list[EpochRecord] = []
-    result = engine.fit(spec, data_dir=Path("/nonexistent"), report=records.append, dataset=small)
+    result = engine.fit(spec, data_dir=Path("/nonexistent"), on_epoch=records.append, dataset=small)
     return records, result, evaluation
 
 

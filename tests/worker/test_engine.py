@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainboard.reports import EpochRecord, Progress, RunInfo, RunResult
+from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult
 from trainboard.spec import RunSpec
 from worker.data import Dataset
 from worker.engine import (
@@ -45,7 +45,7 @@ def make_spec(model: dict[str, Any] = MODELS["mlp"], **fields: Any) -> RunSpec:
 
 def run(spec: RunSpec, dataset: Dataset, **callbacks: Any) -> tuple[list[EpochRecord], RunResult]:
     records: list[EpochRecord] = []
-    result = fit(spec, data_dir=NO_DATA_DIR, report=records.append, dataset=dataset, **callbacks)
+    result = fit(spec, data_dir=NO_DATA_DIR, on_epoch=records.append, dataset=dataset, **callbacks)
     return records, result
 
 
@@ -189,7 +189,7 @@ def test_a_nan_loss_stops_the_run_with_a_clear_error(digits: Dataset) -> None:
     records: list[EpochRecord] = []
 
     with pytest.raises(TrainingDiverged, match=r"epoch 1: train loss nan, test loss nan; lower the learning rate"):
-        fit(make_spec(), data_dir=NO_DATA_DIR, report=records.append, dataset=broken)
+        fit(make_spec(), data_dir=NO_DATA_DIR, on_epoch=records.append, dataset=broken)
     assert records == []
 
 
@@ -318,7 +318,7 @@ def test_prepared_describes_what_the_model_sees(digits: Dataset) -> None:
     )
     infos: list[RunInfo] = []
 
-    records, result = run(spec, tiny, prepared=infos.append)
+    records, result = run(spec, tiny, on_prepared=infos.append)
 
     [info] = infos
     assert info.image_size == [3, 32, 32] and (info.train_images, info.test_images) == (8, 4)

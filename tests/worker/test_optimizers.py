@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from trainboard.reports import EpochRecord
+from trainboard.protocol import EpochRecord
 from trainboard.spec import OptimizerSpec, RunSpec
 from worker.data import Dataset
 from worker.engine import fit
@@ -70,7 +70,7 @@ def recorded_lrs(digits: Dataset, epochs: int, scheduler: dict[str, Any], **fiel
         | fields
     )
     records: list[EpochRecord] = []
-    fit(spec, data_dir=Path("/nonexistent"), report=records.append, dataset=small)
+    fit(spec, data_dir=Path("/nonexistent"), on_epoch=records.append, dataset=small)
     return [record.lr for record in records]
 
 

@@ -84,7 +84,7 @@ def test_fit_fails_on_missing_weights_before_looking_for_the_dataset(hub_dir: Pa
     records: list[object] = []
 
     with pytest.raises(WeightsUnavailable, match=r"resnet18-f37072fd\.pth"):
-        fit(pretrained("resnet18"), data_dir=hub_dir / "no-datasets-here", report=records.append)
+        fit(pretrained("resnet18"), data_dir=hub_dir / "no-datasets-here", on_epoch=records.append)
 
     assert records == [] and not (hub_dir / "no-datasets-here").exists()
 

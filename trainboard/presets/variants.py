@@ -23,7 +23,7 @@ MAX_VARIANTS = 200
 MAX_LABEL = 80
 MAX_SETS = 64  # overrides per variant (and in the global override)
 MAX_REPEATS = 20  # seeds per variant
-MAX_RUNS = 200  # runs in one study: variants (or sweep points) x repeats
+MAX_STUDY_RUNS = 200  # runs in one study: variants (or sweep points) x repeats
 MAX_AXIS = 50  # values per sweep axis
 
 MAX_DOCUMENT_BYTES = 64 * 1024  # a spec, a base or a set of overrides, as JSON: a real one is under 2 KB
@@ -225,15 +225,15 @@ def expand(
 
 
 def run_count_error(points: int, repeats: int, what: str = "points") -> VariantError | None:
-    """The error for a study over MAX_RUNS runs (points x repeats), naming the count and the limit."""
+    """The error for a study over MAX_STUDY_RUNS runs (points x repeats), naming the count and the limit."""
     total = points * repeats
-    if total <= MAX_RUNS:
+    if total <= MAX_STUDY_RUNS:
         return None
     return VariantError(
         None,
         None,
         "grid" if what == "points" else "repeats",
-        f"the study would queue {total} runs ({points} {what} x {repeats} repeats); the limit is {MAX_RUNS}",
+        f"the study would queue {total} runs ({points} {what} x {repeats} repeats); the limit is {MAX_STUDY_RUNS}",
         "too_many_runs",
     )
 

@@ -1,0 +1,121 @@
+"""A summary table as CSV, Markdown or LaTeX, ready to paste into a report.
+
+CSV keeps every number exact (a spreadsheet formats it); Markdown and LaTeX show what a report
+shows: accuracies in percent with two decimals, seconds with one, speeds as whole numbers. A value
+that is a Spread (seeds of one variant) shows as "mean ± std" when it has more than one value; in CSV
+a spread column is two columns, the mean and "<title> std" (empty for a single value; the count is the
+caller's own column).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from trainboard.schemas import Spread
+
+Format = Literal["csv", "md", "tex"]
+MEDIA_TYPES: dict[str, str] = {"csv": "text/csv", "md": "text/markdown", "tex": "application/x-tex"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    kind: Literal["text", "percent", "seconds", "integer", "rate", "flag"] = "text"
+    spread: bool = False  # values are Spreads (or None)
+
+
+def format_value(value: Any, kind: str) -> str:
+    if isinstance(value, Spread):
+        if value.std is None:  # one value: no spread to show
+            return format_value(value.mean, kind)
+        # A mean of whole numbers (epochs) need not be whole: one decimal, like seconds.
+        kind = "seconds" if kind == "integer" else kind
+        return f"{format_value(value.mean, kind)} ± {format_value(value.std, kind)}"
+    if value is None:
+        return "–"
+    if kind == "percent":
+        return f"{100 * value:.2f}"
+    if kind == "seconds":
+        return f"{value:.1f}"
+    if kind in ("integer", "rate"):
+        return f"{value:,.0f}" if kind == "rate" else str(int(value))
+    if kind == "flag":
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: Format, caption: str = "") -> str:
+    if fmt == "csv":
+        return _csv(rows, columns)
+    if fmt == "md":
+        return _markdown(rows, columns, caption)
+    return _latex(rows, columns, caption)
+
+
+def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([title for c in columns for title in ((c.title, f"{c.title} std") if c.spread else (c.title,))])
+    for row in rows:
+        cells: list[Any] = []
+        for c in columns:
+            value = row.get(c.key)
+            if c.spread:
+                cells += ["", ""] if value is None else [value.mean, "" if value.std is None else value.std]
+            else:
+                cells.append("" if value is None else value)
+        writer.writerow(cells)
+    return out.getvalue()
+
+
+def _markdown(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption: str) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    align = ["---" if c.kind in ("text", "flag") else "---:" for c in columns]
+    lines = [f"| {' | '.join(cell(c.title) for c in columns)} |", f"| {' | '.join(align)} |"]
+    for row in rows:
+        lines.append(f"| {' | '.join(cell(format_value(row.get(c.key), c.kind)) for c in columns)} |")
+    return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption: str) -> str:
+    spec = "".join("l" if c.kind in ("text", "flag") else "r" for c in columns)
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\hline",
+        " & ".join(latex_escape(c.title) for c in columns) + r" \\",
+        r"\hline",
+    ]
+    for row in rows:
+        lines.append(" & ".join(latex_escape(format_value(row.get(c.key), c.kind)) for c in columns) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"

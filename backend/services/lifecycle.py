@@ -1,0 +1,266 @@
+"""The run state machine: queued -> running -> succeeded | failed | cancelled, and every worker message in
+between (trainboard/protocol.py).
+
+All functions take a sync Session and commit what they change. Transitions that can race (two
+workers claiming one run) are single conditional UPDATEs, atomic on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from backend.db import utcnow
+from backend.services import epochs
+from backend.services.errors import Conflict
+from backend.tables import EpochMetric, Run, Study
+from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult, StopState
+from trainboard.schemas import RunStatus
+from trainboard.spec import RunSpec
+
+
+def create_runs(
+    session: Session,
+    specs: Sequence[RunSpec],
+    study: Study | None = None,
+    labels: Sequence[str] | None = None,
+    repeats: Sequence[int] | None = None,
+) -> list[Run]:
+    """Queued rows for `specs` (and their study, with each run's label), committed together: a study is
+    stored with all of its runs or not at all."""
+    if study is not None:
+        session.add(study)
+        session.flush()  # the study's id, for its runs
+    runs = [
+        Run(
+            name=spec.name,
+            dataset=spec.dataset.name,
+            arch=spec.model.arch,
+            spec=spec.model_dump(mode="json"),
+            study_id=None if study is None else study.id,
+            label=None if labels is None else labels[index],
+            repeat=0 if repeats is None else repeats[index],
+        )
+        for index, spec in enumerate(specs)
+    ]
+    session.add_all(runs)
+    session.commit()
+    for run in runs:
+        session.refresh(run)
+    if study is not None:
+        session.refresh(study)
+    return runs
+
+
+def claim_run(session: Session, run: Run, worker: str) -> Run | None:
+    """Atomically move a queued run to running. None: another worker owns it, or it was cancelled.
+
+    Idempotent for its winner: the same worker claiming again (its first answer was lost) gets the same attempt.
+    A claim of a later attempt removes what it supersedes (see epochs.supersede).
+    """
+    now = utcnow()
+    worker = worker[:200]
+    result = session.execute(
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
+        .values(
+            status=RunStatus.running,
+            attempt=col(Run.attempt) + 1,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=None,
+            progress_epoch=0,
+            progress_batch=0,
+            progress_batches=0,
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(run)
+        return run if (run.status == RunStatus.running and run.worker == worker) else None
+    session.refresh(run)
+    if run.attempt > 1:
+        # A requeued run starts over (no checkpoint yet): the earlier attempt's epochs would mix with the new ones.
+        epochs.supersede(session, run, keep_through=0)
+        _reset_summary(run)
+        session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def _reset_summary(run: Run) -> None:
+    run.epochs_done, run.best_test_acc, run.best_epoch = 0, None, None
+    run.final_test_acc, run.final_epoch, run.total_seconds = None, None, None
+
+
+def _check_attempt(run: Run, attempt: int) -> None:
+    if run.status != RunStatus.running or run.attempt != attempt:
+        raise Conflict(f"run {run.id} is {run.status} at attempt {run.attempt}; this message is for attempt {attempt}")
+
+
+def _lock_attempt(session: Session, run: Run, attempt: int) -> None:
+    """Touch the run's heartbeat if `attempt` is still its running attempt, else Conflict.
+
+    The conditional UPDATE also locks the row until commit, so a concurrent claim of a new attempt
+    (which deletes the old attempt's epochs) cannot interleave with this message.
+    """
+    result = session.execute(
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status) == RunStatus.running, col(Run.attempt) == attempt)
+        .values(heartbeat_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(run)
+        _check_attempt(run, attempt)
+    session.refresh(run)
+
+
+def record_epoch(session: Session, run: Run, attempt: int, record: EpochRecord) -> bool:
+    """Store one epoch's metrics. Idempotent: a repeated (run, attempt, epoch) changes nothing and returns False."""
+    _lock_attempt(session, run, attempt)
+    if epochs.exists(session, run, record.epoch):
+        session.commit()
+        return False
+    assert run.id is not None
+    session.add(EpochMetric(run_id=run.id, attempt=attempt, **record.model_dump()))
+    run.epochs_done = max(run.epochs_done, record.epoch)
+    if record.epoch == run.epochs_done:
+        run.final_test_acc = record.test_acc
+    if run.best_test_acc is None or record.test_acc > run.best_test_acc:
+        run.best_test_acc, run.best_epoch = record.test_acc, record.epoch
+    run.total_seconds = (run.total_seconds or 0.0) + record.seconds
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if epochs.exists(session, run, record.epoch):  # the same epoch raced in through a retry
+            return False
+        raise
+    return True
+
+
+def record_progress(session: Session, run: Run, attempt: int, progress: Progress) -> bool:
+    """Store a heartbeat. Returns True when the run should stop (a cancel was requested)."""
+    _lock_attempt(session, run, attempt)
+    run.progress_epoch, run.progress_batch, run.progress_batches = progress.epoch, progress.batch, progress.batches
+    session.add(run)
+    session.commit()
+    return run.cancel_requested
+
+
+def record_info(session: Session, run: Run, attempt: int, info: RunInfo) -> None:
+    """What the worker prepared (data size, normalisation, parameters), once per attempt."""
+    _lock_attempt(session, run, attempt)
+    run.info = info.model_dump()
+    run.device = info.device or run.device
+    session.add(run)
+    session.commit()
+
+
+def finish_run(session: Session, run: Run, attempt: int, result: RunResult | None, error: str | None) -> Run:
+    """The worker's last word: a result, or an error (with a traceback excerpt) when training raised.
+
+    Idempotent: a retried finish for the attempt that already finished returns the run unchanged.
+    """
+    if run.attempt == attempt and run.status.terminal:
+        return run
+    _check_attempt(run, attempt)
+    if error is not None:
+        run.status, run.error = RunStatus.failed, error
+    elif result is not None and result.stopped == StopState.cancelled:
+        run.status = RunStatus.cancelled
+    else:
+        run.status = RunStatus.succeeded
+    last = epochs.last_epoch(session, run)
+    run.final_epoch = last
+    if result is not None:
+        run.stop_reason = result.stop_reason or None
+        if result.final_epoch is not None:  # early stopping restored an earlier epoch: the run ends as that one
+            restored = epochs.record_at(session, run, result.final_epoch)
+            if restored is not None:
+                run.final_test_acc, run.final_epoch = restored.test_acc, restored.epoch
+        run.confusion = result.confusion or None
+        run.total_seconds = result.total_seconds
+        run.device = result.device or run.device
+    run.finished_at = utcnow()
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def request_cancel(session: Session, run: Run) -> Run:
+    """Queued: cancelled at once. Running: flagged; the worker's next heartbeat stops it cooperatively."""
+    if run.status.terminal:
+        raise Conflict(f"run {run.id} has already ended ({run.status})")
+    result = session.execute(
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
+        .values(status=RunStatus.cancelled, cancel_requested=True, finished_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.execute(update(Run).where(col(Run.id) == run.id).values(cancel_requested=True))
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+@dataclass
+class LostRuns:
+    """What one check for silent runs changed: the runs to send to the broker again, and every run it touched."""
+
+    requeue: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+
+
+def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts: int) -> LostRuns:
+    """Runs marked running whose worker has been silent for too long: requeue them, or give up after max_attempts.
+
+    Each change is a conditional UPDATE on the silence it saw: a heartbeat that lands in between wins.
+    """
+    deadline = utcnow() - timedelta(seconds=lost_after_seconds)
+    found = LostRuns()
+    stale = session.exec(select(Run).where(Run.status == RunStatus.running, col(Run.heartbeat_at) < deadline)).all()
+    for run in stale:
+        assert run.id is not None
+        silent = f"no heartbeat from worker {run.worker!r} for over {lost_after_seconds:.0f} s"
+        if run.cancel_requested:
+            values: dict[str, object] = {"status": RunStatus.cancelled, "finished_at": utcnow()}
+        elif run.attempt >= max_attempts:
+            values = {
+                "status": RunStatus.failed,
+                "finished_at": utcnow(),
+                "error": f"lost: {silent}, attempt {run.attempt} of {max_attempts}",
+            }
+        else:
+            values = {"status": RunStatus.queued, "error": f"attempt {run.attempt} lost: {silent}; requeued"}
+        result = session.execute(
+            update(Run)
+            .where(
+                col(Run.id) == run.id,
+                col(Run.status) == RunStatus.running,
+                col(Run.attempt) == run.attempt,
+                col(Run.heartbeat_at) < deadline,
+            )
+            .values(**values)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            found.changed.append(run.id)
+            if values["status"] == RunStatus.queued:
+                found.requeue.append(run.id)
+    session.commit()
+    return found
+
+
+def queued_run_ids(session: Session) -> list[int]:
+    ids = session.exec(select(Run.id).where(Run.status == RunStatus.queued).order_by(col(Run.id))).all()
+    return [run_id for run_id in ids if run_id is not None]

@@ -1,0 +1,122 @@
+"""Runs: queueing them (the one way, for the form, the REST API and studies alike), reading one as its public
+shape, editing its tags and notes, cancelling it, its metrics and confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from backend.services import epochs, lifecycle
+from backend.services.changes import ChangeFeed
+from backend.services.dispatch import Dispatcher
+from backend.services.errors import NotFound
+from backend.tables import Run, Study
+from trainboard.protocol import Progress, RunInfo
+from trainboard.schemas import ConfusionPublic, MetricsPublic, RunPublic, RunUpdate, Summary
+from trainboard.spec import CLASS_NAMES, RunSpec
+
+
+def public(run: Run) -> RunPublic:
+    """A run as the API and the pages show it."""
+    assert run.id is not None
+    return RunPublic(
+        id=run.id,
+        study_id=run.study_id,
+        label=run.label,
+        repeat=run.repeat or 0,
+        name=run.name,
+        dataset=run.dataset,
+        arch=run.arch,
+        status=run.status,
+        attempt=run.attempt,
+        spec=run.spec,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        cancel_requested=run.cancel_requested,
+        device=run.device,
+        error=run.error,
+        info=None if run.info is None else RunInfo.model_validate(run.info),
+        tags=list(run.tags or []),
+        notes=run.notes or "",
+        progress=Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches),
+        summary=Summary(
+            best_test_acc=run.best_test_acc,
+            best_epoch=run.best_epoch,
+            final_test_acc=run.final_test_acc,
+            final_epoch=run.final_epoch,
+            epochs_done=run.epochs_done,
+            total_seconds=run.total_seconds,
+            stop_reason=run.stop_reason,
+        ),
+    )
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def public_runs(session: Session, run_ids: Sequence[int]) -> list[RunPublic]:
+    """The runs of `run_ids` that exist, in id order, as their public shape (one query)."""
+    found = session.exec(select(Run).where(col(Run.id).in_(list(run_ids))).order_by(col(Run.id))).all()
+    return [public(run) for run in found]
+
+
+def queue_runs(
+    session: Session,
+    specs: Sequence[RunSpec],
+    dispatcher: Dispatcher,
+    feed: ChangeFeed,
+    study: Study | None = None,
+    labels: Sequence[str] | None = None,
+    repeats: Sequence[int] | None = None,
+) -> list[Run]:
+    """The one way runs are queued (a run, or a study's runs with their labels): commit the rows first,
+    all in one transaction, then send only their ids, in order."""
+    runs = lifecycle.create_runs(session, specs, study, labels, repeats)
+    run_ids = [run.id for run in runs if run.id is not None]
+    dispatcher.send_all(run_ids)
+    for run_id in run_ids:
+        feed.notify(run_id)
+    return runs
+
+
+def queue_run(session: Session, spec: RunSpec, dispatcher: Dispatcher, feed: ChangeFeed) -> Run:
+    """Queue one run (REST and form); see queue_runs."""
+    return queue_runs(session, [spec], dispatcher, feed)[0]
+
+
+def update_run(session: Session, run: Run, change: RunUpdate, feed: ChangeFeed) -> Run:
+    """Edit the run's tags (kept sorted, without repeats) and notes."""
+    if change.tags is not None:
+        run.tags = sorted(set(change.tags))
+    if change.notes is not None:
+        run.notes = change.notes
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    assert run.id is not None
+    feed.notify(run.id)
+    return run
+
+
+def cancel_run(session: Session, run: Run, feed: ChangeFeed) -> Run:
+    run = lifecycle.request_cancel(session, run)
+    assert run.id is not None
+    feed.notify(run.id)
+    return run
+
+
+def metrics(session: Session, run: Run) -> MetricsPublic:
+    assert run.id is not None
+    records = epochs.for_run(session, run.id)
+    return MetricsPublic(run_id=run.id, data=records, count=len(records))
+
+
+def confusion(run: Run) -> ConfusionPublic:
+    assert run.id is not None
+    return ConfusionPublic(run_id=run.id, classes=CLASS_NAMES.get(run.dataset, []), matrix=run.confusion)

@@ -1,0 +1,108 @@
+"""Studies in the database: queueing one with all of its runs, reading them (a page of studies, one with its
+runs and groups, status counts), and their public shapes. backend/services/study_plans.py turns a posted
+study into the runs to queue; backend/services/study_reports.py writes its report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from backend.services import runs, statistics
+from backend.services.changes import ChangeFeed
+from backend.services.dispatch import Dispatcher
+from backend.services.errors import NotFound
+from backend.services.study_plans import ResolvedStudy
+from backend.tables import Run, Study
+from trainboard.schemas import RunPublic, RunStatus, StatusCounts, StudyDetail, StudyGroup, StudyPublic
+
+
+def get_study(session: Session, study_id: int) -> Study:
+    study = session.get(Study, study_id)
+    if study is None:
+        raise NotFound(f"study {study_id} not found")
+    return study
+
+
+def public(study: Study, counts: dict[RunStatus, int]) -> StudyPublic:
+    assert study.id is not None
+    return StudyPublic(
+        id=study.id,
+        name=study.name,
+        description=study.description,
+        preset=study.preset,
+        overrides=study.overrides,
+        created_at=study.created_at,
+        runs=sum(counts.values()),
+        counts=StatusCounts(**{s.value: n for s, n in counts.items()}),
+    )
+
+
+def queue_study(session: Session, resolved: ResolvedStudy, dispatcher: Dispatcher, feed: ChangeFeed) -> Study:
+    """Store the study with all of its runs in one transaction, then send the runs to the broker."""
+    study = Study(
+        name=resolved.name,
+        description=resolved.description,
+        preset=resolved.preset,
+        overrides=resolved.overrides,
+        reported={label: r.model_dump() for label, r in resolved.reported.items()},
+    )
+    runs.queue_runs(
+        session, resolved.specs, dispatcher, feed, study=study, labels=resolved.labels, repeats=resolved.repeats
+    )
+    return study
+
+
+def list_studies(session: Session, offset: int, limit: int) -> tuple[list[StudyPublic], int]:
+    """One page of studies, newest first, with their status counts, and how many there are."""
+    count = session.exec(select(func.count()).select_from(Study)).one()
+    studies = list(session.exec(select(Study).order_by(col(Study.id).desc()).offset(offset).limit(limit)).all())
+    counts = status_counts(session, [s.id for s in studies if s.id is not None])
+    return [public(s, counts[s.id]) for s in studies if s.id is not None], count
+
+
+def study_runs(session: Session, study_id: int) -> list[Run]:
+    """A study's runs in the order of its variants (a label's repeats in seed order)."""
+    return list(session.exec(select(Run).where(Run.study_id == study_id).order_by(col(Run.id))).all())
+
+
+def status_counts(session: Session, study_ids: Sequence[int]) -> dict[int, dict[RunStatus, int]]:
+    """How many runs of each study are in each status (every status present, zeros included): one query."""
+    counts = {study_id: dict.fromkeys(RunStatus, 0) for study_id in study_ids}
+    if not study_ids:
+        return counts
+    rows = session.exec(
+        select(Run.study_id, Run.status, func.count())
+        .where(col(Run.study_id).in_(study_ids))
+        .group_by(col(Run.study_id), col(Run.status))
+    ).all()
+    for study_id, run_status, count in rows:
+        assert study_id is not None
+        counts[study_id][RunStatus(run_status)] = count
+    return counts
+
+
+def study_groups(members: Sequence[RunPublic]) -> list[StudyGroup]:
+    """One group per label, in the order of first appearance, with mean ± std over its counted runs."""
+    groups = []
+    for label, runs_of_label in statistics.group_by_label(members, lambda run: run.label or run.name).items():
+        use = [run.summary for run in statistics.counted(runs_of_label, lambda run: run.status)]
+        groups.append(
+            StudyGroup(
+                label=label,
+                run_ids=[run.id for run in runs_of_label],
+                succeeded=sum(run.status == RunStatus.succeeded for run in runs_of_label),
+                best_test_acc=statistics.spread(s.best_test_acc for s in use),
+                final_test_acc=statistics.spread(s.final_test_acc for s in use),
+                total_seconds=statistics.spread(s.total_seconds for s in use),
+            )
+        )
+    return groups
+
+
+def study_detail(session: Session, study: Study) -> StudyDetail:
+    assert study.id is not None
+    members = [runs.public(run) for run in study_runs(session, study.id)]
+    summary = public(study, status_counts(session, [study.id])[study.id])
+    return StudyDetail(**summary.model_dump(), data=members, reported=study.reported, groups=study_groups(members))

@@ -1,0 +1,228 @@
+"""A posted study (or sweep) resolved into what gets queued: its name, the validated spec and label of every
+run (from its own variants, a sweep's grid or a built-in preset, with the global override and the seeds),
+the reported figures, and each run's key settings in words for the preview. No database here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainboard.presets import presets
+from trainboard.presets.variants import (
+    MAX_STUDY_RUNS,
+    Reported,
+    StudyInvalid,
+    Variant,
+    VariantError,
+    check_labels,
+    check_path,
+    expand,
+    run_count_error,
+    sweep_variants,
+)
+from trainboard.schemas import PlannedRun, StudyCreate, SweepCreate
+from trainboard.spec import (
+    DATASET_SHAPES,
+    CNNSpec,
+    CustomCNNSpec,
+    MLPSpec,
+    MultiStepSchedule,
+    RunSpec,
+    StepSchedule,
+    TorchvisionSpec,
+)
+
+
+@dataclass
+class ResolvedStudy:
+    name: str
+    description: str
+    preset: str | None
+    overrides: dict[str, object]
+    labels: list[str]  # one per run: a label's repeats share it
+    specs: list[RunSpec]
+    reported: dict[str, Reported]
+    repeats: list[int]  # one per run: which seed of its label (0-based)
+
+    def planned(self) -> list[PlannedRun]:
+        return [
+            PlannedRun(
+                label=label,
+                repeat=repeat,
+                spec=spec.model_dump(mode="json"),
+                settings=key_settings(spec),
+                parameters=parameters(spec),
+                reported=self.reported.get(label),
+            )
+            for label, repeat, spec in zip(self.labels, self.repeats, self.specs, strict=True)
+        ]
+
+
+def with_repeats(
+    variants: list[Variant], specs: list[RunSpec], default: int, what: str = "variants"
+) -> tuple[list[str], list[RunSpec], list[int]]:
+    """Each variant's spec `repeats` times with seeds spec.seed + 0..N-1 (labels, specs, repeat indices),
+    or StudyInvalid when that is more than a study may queue."""
+    counts = [variant.repeats or default for variant in variants]
+    if sum(counts) > MAX_STUDY_RUNS:
+        raise StudyInvalid(
+            [
+                VariantError(
+                    None,
+                    None,
+                    "repeats",
+                    f"the study would queue {sum(counts)} runs ({len(variants)} {what} with their "
+                    f"repeats); the limit is {MAX_STUDY_RUNS}",
+                    "too_many_runs",
+                )
+            ]
+        )
+    labels: list[str] = []
+    out: list[RunSpec] = []
+    repeats: list[int] = []
+    for variant, spec, count in zip(variants, specs, counts, strict=True):
+        for repeat in range(count):
+            labels.append(variant.label)
+            out.append(spec if repeat == 0 else spec.model_copy(update={"seed": spec.seed + repeat}))
+            repeats.append(repeat)
+    return labels, out, repeats
+
+
+def resolve(request: StudyCreate) -> ResolvedStudy:
+    """Every run of the study, validated; StudyInvalid (every error, naming variant and field) otherwise."""
+    if request.preset is not None:
+        preset = presets().get(request.preset)
+        if preset is None:
+            known = ", ".join(presets())
+            raise StudyInvalid(
+                [
+                    VariantError(
+                        None, None, "preset", f"unknown preset {request.preset!r}; the presets are: {known}", "preset"
+                    )
+                ]
+            )
+        base, variants = preset.base, preset.variants
+        name, description = request.name.strip() or preset.title, request.description or preset.description
+    else:
+        assert request.variants is not None  # StudyCreate checks: a preset, or variants
+        base, variants = request.base, request.variants
+        name, description = request.name.strip(), request.description
+    specs = expand(base, variants, request.set)
+    labels, specs, repeats = with_repeats(variants, specs, request.repeats)
+    return ResolvedStudy(
+        name=name,
+        description=description,
+        preset=request.preset,
+        overrides=dict(request.set),
+        labels=labels,
+        specs=specs,
+        repeats=repeats,
+        reported={v.label: v.reported for v in variants if v.reported is not None},
+    )
+
+
+def sweep_points(request: SweepCreate) -> list[Variant]:
+    """The sweep's points as variants, after checking its paths and its size (StudyInvalid otherwise)."""
+    errors: list[VariantError] = []
+    for path in request.grid:
+        try:
+            check_path(path)
+        except ValueError as exc:
+            errors.append(VariantError(None, None, f"grid.{path}", str(exc), "path"))
+    points = 1
+    for values in request.grid.values():
+        points *= len(values)
+    too_many = run_count_error(points, request.repeats)
+    if too_many is not None:
+        errors.append(too_many)
+    if errors:
+        raise StudyInvalid(errors)
+    variants = sweep_variants(request.grid)
+    try:
+        check_labels(variants)
+    except ValueError as exc:
+        raise StudyInvalid([VariantError(None, None, "grid", str(exc), "labels")]) from None
+    return variants
+
+
+def resolve_sweep(request: SweepCreate) -> ResolvedStudy:
+    """Every run of the sweep (each point's spec validated, the errors naming the point and field)."""
+    variants = sweep_points(request)
+    specs = expand(request.base, variants, request.set)
+    labels, specs, repeats = with_repeats(variants, specs, request.repeats, "points")
+    return ResolvedStudy(
+        name=request.name.strip(),
+        description=request.description,
+        preset=None,
+        overrides=dict(request.set),
+        labels=labels,
+        specs=specs,
+        repeats=repeats,
+        reported={},
+    )
+
+
+def parameters(spec: RunSpec) -> int:
+    channels, _, _, classes = DATASET_SHAPES[spec.dataset.name]
+    return spec.model.parameter_count((channels, *spec.dataset.image_size, classes))
+
+
+def _numbers(values: list[int]) -> str:
+    return ", ".join(map(str, values)) if values else "none"
+
+
+def key_settings(spec: RunSpec) -> dict[str, str]:
+    """What tells one run of a study from another, in a few words per part."""
+    data = spec.dataset
+    height, width = data.image_size
+    data_text = f"{data.name} {height}x{width}" + (" (resized)" if data.resize else "")
+    data_text += f", normalize {data.normalize}"
+    if data.train_limit or data.test_limit:
+        data_text += f", first {data.train_limit or 'all'}/{data.test_limit or 'all'} train/test images"
+    augment = [name for name, value in spec.augment if value is not None]
+    if augment:
+        data_text += ", augment " + " + ".join(augment)
+
+    model = spec.model
+    if isinstance(model, MLPSpec):
+        model_text = f"mlp {_numbers(model.hidden)}" + (", batch norm" if model.batch_norm else "")
+        model_text += f", dropout {model.dropout:g}" if model.dropout else ""
+    elif isinstance(model, CNNSpec):
+        model_text = (
+            f"cnn channels {_numbers(model.channels)}, kernels {_numbers(model.kernel_sizes)}, "
+            f"{model.pool} pool"
+            + (f", dilation {model.dilation}" if model.dilation > 1 else "")
+            + f", hidden {_numbers(model.hidden)}"
+        )
+    elif isinstance(model, CustomCNNSpec):
+        model_text = (
+            f"custom_cnn blocks {_numbers(model.blocks)}, dropout {model.dropout:g}, hidden {_numbers(model.hidden)}"
+        )
+    else:
+        assert isinstance(model, TorchvisionSpec)
+        head = model.head
+        head_text = "linear head" if head.kind == "linear" else f"mlp head {head.hidden}, dropout {head.dropout:g}"
+        model_text = f"{model.arch}{' pretrained' if model.pretrained else ''}, {head_text}"
+
+    opt = spec.optimizer
+    training = f"{opt.name} lr {opt.lr:g}"
+    if opt.name == "sgd" and opt.momentum:
+        training += f" momentum {opt.momentum:g}" + (" nesterov" if opt.nesterov else "")
+    if opt.weight_decay:
+        training += f" wd {opt.weight_decay:g}"
+    if spec.finetune.train != "all":
+        training += "; trains " + ", ".join(spec.finetune.train)
+    if spec.finetune.lr:
+        training += "; lr " + ", ".join(f"{group} {lr:g}" for group, lr in spec.finetune.lr.items())
+    schedule = spec.scheduler
+    if isinstance(schedule, MultiStepSchedule):
+        training += f"; multistep {_numbers(schedule.milestones)} x{schedule.gamma:g}"
+    elif isinstance(schedule, StepSchedule):
+        training += f"; step every {schedule.step_size} x{schedule.gamma:g}"
+    elif schedule.name == "cosine":
+        training += "; cosine"
+
+    epochs = f"{spec.epochs} epoch{'' if spec.epochs == 1 else 's'}, batch {spec.batch_size}"
+    if spec.early_stopping is not None:
+        stop = spec.early_stopping
+        epochs += f", early stopping on {stop.metric} (patience {stop.patience})"
+    return {"data": data_text, "model": model_text, "training": training, "epochs": epochs}

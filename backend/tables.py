@@ -1,0 +1,97 @@
+"""The database tables: a study, a run (maybe in a study), one metrics row per epoch of a run.
+
+Their public shapes are in trainboard/schemas.py; backend/services/ turns rows into those. Every change
+to a table here comes with its migration in backend/migrations/versions/.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from backend.db import UTCDateTime, utcnow
+from trainboard.presets.variants import MAX_LABEL
+from trainboard.protocol import EpochRecord
+from trainboard.schemas import RunStatus
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Study(SQLModel, table=True):
+    """A named group of runs queued together; each of its runs has a label (the 'Version' of its table)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    preset: str | None = Field(default=None, max_length=64, description="The built-in preset it came from.")
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reported: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False),
+        description="label -> the figures a report gives for that variant",
+    )
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: int | None = Field(default=None, foreign_key="study.id", index=True)
+    label: str | None = Field(default=None, max_length=MAX_LABEL)
+    repeat: int = Field(default=0, description="Which seed of its label (0-based): seed = the variant's seed + repeat.")
+    name: str = Field(index=True, max_length=120)
+    dataset: str = Field(index=True, max_length=40)
+    arch: str = Field(index=True, max_length=40)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: RunStatus = Field(default=RunStatus.queued, index=True, max_length=16)
+    attempt: int = Field(default=0, description="How many times a worker has claimed the run.")
+    worker: str | None = Field(default=None, max_length=200)
+    device: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
+    started_at: datetime | None = _ts(default=None)
+    finished_at: datetime | None = _ts(default=None)
+    heartbeat_at: datetime | None = _ts(default=None)
+    progress_epoch: int = 0
+    progress_batch: int = 0
+    progress_batches: int = 0
+    cancel_requested: bool = False
+    epochs_done: int = 0
+    best_test_acc: float | None = None
+    best_epoch: int | None = None
+    final_test_acc: float | None = None
+    final_epoch: int | None = Field(
+        default=None, description="The epoch whose weights the run ended with (the restored one, for early stopping)."
+    )
+    total_seconds: float | None = None
+    confusion: list[list[int]] | None = Field(default=None, sa_column=Column(JSON))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    stop_reason: str | None = Field(default=None, max_length=500)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class EpochMetric(SQLModel, table=True):
+    __tablename__ = "epoch_metric"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epoch_metric_run_epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
+    attempt: int
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    per_class_acc: list[float] = Field(sa_column=Column(JSON, nullable=False))
+    lr: list[float] = Field(sa_column=Column(JSON, nullable=False))
+    seconds: float
+    images_per_s: float
+    created_at: datetime = _ts(default_factory=utcnow)
+
+    def record(self) -> EpochRecord:
+        return EpochRecord.model_validate(self.model_dump(include=set(EpochRecord.model_fields)))

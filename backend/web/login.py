@@ -1,0 +1,42 @@
+"""The login page and logging out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from backend.auth import SESSION_COOKIE
+from backend.deps import TokensDep
+from backend.web.session import PageSession, PostedForm, check_form_csrf, logged_in, safe_next
+from backend.web.templating import render_public
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render_public(request, "login.html", next=safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    tokens: TokensDep,
+    token: Annotated[str, Form(max_length=500)],
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    if not tokens.is_api_token(token.strip()):
+        return render_public(
+            request, "login.html", status.HTTP_401_UNAUTHORIZED, next=safe_next(next), error="Wrong token."
+        )
+    return logged_in(safe_next(next), tokens)
+
+
+@router.post("/logout")
+def logout(sid: PageSession, form: PostedForm, tokens: TokensDep) -> RedirectResponse:
+    check_form_csrf(sid, tokens, form)
+    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE)
+    return response

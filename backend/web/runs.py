@@ -1,0 +1,110 @@
+"""The run pages: the runs list (`/`), the new-run form (`/runs/new`) and a run's page (`/runs/{id}`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from backend.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep
+from backend.services import run_list, runs, studies
+from backend.web import forms
+from backend.web.runs_view import PAGE_SIZES, RunsView
+from backend.web.session import PageSession, PostedForm, check_form_csrf
+from backend.web.templating import render
+from trainboard.schemas import RunStatus
+from trainboard.spec import CLASS_NAMES
+
+router = APIRouter(include_in_schema=False)
+
+OPTIONS = forms.options()
+
+
+@router.get("/", response_class=HTMLResponse)
+def runs_page(
+    request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep
+) -> HTMLResponse:
+    """One page of the runs list, filtered and sorted as the URL says (bad values: the defaults)."""
+    since = feed.token()  # read before the runs: a change in between is sent again, never missed
+    newest = run_list.newest_run_id(session)  # likewise: a run above it is new to this page
+    view = RunsView.from_query(request.query_params)
+    shown, count = run_list.list_runs(session, view.filter, view.sort, view.offset, view.per_page)
+    if not shown and view.page > 1 and count:  # past the last page (fewer runs than the link knew): show the last
+        view = dataclasses.replace(view, page=(count - 1) // view.per_page + 1)
+        shown, count = run_list.list_runs(session, view.filter, view.sort, view.offset, view.per_page)
+    return render(
+        request,
+        "runs.html",
+        sid,
+        tokens,
+        runs=[runs.public(r) for r in shown],
+        count=count,
+        since=since,
+        view=view,
+        options=OPTIONS,
+        statuses=[s.value for s in RunStatus],
+        page_sizes=PAGE_SIZES,
+        newest=newest,
+    )
+
+
+@router.get("/runs/new", response_class=HTMLResponse)
+def new_run_page(
+    request: Request,
+    sid: PageSession,
+    tokens: TokensDep,
+    session: SessionDep,
+    clone: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> HTMLResponse:
+    values = forms.form_defaults()
+    if clone is not None:
+        values = forms.form_values(runs.get_run(session, clone).spec)
+    return render(request, "run_form.html", sid, tokens, values=values, errors={}, options=OPTIONS)
+
+
+@router.post("/runs/new", response_class=HTMLResponse)
+def create_run_from_form(
+    request: Request,
+    sid: PageSession,
+    form: PostedForm,
+    tokens: TokensDep,
+    session: SessionDep,
+    feed: FeedDep,
+    dispatcher: DispatcherDep,
+) -> Response:
+    check_form_csrf(sid, tokens, form)
+    spec, errors = forms.validate_form(form)
+    if spec is None:
+        return render(
+            request,
+            "run_form.html",
+            sid,
+            tokens,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            values=forms.posted_values(form),
+            errors=errors,
+            options=OPTIONS,
+        )
+    run = runs.queue_run(session, spec, dispatcher, feed)
+    return RedirectResponse(f"/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(
+    request: Request, sid: PageSession, run: RunDep, tokens: TokensDep, session: SessionDep, feed: FeedDep
+) -> HTMLResponse:
+    since = feed.token()  # a finished run's page follows /api/events from here for its tags and notes
+    session.refresh(run)
+    study = studies.get_study(session, run.study_id) if run.study_id is not None else None
+    return render(
+        request,
+        "run.html",
+        sid,
+        tokens,
+        run=runs.public(run),
+        classes=CLASS_NAMES.get(run.dataset, []),
+        study=study,
+        since=since,
+    )

@@ -1,0 +1,135 @@
+"""The run state machine on SQLite and PostgreSQL: claims, stale attempts, lost runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from backend import schema
+from backend.db import make_engine, utcnow
+from backend.services import lifecycle
+from backend.services.errors import Conflict
+from backend.tables import EpochMetric, Run
+from tests.conftest import epoch_record, tiny_spec
+from trainboard.protocol import EpochRecord, Progress, RunResult
+from trainboard.schemas import RunStatus
+from trainboard.spec import RunSpec
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as db:
+        yield db
+
+
+def new_run(session: Session) -> Run:
+    return lifecycle.create_runs(session, [RunSpec.model_validate(tiny_spec())])[0]
+
+
+def go_silent(session: Session, run: Run, seconds: float) -> None:
+    run.heartbeat_at = utcnow() - timedelta(seconds=seconds)
+    session.add(run)
+    session.commit()
+
+
+def test_only_one_claim_wins(engine: Engine, session: Session) -> None:
+    run = new_run(session)
+    # Two workers, each with its own connection, both saw the run queued before either claims it.
+    with Session(engine) as a, Session(engine) as b:
+        seen_by_a, seen_by_b = a.get(Run, run.id), b.get(Run, run.id)
+        assert seen_by_a is not None and seen_by_b is not None
+        assert seen_by_a.status == seen_by_b.status == RunStatus.queued
+        a.commit()
+        b.commit()  # end the read transactions, as two request handlers would
+        first = lifecycle.claim_run(a, seen_by_a, "a:1")
+        second = lifecycle.claim_run(b, seen_by_b, "b:2")
+    assert first is not None and (first.status, first.attempt, first.worker) == (RunStatus.running, 1, "a:1")
+    assert second is None
+    session.refresh(run)
+    assert (run.worker, run.attempt) == ("a:1", 1)
+
+
+def test_reports_of_a_stale_attempt_are_refused(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    with pytest.raises(Conflict, match="attempt 2"):
+        lifecycle.record_epoch(session, run, 2, EpochRecord.model_validate(epoch_record(1)))
+    with pytest.raises(Conflict):
+        lifecycle.record_progress(session, run, 2, Progress(epoch=1, batch=1, batches=2))
+
+
+def test_lost_run_is_requeued_then_restarts_clean(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    lifecycle.record_epoch(session, run, 1, EpochRecord.model_validate(epoch_record(1)))
+    go_silent(session, run, 300)
+    found = lifecycle.recover_lost_runs(session, lost_after_seconds=120, max_attempts=3)
+    assert (found.requeue, found.changed) == ([run.id], [run.id])
+    session.refresh(run)
+    assert run.status == RunStatus.queued
+    assert "attempt 1 lost: no heartbeat from worker 'a:1'" in (run.error or "")
+    # The old worker wakes up: its reports no longer count.
+    with pytest.raises(Conflict):
+        lifecycle.record_epoch(session, run, 1, EpochRecord.model_validate(epoch_record(2)))
+    second = lifecycle.claim_run(session, run, "b:2")
+    assert second is not None and second.attempt == 2
+    assert session.exec(select(EpochMetric).where(EpochMetric.run_id == run.id)).all() == []
+    assert (second.epochs_done, second.best_test_acc) == (0, None)
+
+
+def test_a_fresh_heartbeat_is_not_lost(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    go_silent(session, run, 10)
+    assert lifecycle.recover_lost_runs(session, lost_after_seconds=120, max_attempts=3).changed == []
+
+
+def test_lost_run_fails_after_max_attempts_and_cancel_wins(session: Session) -> None:
+    failing, cancelling = new_run(session), new_run(session)
+    for run in (failing, cancelling):
+        lifecycle.claim_run(session, run, "a:1")
+        go_silent(session, run, 300)
+    lifecycle.request_cancel(session, cancelling)
+    found = lifecycle.recover_lost_runs(session, lost_after_seconds=120, max_attempts=1)
+    assert found.requeue == []
+    session.refresh(failing)
+    session.refresh(cancelling)
+    assert failing.status == RunStatus.failed and "attempt 1 of 1" in (failing.error or "")
+    assert cancelling.status == RunStatus.cancelled
+
+
+def test_finish_is_idempotent(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    result = RunResult(stopped="completed", epochs_run=0, total_seconds=1.0)
+    assert lifecycle.finish_run(session, run, 1, result, None).status == RunStatus.succeeded
+    assert lifecycle.finish_run(session, run, 1, result, "late error").status == RunStatus.succeeded
+    assert session.get(Run, run.id).error is None  # type: ignore[union-attr]
+
+
+def test_a_run_restored_to_an_earlier_epoch_ends_with_that_epochs_accuracy(session: Session) -> None:
+    run = new_run(session)
+    lifecycle.claim_run(session, run, "a:1")
+    for epoch, acc in ((1, 0.6), (2, 0.9), (3, 0.7)):
+        lifecycle.record_epoch(session, run, 1, EpochRecord.model_validate(epoch_record(epoch, test_acc=acc)))
+    result = RunResult(
+        stopped="early_stopped",
+        stop_reason="test_acc did not improve...",
+        epochs_run=3,
+        total_seconds=1.0,
+        final_epoch=2,
+    )
+    done = lifecycle.finish_run(session, run, 1, result, None)
+    assert (done.final_test_acc, done.best_test_acc, done.stop_reason) == (0.9, 0.9, "test_acc did not improve...")

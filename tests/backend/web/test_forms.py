@@ -1,0 +1,151 @@
+"""backend/forms.py: the run form <-> the run spec for every architecture, schedule, augmentation, fine-tuning
+choice and early stopping; errors land on their own field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from backend.web import forms
+from trainboard.spec import RunSpec
+
+SPECS: dict[str, dict[str, Any]] = {
+    "mlp": {
+        "dataset": {"name": "mnist", "normalize": "none"},
+        "model": {"arch": "mlp", "hidden": [512, 256], "batch_norm": True, "dropout": 0.1},
+        "optimizer": {"name": "adamw", "lr": 0.001, "weight_decay": 0.01},
+    },
+    "cnn-no-hidden": {
+        "dataset": {"name": "fashion_mnist"},
+        "model": {"arch": "cnn", "channels": [8], "kernel_sizes": [9], "pool": "stride", "hidden": []},
+        "scheduler": {"name": "multistep", "milestones": [2, 5, 7], "gamma": 0.5},
+    },
+    "custom_cnn": {
+        "dataset": {"name": "cifar100", "normalize": "computed", "train_limit": 100, "test_limit": 50},
+        "augment": {"rotation": {"degrees": 10}, "hflip": {"p": 0.25}},
+        "model": {"arch": "custom_cnn", "blocks": [16, 32, 64], "dropout": 0.3, "hidden": []},
+        "finetune": {"train": ["blocks"], "lr": {"blocks": 0.02}},
+        "scheduler": {"name": "step", "step_size": 3, "gamma": 0.2},
+    },
+    "vgg16": {
+        "dataset": {"name": "cifar10"},
+        "model": {"arch": "vgg16", "pretrained": True},
+        "finetune": {"train": ["classifier"], "frozen_bn_eval": True},
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
+        "scheduler": {"name": "cosine", "t_max": 30, "eta_min": 0.0001},
+        "early_stopping": {"metric": "test_loss", "patience": 2, "min_delta": 0.01, "restore_best": False},
+    },
+    "alexnet-resized": {
+        "dataset": {"name": "mnist", "resize": 64},
+        "augment": {
+            "random_crop": {"size": None, "padding": 2},
+            "color_jitter": {"brightness": 0.5, "contrast": 0.0, "saturation": 0.0, "hue": 0.1},
+        },
+        "model": {"arch": "alexnet", "head": {"kind": "mlp", "hidden": 64, "dropout": 0.0}},
+        "finetune": {"lr": {"classifier": 0.1}},
+        "epochs": 3,
+        "batch_size": 16,
+        "seed": 9,
+    },
+    "resnet18": {
+        "dataset": {"name": "cifar10", "resize": 224},
+        "augment": {"random_crop": {"size": 224, "padding": 4}, "hflip": {"p": 0.5}},
+        "model": {"arch": "resnet18", "pretrained": True, "head": {"kind": "mlp", "hidden": 256}},
+        "finetune": {"train": ["fc", "layer4", "bn1"], "lr": {"fc": 0.01, "layer4": 1e-05}},
+        "optimizer": {"name": "adam", "lr": 0.0001},
+        "early_stopping": {},
+    },
+}
+
+
+def browser_post(values: dict[str, str]) -> dict[str, str]:
+    """What a browser posts for a form showing `values`: every field, but no unchecked checkbox."""
+    checkboxes = forms.checkbox_keys()
+    return {key: value for key, value in values.items() if not (key in checkboxes and not value)}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_a_spec_round_trips_through_the_form(name: str) -> None:
+    spec = RunSpec.model_validate(SPECS[name]).model_dump(mode="json")
+    parsed, errors = forms.validate_form(browser_post(forms.form_values(spec)))
+    assert errors == {}
+    assert parsed is not None and parsed.model_dump(mode="json") == spec
+
+
+def test_trained_groups_keep_the_order_they_were_checked_in() -> None:
+    form = browser_post(forms.form_defaults()) | {
+        "dataset.name": "cifar10",
+        "model.arch": "resnet18",
+        "finetune.train": "groups",
+        "finetune.train.fc": "true",
+        "finetune.train.layer2": "true",
+        "finetune.train.conv1": "true",
+        "finetune.train_order": "layer2, fc",
+    }
+    spec, errors = forms.validate_form(form)
+    assert errors == {} and spec is not None
+    assert spec.finetune.train == ["layer2", "fc", "conv1"]  # unordered ones last, in the model's order
+
+
+def test_only_the_chosen_architectures_groups_and_lrs_are_read() -> None:
+    form = browser_post(forms.form_defaults()) | {
+        "dataset.name": "cifar10",
+        "model.arch": "vgg16",
+        "finetune.train": "all",
+        "finetune.lr.fc": "0.5",
+        "finetune.lr.classifier": "0.01",
+        "finetune.train.fc": "true",
+    }
+    spec, errors = forms.validate_form(form)
+    assert errors == {} and spec is not None
+    assert spec.finetune.train == "all" and spec.finetune.lr == {"classifier": 0.01}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"model.arch": "resnet18", "finetune.train": "groups"}, "finetune.train", "name at least one group"),
+        ({"model.arch": "resnet18", "finetune.lr.fc": "-1"}, "finetune.lr.fc", "greater than 0"),
+        (
+            {"augment.random_crop": "true", "augment.random_crop.size": "16"},
+            "augment.random_crop.size",
+            "must be the image size, 32",
+        ),
+        ({"augment.hflip": "true", "augment.hflip.p": "2"}, "augment.hflip.p", "less than or equal to 1"),
+        (
+            {"scheduler.name": "multistep", "scheduler.milestones": "5, 2"},
+            "scheduler.milestones",
+            "strictly increasing",
+        ),
+        ({"scheduler.name": "multistep"}, "scheduler.milestones", "at least 1 item"),
+        ({"optimizer.name": "adam", "optimizer.nesterov": "true"}, "optimizer.nesterov", "needs the sgd optimizer"),
+        ({"early_stopping": "true", "early_stopping.patience": "0"}, "early_stopping.patience", "greater than"),
+        ({"model.arch": "vgg16", "model.head.kind": "mlp", "model.head.hidden": "0"}, "model.head.hidden", "greater"),
+        ({"dataset.name": "digits", "model.arch": "alexnet"}, "model", "at least 32x32"),
+    ],
+)
+def test_errors_land_on_their_own_field(changes: dict[str, str], field: str, words: str) -> None:
+    form = browser_post(forms.form_defaults()) | {"dataset.name": "cifar10"} | changes
+    spec, errors = forms.validate_form(form)
+    assert spec is None
+    assert field in errors and words in errors[field], errors
+
+
+def test_a_form_shown_again_keeps_an_unchecked_checkbox_unchecked() -> None:
+    posted = {"dataset.name": "digits", "model.arch": "mlp", "early_stopping": "true", "early_stopping.patience": "x"}
+    values = forms.posted_values(posted)
+    assert values["early_stopping"] == "true"
+    assert values["early_stopping.restore_best"] == ""  # its default is checked; the user unchecked it
+    assert values["early_stopping.patience"] == "x" and values["optimizer.lr"] == "0.01"
+
+
+def test_shared_model_fields_default_to_the_first_arch_that_has_them() -> None:
+    defaults = forms.form_defaults()
+    assert (defaults["model.arch"], defaults["model.hidden"], defaults["model.dropout"]) == ("cnn", "128, 64", "0.0")
+    assert forms.arch_defaults() == {
+        "model.hidden": {"mlp": "128, 64", "cnn": "128, 64", "custom_cnn": "128"},
+        "model.dropout": {"mlp": "0.0", "custom_cnn": "0.25"},
+    }
+    groups = {tuple(s["groups"]): s["archs"] for s in forms.options()["group_sets"]}
+    assert groups[("features", "classifier")] == ["cnn", "vgg16", "alexnet"]

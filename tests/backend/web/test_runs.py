@@ -1,0 +1,106 @@
+"""The runs list page reads its view from the URL as the API does: filters, sort, page and page size; a value
+the API would refuse falls back to its default (never a 422 or 500), and the links carry the view along."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from backend.web.runs_view import RunsView
+from tests.backend.web.test_session import browser  # noqa: F401  (the logged-in client fixture)
+from tests.conftest import API, tiny_spec
+
+
+def row_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr data-run-id="(\d+)"', html)]
+
+
+def count_line(html: str) -> str:
+    match = re.search(r'<p class="muted" id="runs-count"[^>]*>(.*?)</p>', html, re.S)
+    assert match
+    return match.group(1).strip()
+
+
+@pytest.fixture
+def runs(browser: Any) -> Any:  # noqa: F811
+    """Seven runs: ids 1..7, names run-1..run-7; run 3 tagged "keep" with a note; run 5 on the cnn."""
+    for i in range(1, 8):
+        spec = tiny_spec() | {"name": f"run-{i}"}
+        if i == 5:
+            spec["model"] = {"arch": "cnn"}
+        assert browser.post("/api/runs", json=spec, headers=API).status_code == 201
+    patched = browser.patch("/api/runs/3", json={"tags": ["keep"], "notes": "the Baseline one"}, headers=API)
+    assert patched.status_code == 200
+    return browser
+
+
+def test_default_view_is_newest_first_with_everything(runs: Any) -> None:
+    html = runs.get("/").text
+    assert row_ids(html) == [7, 6, 5, 4, 3, 2, 1]
+    assert count_line(html) == "7 runs"
+    assert 'data-default-view="true"' in html
+    assert '<a class="chip" href="/?tag=keep">keep</a>' in html
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "per_page=7",
+        "per_page=abc",
+        "page=0",
+        "page=-1",
+        "page=x",
+        "page=99999999999",
+        "sort=bogus",
+        "sort=-id",
+        "status=exploded",
+        "tag=Not%20A%20Tag",
+        "q=" + "x" * 201,
+        "dataset=" + "d" * 41,
+        "arch=" + "a" * 41,
+        "per_page=50&page=1&sort=-created",
+    ],
+)
+def test_bad_or_default_params_fall_back_to_the_default_view(runs: Any, query: str) -> None:
+    response = runs.get(f"/?{query}")
+    assert response.status_code == 200
+    assert row_ids(response.text) == [7, 6, 5, 4, 3, 2, 1]
+    assert 'data-default-view="true"' in response.text
+
+
+def test_filters_sort_and_search_narrow_the_rows(runs: Any) -> None:
+    assert row_ids(runs.get("/?sort=name").text) == [1, 2, 3, 4, 5, 6, 7]
+    assert row_ids(runs.get("/?sort=created").text) == [1, 2, 3, 4, 5, 6, 7]
+    assert row_ids(runs.get("/?arch=cnn").text) == [5]
+    assert row_ids(runs.get("/?tag=keep").text) == [3]
+    searched = runs.get("/?q=baseline").text  # case-insensitive, in the notes
+    assert row_ids(searched) == [3]
+    assert count_line(searched) == "1 run matches"
+    assert 'data-default-view="false"' in searched
+    assert 'value="baseline"' in searched  # the search box shows what was searched
+    assert row_ids(runs.get("/?q=run-6").text) == [6]  # in the name
+    nothing = runs.get("/?status=succeeded").text
+    assert row_ids(nothing) == [] and count_line(nothing) == "0 runs match"
+    assert '<section class="empty card" id="no-match" >' in nothing
+
+
+def test_a_page_past_the_end_shows_the_last_page(runs: Any) -> None:
+    for i in range(8, 56):
+        runs.post("/api/runs", json=tiny_spec() | {"name": f"run-{i}"}, headers=API)
+    first = runs.get("/").text
+    assert row_ids(first) == list(range(55, 5, -1)) and count_line(first) == "1–50 of 55 runs"
+    second = runs.get("/?page=2").text
+    assert row_ids(second) == [5, 4, 3, 2, 1] and count_line(second) == "51–55 of 55 runs"
+    assert row_ids(runs.get("/?page=9").text) == [5, 4, 3, 2, 1]
+    assert 'href="/?page=2"' in first and 'rel="prev" href="/"' in second
+
+
+def test_links_keep_the_view_and_drop_defaults() -> None:
+    view = RunsView.from_query({"q": " loss ", "tag": "Keep", "sort": "name", "page": "3", "per_page": "100"})
+    assert view.filter.q == "loss" and view.filter.tag == "keep" and view.offset == 200
+    assert view.query(page=1) == "tag=keep&q=loss&sort=name&per_page=100"
+    assert view.query(sort="-created", page=1, per_page=50) == "tag=keep&q=loss"
+    assert view.api_query() == "tag=keep&q=loss&sort=name&offset=200&limit=100"
+    assert RunsView.from_query({}).query() == ""

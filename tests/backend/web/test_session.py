@@ -1,0 +1,88 @@
+"""The HTML side without a browser: login, the token link, CSRF on forms, HTML error pages, form defaults."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from backend.web import forms
+from tests.conftest import API, API_TOKEN, tiny_spec
+
+
+@pytest.fixture
+def browser(client: Any) -> Any:
+    """The test client logged in like a browser (session cookie)."""
+    response = client.get(f"/?token={API_TOKEN}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    client.cookies.update(response.cookies)
+    return client
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert match, "the page carries no CSRF token"
+    return match.group(1)
+
+
+def test_pages_need_a_session(client: Any) -> None:
+    response = client.get("/runs/new?clone=1", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fruns%2Fnew%3Fclone%3D1"
+    assert client.get("/login").status_code == 200
+    wrong = client.post("/login", data={"token": "nope", "next": "/"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "Wrong token." in wrong.text
+
+
+def test_login_goes_back_but_never_off_site(client: Any) -> None:
+    for next_url, landing in (("/runs/new", "/runs/new"), ("//evil.example/x", "/"), ("https://evil.example", "/")):
+        response = client.post("/login", data={"token": API_TOKEN, "next": next_url}, follow_redirects=False)
+        assert response.headers["location"] == landing
+        cookie = response.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+def test_form_post_needs_the_session_csrf_token(browser: Any) -> None:
+    form = forms.form_defaults() | {"dataset.name": "digits", "model.arch": "mlp"}
+    refused = browser.post("/runs/new", data=form | {"csrf": "forged"}, follow_redirects=False)
+    assert refused.status_code == 403
+    token = csrf_of(browser.get("/runs/new").text)
+    queued = browser.post("/runs/new", data=form | {"csrf": token}, follow_redirects=False)
+    assert queued.status_code == 303 and queued.headers["location"] == "/runs/1"
+    assert browser.get("/api/runs/1").json()["spec"]["model"] == {
+        "arch": "mlp",
+        "hidden": [128, 64],
+        "batch_norm": False,
+        "dropout": 0.0,
+    }
+
+
+def test_cookie_writes_to_the_api_need_the_csrf_header(browser: Any) -> None:
+    run_id = browser.post("/api/runs", json=tiny_spec(), headers=API).json()["id"]
+    assert browser.post(f"/api/runs/{run_id}/cancel").status_code == 403  # cookie alone: refused
+    token = csrf_of(browser.get(f"/runs/{run_id}").text)
+    response = browser.post(f"/api/runs/{run_id}/cancel", headers={"X-CSRF-Token": token})
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+
+
+def test_missing_pages_are_html_and_missing_api_objects_json(browser: Any) -> None:
+    page = browser.get("/runs/999")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "run 999 not found" in page.text
+    api = browser.get("/api/runs/999")
+    assert api.status_code == 404 and api.json() == {"detail": "run 999 not found"}
+
+
+def test_logout_needs_csrf_and_ends_the_browser_session(browser: Any) -> None:
+    token = csrf_of(browser.get("/").text)
+    assert browser.post("/logout", data={"csrf": "forged"}, follow_redirects=False).status_code == 403
+    response = browser.post("/logout", data={"csrf": token}, follow_redirects=False)
+    assert response.status_code == 303 and 'trainboard_session=""' in response.headers["set-cookie"]
+
+
+def test_plotly_is_served_locally(browser: Any) -> None:
+    response = browser.get("/static/vendor/plotly.min.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert len(response.content) > 1_000_000 and b"plotly" in response.content[:2000].lower()

@@ -1,0 +1,162 @@
+"""The worker protocol: every message a worker and the API exchange about a run, as pydantic models.
+
+Both sides import this module (pydantic only: no torch, no web stack). A worker
+
+1. claims a run: `ClaimRequest` -> `Claim` (the attempt it now owns and the spec to train), or 409;
+2. sends, naming that attempt, `InfoMessage` once (what it prepared: data, model), an `EpochMessage`
+   per finished epoch, and a `ProgressMessage` heartbeat about once a second, whose `HeartbeatAnswer`
+   says whether a cancel was asked for;
+3. ends with a `FinishMessage`: the `RunResult`, or the error that stopped training.
+
+Every message for an attempt that is no longer the run's current one gets 409 (the worker stops).
+Epoch messages are idempotent on (run, attempt, epoch): a retried one changes nothing. Bounds keep a
+misbehaving worker from storing unbounded data. The engine builds the records (`EpochRecord`,
+`Progress`, `RunInfo`, `RunResult`) without knowing about HTTP; worker/api_client.py wraps them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_CLASSES = 1000
+
+
+class EpochRecord(BaseModel):
+    # NaN is not JSON and would reach the database as NULL: a diverged run fails instead (the engine says so).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    epoch: int = Field(ge=1, le=100_000)
+    train_loss: float
+    train_acc: float = Field(ge=0, le=1)
+    test_loss: float
+    test_acc: float = Field(ge=0, le=1)
+    per_class_acc: list[float] = Field(max_length=MAX_CLASSES, description="Test accuracy of each class, in order.")
+    lr: list[float] = Field(max_length=64, description="Learning rate of each optimizer param group.")
+    seconds: float = Field(ge=0, description="Wall time of the epoch: training plus evaluation.")
+    images_per_s: float = Field(ge=0, description="Training images per second in this epoch.")
+
+
+class Progress(BaseModel):
+    """A heartbeat: where the run is inside the current epoch. Epoch 0 (0 of 0 batches): still preparing
+    (loading or downloading the dataset, building the model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int = Field(ge=0, le=100_000)
+    batch: int = Field(ge=0, le=100_000_000)
+    batches: int = Field(ge=0, le=100_000_000)
+
+
+class RunInfo(BaseModel):
+    """What the engine prepared, sent once before the first epoch: the data and the model as trained."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    train_images: int = Field(ge=0)
+    test_images: int = Field(ge=0)
+    image_size: list[int] = Field(min_length=3, max_length=3, description="[channels, height, width] the model sees")
+    mean: list[float] = Field(max_length=4, description="Normalisation mean per channel (of pixels in [0, 1])")
+    std: list[float] = Field(max_length=4, description="Normalisation std per channel")
+    normalize: str = Field(max_length=20, description="none, standard or computed")
+    parameters: int = Field(ge=0, description="All parameters of the model")
+    trainable_parameters: int = Field(ge=0, description="Those the optimizer updates (fine-tuning freezes the rest)")
+    lr_groups: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The name of each optimizer param group, in the order of EpochRecord.lr: the trained groups "
+        "(fc, layer4...), or ['all'] when every parameter trains at one rate",
+    )
+    device: str = Field("", max_length=64)
+
+
+class StopState(StrEnum):
+    """How training ended: every epoch ran, a cancel stopped it, or early stopping did."""
+
+    completed = "completed"
+    cancelled = "cancelled"
+    early_stopped = "early_stopped"
+
+
+class RunResult(BaseModel):
+    """The end of a run: how it stopped and the confusion matrix of its last evaluation."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    stopped: StopState = StopState.completed
+    stop_reason: str = Field("", max_length=500, description="Why an early-stopped run stopped, in words.")
+    epochs_run: int = Field(ge=0, le=100_000)
+    final_epoch: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="The epoch whose weights the run ended with, when not the last (early stopping restored the best)",
+    )
+    confusion: list[Annotated[list[int], Field(max_length=MAX_CLASSES)]] = Field(
+        default_factory=list,
+        max_length=MAX_CLASSES,
+        description="confusion[true][predicted] counts on the test set; empty if no epoch finished.",
+    )
+    total_seconds: float = Field(ge=0)
+    device: str = Field("", max_length=64)
+
+
+# -- the envelopes: what travels over HTTP ------------------------------------------------------------
+
+WORKER_NAME_LENGTH = 200
+ERROR_LENGTH = 20_000
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClaimRequest(_Message):
+    worker: str = Field(max_length=WORKER_NAME_LENGTH, description="host:pid of the worker process")
+
+
+class Claim(_Message):
+    """The attempt the worker now owns, and the spec to train."""
+
+    run_id: int
+    attempt: int
+    spec: dict[str, Any]
+
+
+class _AttemptMessage(_Message):
+    attempt: int = Field(ge=1, description="The attempt of the claim this message belongs to.")
+
+
+class EpochMessage(_AttemptMessage):
+    record: EpochRecord
+
+
+class ProgressMessage(_AttemptMessage):
+    progress: Progress
+
+
+class InfoMessage(_AttemptMessage):
+    info: RunInfo
+
+
+class FinishMessage(_AttemptMessage):
+    result: RunResult | None = None
+    error: str | None = Field(None, max_length=ERROR_LENGTH, description="Why training failed, with a traceback.")
+
+
+class EpochAnswer(_Message):
+    created: bool = Field(description="False: this epoch was stored before (a retried message).")
+
+
+class HeartbeatAnswer(_Message):
+    cancel: bool = Field(description="True: a cancel was requested; stop at the next batch.")
+
+
+class InfoAnswer(_Message):
+    stored: bool
+
+
+class FinishAnswer(_Message):
+    status: str = Field(description="The run's status now: succeeded, failed or cancelled.")

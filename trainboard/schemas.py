@@ -1,0 +1,388 @@
+"""The REST API's public shapes: what `/api/...` takes and answers, as pydantic models.
+
+They live here, beside the spec, so a Python client (trainboard/client.py, a notebook) can import and
+validate them without the backend; the backend builds them from its tables (backend/services/). Pure
+pydantic: no web stack, no database, no torch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from trainboard.presets.variants import (
+    MAX_AXIS,
+    MAX_REPEATS,
+    MAX_SETS,
+    MAX_VARIANTS,
+    Reported,
+    SpecDocument,
+    Variant,
+    check_labels,
+)
+from trainboard.protocol import EpochRecord, Progress, RunInfo
+
+# -- runs ------------------------------------------------------------------------------------------
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
+
+
+class Summary(BaseModel):
+    best_test_acc: float | None
+    best_epoch: int | None
+    final_test_acc: float | None
+    final_epoch: int | None = Field(
+        None,
+        description="The epoch whose weights the run ended with: the restored best epoch of an early-stopped run, "
+        "else the last; null until the run has ended",
+    )
+    epochs_done: int
+    total_seconds: float | None
+    stop_reason: str | None = Field(None, description="Set when early stopping ended the run")
+
+
+class RunPublic(BaseModel):
+    id: int
+    study_id: int | None
+    label: str | None
+    repeat: int
+    name: str
+    dataset: str
+    arch: str
+    status: RunStatus
+    attempt: int
+    spec: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    summary: Summary
+    cancel_requested: bool
+    device: str | None
+    error: str | None
+    info: RunInfo | None
+    tags: list[str]
+    notes: str
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int
+
+
+class MetricsPublic(BaseModel):
+    run_id: int
+    data: list[EpochRecord]
+    count: int
+
+
+class ConfusionPublic(BaseModel):
+    run_id: int
+    classes: list[str]
+    matrix: list[list[int]] | None
+
+
+TAG_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+
+
+class RunUpdate(BaseModel):
+    tags: list[Tag] | None = Field(
+        None, max_length=20, description="Replaces the run's tags: lowercase words of letters, digits, _ . -"
+    )
+    notes: str | None = Field(None, max_length=20_000)
+
+
+# -- statistics --------------------------------------------------------------------------------------
+
+
+class Spread(BaseModel):
+    """Mean ± sample standard deviation (n - 1) of one number over the runs that count; `std` is null for n = 1."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+SummaryMode = Literal["best", "last", "stop"]
+
+
+class Band(BaseModel):
+    """A mean curve with its ± std band over a group's runs, at the epochs every one of them has."""
+
+    x: list[float]
+    mean: list[float]
+    std: list[float | None]
+
+
+# -- studies ---------------------------------------------------------------------------------------
+
+_STUDY_EXAMPLES: list[JsonValue] = [
+    {
+        "name": "MNIST kernels",
+        "description": "Kernel sizes of the basic CNN.",
+        "base": {
+            "dataset": {"name": "mnist"},
+            "model": {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3]},
+            "epochs": 10,
+        },
+        "variants": [
+            {"label": "kernel=3", "set": {}},
+            {"label": "kernel=5", "set": {"model.kernel_sizes": [5, 5]}},
+            {"label": "kernels 3+9", "set": {"model.kernel_sizes": [3, 9]}},
+            {"label": "FC", "spec": {"dataset": {"name": "mnist"}, "model": {"arch": "mlp", "hidden": [128, 64]}}},
+        ],
+        "set": {"device": "auto"},
+    },
+    {"preset": "mnist-ablations", "set": {"epochs": 1, "dataset.train_limit": 512, "dataset.test_limit": 256}},
+]
+
+
+class StudyCreate(BaseModel):
+    """A study to queue: a base spec and its variants, or a built-in preset; either way an optional global
+    override (`set`) applied to every variant after its own."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": _STUDY_EXAMPLES})
+
+    name: str = Field("", max_length=120, description="Required without a preset; a preset's title by default.")
+    description: str = Field("", max_length=5000)
+    preset: str | None = Field(None, max_length=64, description="A built-in preset (`GET /api/presets`).")
+    base: SpecDocument | None = Field(None, description="The spec each variant starts from.")
+    variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
+    set: SpecDocument = Field(
+        default_factory=dict,
+        max_length=MAX_SETS,
+        description='Dotted spec paths applied to every variant after its own `set` (e.g. {"epochs": 1}).',
+    )
+    repeats: int = Field(
+        1, ge=1, le=MAX_REPEATS, description="Seeds per variant for variants that give no `repeats` of their own."
+    )
+
+    @model_validator(mode="after")
+    def _preset_or_variants(self) -> StudyCreate:
+        if self.preset is not None:
+            if self.base is not None or self.variants is not None:
+                raise ValueError("preset: give a preset, or a base and variants, not both")
+            return self
+        if self.variants is None:
+            raise ValueError("variants: give the study's variants (and a base spec), or a preset")
+        if not self.name.strip():
+            raise ValueError("name: a study needs a name (only a preset's has a default)")
+        check_labels(self.variants)
+        return self
+
+
+class StatusCounts(BaseModel):
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class StudyPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    preset: str | None
+    overrides: dict[str, Any] = Field(description="The global override the study was queued with.")
+    created_at: datetime
+    runs: int = Field(description="How many runs the study has.")
+    counts: StatusCounts
+
+
+class StudiesPublic(BaseModel):
+    data: list[StudyPublic]
+    count: int
+
+
+class StudyGroup(BaseModel):
+    """One label of a study and its repeats (seeds), with mean ± std over the runs that count: the succeeded
+    ones, or all of them while none has succeeded."""
+
+    label: str
+    run_ids: list[int]
+    succeeded: int
+    best_test_acc: Spread | None
+    final_test_acc: Spread | None
+    total_seconds: Spread | None
+
+
+class StudyDetail(StudyPublic):
+    data: list[RunPublic] = Field(description="The study's runs, in the order of its variants.")
+    reported: dict[str, Reported] = Field(description="label -> what the report gives for that variant")
+    groups: list[StudyGroup] = Field(description="One per label, in order: its runs and their mean ± std.")
+
+
+class PlannedRun(BaseModel):
+    label: str
+    repeat: int = 0
+    spec: dict[str, Any]
+    settings: dict[str, str] = Field(description="The resolved key settings, in words: data, model, training, epochs.")
+    parameters: int
+    reported: Reported | None
+
+
+class StudyPreview(BaseModel):
+    """What `POST /api/studies` would queue for the same body."""
+
+    name: str
+    description: str
+    preset: str | None
+    data: list[PlannedRun]
+    count: int
+
+
+_SWEEP_EXAMPLE: dict[str, JsonValue] = {
+    "name": "lr x batch",
+    "description": "Learning rate against batch size.",
+    "base": {"dataset": {"name": "digits"}, "model": {"arch": "mlp", "hidden": [64]}, "epochs": 5},
+    "grid": {"optimizer.lr": [0.1, 0.01], "batch_size": [32, 64]},
+    "repeats": 1,
+}
+GridAxis = Annotated[list[Any], Field(min_length=1, max_length=MAX_AXIS)]
+
+
+class SweepCreate(BaseModel):
+    """A grid over dotted spec paths: one labelled run per point (times `repeats` seeds), as a study."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_SWEEP_EXAMPLE]})
+
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=5000)
+    base: SpecDocument = Field(description="The spec every point starts from.")
+    grid: dict[str, GridAxis] = Field(
+        min_length=1,
+        max_length=MAX_SETS,
+        description=f"Dotted spec path -> its values (1 to {MAX_AXIS}); the points are their Cartesian product, "
+        "in the order given.",
+    )
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS, description="Seeds per point: spec.seed + 0..N-1.")
+    set: SpecDocument = Field(
+        default_factory=dict, max_length=MAX_SETS, description="Dotted spec paths applied to every point after its own."
+    )
+
+
+class SweepPreview(BaseModel):
+    """What `POST /api/sweeps` would queue: how many runs, and the label of each point."""
+
+    count: int = Field(description="Runs in all: points x repeats.")
+    points: int
+    repeats: int
+    labels: list[str]
+
+
+class PresetVariant(BaseModel):
+    label: str
+    reported: Reported | None
+
+
+class PresetSummary(BaseModel):
+    name: str
+    title: str
+    table: str
+    description: str
+    runs: int
+    variants: list[PresetVariant]
+
+
+class PresetsPublic(BaseModel):
+    data: list[PresetSummary]
+    count: int
+
+
+class StudyError(BaseModel):
+    variant: int | None = Field(description="The variant's index; null: the study as a whole (preset, set).")
+    label: str | None
+    field: str = Field(description="The dotted spec path (or override path) the error is about.")
+    msg: str
+    type: str
+
+
+class StudyErrors(BaseModel):
+    """A 422 for a study: every error of every variant; nothing was queued."""
+
+    detail: list[StudyError]
+
+
+class StudySummary(BaseModel):
+    study_id: int
+    summary_mode: str
+    caption: str
+    columns: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = Field(description="One per label; each spread number is {mean, std, n} or null.")
+
+
+class LabelCurves(BaseModel):
+    """One label of a study report: its runs' curves as a mean and band, and its per-class accuracy."""
+
+    label: str
+    run_ids: list[int]
+    n: int = Field(description="How many runs the numbers are over: the succeeded ones, or all while none has.")
+    curves: dict[str, Band] = Field(description="metric -> mean curve and ± std band (std null where n = 1)")
+    per_class: list[float] = Field(description="Mean per-class test accuracy at each run's summary epoch.")
+
+
+class StudyReport(BaseModel):
+    """Everything the study report page draws, computed on the server: the table, the curves, per-class bars."""
+
+    summary: StudySummary
+    classes: list[str]
+    labels: list[LabelCurves]
+
+
+# -- comparison ------------------------------------------------------------------------------------
+
+
+class SeriesPoint(BaseModel):
+    run_id: int
+    x: list[float]
+    y: list[float]
+
+
+class PerClass(BaseModel):
+    """One run's per-class test accuracy at its summary epoch (the mode's epoch; empty before the first epoch)."""
+
+    run_id: int
+    epoch: int | None
+    classes: list[str]
+    accuracy: list[float]
+
+
+class SeedGroup(BaseModel):
+    """Seed repeats of one study variant among the runs compared: mean ± std over the runs that count."""
+
+    study_id: int
+    label: str
+    run_ids: list[int]
+    n: int
+    test_acc: Spread | None
+    best_test_acc: Spread | None
+    final_test_acc: Spread | None
+    total_seconds: Spread | None
+    series: dict[str, Band]
+
+
+class Comparison(BaseModel):
+    runs: list[RunPublic]
+    summary: list[dict[str, Any]]
+    summary_mode: str
+    caption: str
+    best: dict[str, list[int]]
+    diff: dict[str, list[Any]]
+    series: dict[str, list[SeriesPoint]]
+    per_class: list[PerClass]
+    groups: list[SeedGroup] = []
