@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend import errors, schema
-from backend.api import compare, events, presets, runs, studies, worker
+from backend.api import compare, events, presets, runs, studies, worker, workers
 from backend.auth import Tokens
 from backend.db import make_engine
 from backend.middleware import BodyLimit
@@ -21,6 +21,7 @@ from backend.web import assets, login
 from backend.web import compare as compare_pages
 from backend.web import runs as run_pages
 from backend.web import studies as study_pages
+from backend.web import workers as worker_pages
 from backend.web.session import TokenLogin
 from backend.web.templating import FRONTEND
 from trainboard import __version__
@@ -58,9 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Launch, watch and compare PyTorch image-classification runs.",
     )
-    for router in (runs.router, studies.router, presets.router, events.router, worker.router, compare.router):
+    api_routers = (runs.router, studies.router, presets.router, events.router, worker.router, workers.router)
+    for router in (*api_routers, compare.router):
         app.include_router(router)
-    for page_router in (run_pages.router, login.router, study_pages.router, compare_pages.router, assets.router):
+    pages = (run_pages.router, login.router, study_pages.router, compare_pages.router, worker_pages.router)
+    for page_router in (*pages, assets.router):
         app.include_router(page_router)
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
     for error, handler in errors.HANDLERS.items():

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from backend.auth import CSRF_HEADER, SAFE_METHODS, Tokens, bearer_token, browser_session
-from backend.services import runs, studies
+from backend.services import runs, studies, workers
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.tables import Run, Study
@@ -86,4 +86,12 @@ def get_study(session: SessionDep, study_id: StudyId) -> Study:
 
 
 RunDep = Annotated[Run, Depends(get_run)]
+
+
+def get_idle_queue(session: SessionDep, settings: SettingsDep) -> str | None:
+    """The deployment's queue when no live worker listens on it (queued runs say so), else None."""
+    return workers.idle_queue(session, settings.queue, settings.lost_after_seconds)
+
+
+IdleQueueDep = Annotated[str | None, Depends(get_idle_queue)]
 StudyDep = Annotated[Study, Depends(get_study)]

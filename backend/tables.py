@@ -95,3 +95,20 @@ class EpochMetric(SQLModel, table=True):
 
     def record(self) -> EpochRecord:
         return EpochRecord.model_validate(self.model_dump(include=set(EpochRecord.model_fields)))
+
+
+class Worker(SQLModel, table=True):
+    """A long-lived worker process as it last announced itself (trainboard/protocol.py WorkerHeartbeat)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True, description="name@host")
+    host: str = Field(max_length=255)
+    pid: int
+    version: str = Field(max_length=40)
+    queues: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    device: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    slots: int
+    running: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    state: str = Field(max_length=16, description="up, or stopped (it said goodbye)")
+    started_at: datetime = _ts(default_factory=utcnow)
+    last_seen: datetime = _ts(default_factory=utcnow)

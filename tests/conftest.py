@@ -194,7 +194,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 class WorkerProcess:
     """`python -m trainboard worker` as a real process, configured like `trainboard serve` configures its own."""
 
-    def __init__(self, settings: Settings, name: str, log_path: Path) -> None:
+    def __init__(self, settings: Settings, name: str, log_path: Path, *args: str) -> None:
         env = os.environ | {
             "TRAINBOARD_DATA_DIR": str(settings.data_dir),
             "TRAINBOARD_BROKER_URL": settings.broker,
@@ -207,7 +207,7 @@ class WorkerProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trainboard", "worker", "--name", name],
+            [sys.executable, "-m", "trainboard", "worker", "--name", name, *args],
             cwd=REPO,
             env=env,
             stdout=self._log,

@@ -38,6 +38,10 @@ def test_services_and_gpu(compose: dict[str, Any]) -> None:
     assert set(services) == {"api", "worker", "redis", "postgres"}
     device = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
+    # Its own GPU, and the worker pinned to it (the only one its container sees, as number 0).
+    assert device["device_ids"] == ["0"]
+    command = services["worker"]["command"]
+    assert command[command.index("--gpu") + 1] == "0" and int(command[command.index("--slots") + 1]) >= 1
     assert services["worker"]["build"]["dockerfile"] == "Dockerfile.gpu"
     assert services["api"]["ports"] == ["127.0.0.1:8000:8000"]
 

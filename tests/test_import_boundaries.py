@@ -39,6 +39,7 @@ def test_the_spec_imports_neither_side() -> None:
     assert not loaded & {"torch", "fastapi", "sqlmodel", "worker", "backend"}
 
 
-def test_the_celery_parent_process_does_not_import_torch() -> None:
-    # The engine is imported inside the task, in the run's own child process (safe fork, CUDA memory freed).
+def test_the_task_module_imports_no_torch_by_itself() -> None:
+    # The engine is imported inside the task, in the run's own process: a worker started with --no-preload
+    # stays torch-free (a warm one imports it on purpose, worker/process.py, and runs none of it).
     assert "torch" not in modules_after("import worker.tasks")

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from trainboard.settings import Settings, get_settings
+from worker.process import Placement
 
 app = typer.Typer(
     help="Launch, watch and compare PyTorch image-classification runs.", no_args_is_help=True, add_completion=False
@@ -47,8 +48,15 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=0, max=64, help="Embedded worker processes (0: use external `trainboard worker`s).")
     ] = 1,
+    slots: Annotated[int, typer.Option(min=1, max=64, help="Runs at once per embedded worker.")] = 1,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="One embedded worker per GPU, pinned to it: e.g. 0,1 (instead of --workers).", metavar="LIST"
+        ),
+    ] = None,
 ) -> None:
-    """API + pages + N embedded Celery workers. Ctrl-C stops everything it started."""
+    """API + pages + embedded Celery workers. Ctrl-C stops everything it started."""
     import uvicorn
 
     from backend.app import create_app
@@ -59,7 +67,9 @@ def serve(
     settings = _settings(data_dir, host=host, port=port, api_url=f"http://{local}:{port}")
     settings.ensure_data_dir()
     api_token, worker_token = settings.resolved_tokens()
-    children = [_start_worker(settings, worker_token, index) for index in range(workers)]
+    placements = _placements(workers, slots, gpus)
+    children = [_start_worker(settings, worker_token, index, p) for index, p in enumerate(placements)]
+    workers = len(placements)
     typer.echo(
         f"trainboard: data in {settings.data_dir}; database {_redact(settings.database)}; "
         f"broker {_redact(settings.broker)}; {workers} embedded worker(s)"
@@ -92,7 +102,21 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
-def _start_worker(settings: Settings, worker_token: str, index: int) -> subprocess.Popen[bytes]:
+def _placements(workers: int, slots: int, gpus: str | None) -> list[Placement]:
+    """The embedded workers: one per GPU of --gpus, else --workers of them; the cores split between them all."""
+    cores = os.cpu_count() or 1
+    if gpus:
+        try:
+            ids = [int(part) for part in gpus.split(",") if part.strip()]
+        except ValueError as exc:
+            raise typer.BadParameter(f"--gpus takes GPU numbers separated by commas, like 0,1 (not {gpus!r})") from exc
+        share = max(1, cores // len(ids))
+        return [Placement(slots=slots, gpu=gpu, cores=share) for gpu in ids]
+    share = max(1, cores // max(workers, 1))
+    return [Placement(slots=slots, cores=share) for _ in range(workers)]
+
+
+def _start_worker(settings: Settings, worker_token: str, index: int, placement: Placement) -> subprocess.Popen[bytes]:
     # What a worker needs, and no more: no database URL, no API token.
     env = {k: v for k, v in os.environ.items() if k not in ("TRAINBOARD_DATABASE_URL", "TRAINBOARD_API_TOKEN")} | {
         "TRAINBOARD_DATA_DIR": str(settings.data_dir),
@@ -101,10 +125,13 @@ def _start_worker(settings: Settings, worker_token: str, index: int) -> subproce
         "TRAINBOARD_API_URL": settings.api_url,
         "TRAINBOARD_WORKER_TOKEN": worker_token,
     }
+    env |= placement.environment()  # what the worker itself would set (so it need not start itself again)
+    command = [sys.executable, "-m", "trainboard", "worker", "--name", f"embedded{index}"]
+    command += ["--slots", str(placement.slots), "--cores", str(placement.cores)]
+    if placement.gpu is not None:
+        command += ["--gpu", str(placement.gpu)]
     # A session of its own: Ctrl-C reaches only `serve`, which then stops the workers in order.
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainboard", "worker", "--name", f"embedded{index}"], env=env, start_new_session=True
-    )
+    return subprocess.Popen(command, env=env, start_new_session=True)
 
 
 def _stop_workers(children: list[subprocess.Popen[bytes]], grace_seconds: float = 10.0) -> None:
@@ -135,22 +162,59 @@ def _redact(url: str) -> str:
 
 @app.command()
 def worker(
-    name: Annotated[str, typer.Option(help="Worker name (shown on runs it trains).")] = "worker",
+    name: Annotated[
+        str, typer.Option(help="Worker name (shown on the Workers page and on the runs it trains).")
+    ] = "worker",
+    slots: Annotated[
+        int, typer.Option(min=1, max=64, help="Runs at once (one process each); they share the CPU cores.")
+    ] = 1,
+    gpu: Annotated[
+        int | None, typer.Option(min=0, max=63, help="Pin this worker and its runs to one GPU (CUDA_VISIBLE_DEVICES).")
+    ] = None,
+    cores: Annotated[
+        int | None, typer.Option(min=1, max=65_536, help="CPU cores its runs share (default: all of them).")
+    ] = None,
+    preload: Annotated[
+        bool, typer.Option(help="Import torch and the engine once, before forking each run's process (a warm start).")
+    ] = True,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
-    """A Celery worker for the configured broker: one run at a time, a fresh process per run."""
+    """A Celery worker for the configured broker: up to SLOTS runs at once, a fresh process per run."""
     import socket
 
+    from worker.process import Placement
+
+    placement = Placement(slots=slots, gpu=gpu, cores=cores or os.cpu_count() or 1)
+    wanted = placement.environment()
+    if any(os.environ.get(key) != value for key, value in wanted.items()):
+        # CUDA and OpenMP read these when they start, and every run process forked from here inherits them:
+        # start again with them in the environment (as `serve` starts its embedded workers).
+        os.execve(sys.executable, [sys.executable, "-m", "trainboard", *sys.argv[1:]], os.environ | wanted)
+    if preload:
+        from worker.process import preload as warm_up
+
+        warm_up()
+    from worker import announce
+    from worker.devices import describe
     from worker.tasks import celery_app
 
+    settings = get_settings()
+    hostname = f"{name}@{socket.gethostname()}"
+    try:
+        token = settings.client_token("worker")
+    except RuntimeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    device = describe(gpu, placement.cores)
+    announce.install(announce.Announcer(settings.api_url, token, hostname, [settings.queue], slots, device))
+    celery_app.conf.worker_pool = "worker.pool:TaskPool"  # prefork, replacing a finished run's process at once
     celery_app.worker_main(
         [
             "worker",
             f"--loglevel={loglevel}",
-            "--pool=prefork",
-            "--concurrency=1",
-            f"--queues={get_settings().queue}",
-            f"--hostname={name}@{socket.gethostname()}",
+            f"--concurrency={slots}",
+            f"--queues={settings.queue}",
+            f"--hostname={hostname}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -160,3 +160,37 @@ class InfoAnswer(_Message):
 
 class FinishAnswer(_Message):
     status: str = Field(description="The run's status now: succeeded, failed or cancelled.")
+
+
+# -- workers: the long-lived worker processes announce themselves ------------------------------------
+
+
+class WorkerDevice(_Message):
+    """What a worker trains on, as it saw it without starting CUDA (nvidia-smi, /proc)."""
+
+    kind: str = Field(pattern=r"^(cpu|cuda)$")
+    name: str = Field(max_length=200, description="GPU model (e.g. NVIDIA H100 80GB HBM3), or the CPU model")
+    memory_bytes: int | None = Field(None, ge=0, description="GPU memory, or the machine's memory on a CPU")
+    cores: int = Field(ge=1, le=65_536, description="CPU cores the worker may use")
+    gpu: int | None = Field(None, ge=0, le=63, description="The GPU it is pinned to (CUDA_VISIBLE_DEVICES)")
+
+
+WorkerState = Annotated[str, Field(pattern=r"^(up|stopped)$")]
+
+
+class WorkerHeartbeat(_Message):
+    """A worker's announcement, sent at start, every few seconds, and once more when it stops."""
+
+    name: str = Field(min_length=1, max_length=WORKER_NAME_LENGTH, description="name@host, unique per worker")
+    host: str = Field(max_length=255)
+    pid: int = Field(ge=1, le=2**31 - 1)
+    version: str = Field(max_length=40, description="trainboard's version on the worker")
+    queues: list[Annotated[str, Field(max_length=64)]] = Field(max_length=16)
+    device: WorkerDevice
+    slots: int = Field(ge=1, le=64, description="Runs it trains at once")
+    running: list[Annotated[int, Field(ge=1)]] = Field(max_length=64, description="The runs its slots train now")
+    state: WorkerState = "up"
+
+
+class WorkerAnswer(_Message):
+    every_seconds: float = Field(gt=0, description="When to send the next heartbeat")

@@ -23,7 +23,7 @@ from trainboard.presets.variants import (
     Variant,
     check_labels,
 )
-from trainboard.protocol import EpochRecord, Progress, RunInfo
+from trainboard.protocol import EpochRecord, Progress, RunInfo, WorkerDevice
 
 # -- runs ------------------------------------------------------------------------------------------
 
@@ -76,6 +76,9 @@ class RunPublic(BaseModel):
     info: RunInfo | None
     tags: list[str]
     notes: str
+    waiting: str | None = Field(
+        None, description="Why a queued run is not starting, e.g. no live worker listens on its queue"
+    )
 
 
 class RunsPublic(BaseModel):
@@ -386,3 +389,27 @@ class Comparison(BaseModel):
     series: dict[str, list[SeriesPoint]]
     per_class: list[PerClass]
     groups: list[SeedGroup] = []
+
+
+# -- workers ---------------------------------------------------------------------------------------
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    host: str
+    pid: int
+    version: str
+    queues: list[str]
+    device: WorkerDevice
+    slots: int
+    running: list[int] = Field(description="The runs its slots train now")
+    status: Literal["live", "gone", "stopped"] = Field(
+        description="live: heard from within the lost-after time; gone: not since; stopped: it said goodbye"
+    )
+    started_at: datetime
+    last_seen: datetime
+
+
+class WorkersPublic(BaseModel):
+    data: list[WorkerPublic]
+    count: int

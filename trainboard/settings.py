@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         "unreachable.",
     )
 
+    torch_threads: int = Field(
+        0, ge=0, le=1024, description="torch threads per run (0: torch's default). Set by `trainboard worker --slots`."
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -9,13 +9,16 @@ say "cancel"; a 409 says this attempt is no longer current. Either makes `should
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import certifi
 import httpx
 from pydantic import BaseModel
 
@@ -42,6 +45,12 @@ log = logging.getLogger(__name__)
 Answer = TypeVar("Answer", bound=BaseModel)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate checks for an https API, made once per process (a warm worker makes it before forking)."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class Stale(Exception):
     """The API answered 409: this attempt no longer owns the run."""
 
@@ -65,6 +74,7 @@ class RunChannel:
         self._client = httpx.Client(
             base_url=api_url.rstrip("/"),
             timeout=httpx.Timeout(10.0, connect=5.0),
+            verify=tls_context(),
             headers={"Authorization": f"Bearer {worker_token}"},
             transport=transport,
         )

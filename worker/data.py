@@ -26,9 +26,11 @@ std (population std, numpy's `ddof=0`) of the FULL training split, before any `t
 smoke test on 512 images normalises exactly like the full run it stands in for. It is computed
 exactly (integer sums, see `mean_std`) once and cached as `<name>.mean_std.json` in the data
 directory next to the files, recomputed when those files change (size or mtime) or the cache is
-unreadable. digits never writes to the data directory; its statistics take microseconds.
+unreadable. digits' statistics are not cached: they take microseconds.
 
-Files already on disk are used without touching the network; only missing files are downloaded,
+Decoded splits are kept in the data directory and read back in milliseconds by the next run
+(worker/dataset_cache.py), keyed by the files they were decoded from. Files already on disk are used
+without touching the network; only missing files are downloaded,
 through torchvision (which checks each download's md5). When that download fails, `DatasetUnavailable`
 says which files are missing and where to put them.
 """
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import fcntl
 import gzip
+import importlib.util
 import json
 import logging
 import math
@@ -55,6 +58,7 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
 from trainboard.spec import CLASS_NAMES, DATASET_SHAPES, DatasetSpec
+from worker import dataset_cache
 
 # The usual published statistics of pixels scaled to [0, 1], per channel.
 PUBLISHED_MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -109,7 +113,7 @@ def load_dataset(spec: DatasetSpec, root: Path) -> Dataset:
     """
     root = Path(root)
     with _dataset_lock(root, spec.name):
-        splits = _LOADERS[spec.name](root)
+        splits = _read_splits(spec.name, root)
         mean, std = _normalization(spec, splits, root)  # under the lock: it may write the stats cache
     return Dataset(
         train_x=splits.train_x[: spec.train_limit],
@@ -122,11 +126,23 @@ def load_dataset(spec: DatasetSpec, root: Path) -> Dataset:
     )
 
 
+def _read_splits(name: str, root: Path) -> _Splits:
+    """The whole splits: from the decoded cache when its source files are unchanged (worker/dataset_cache.py),
+    else decoded (downloaded first if they must be) and cached for the next run."""
+    sources = _SOURCES[name](root)
+    if all(path.is_file() for path in sources):
+        cached = dataset_cache.load(root, name, sources)
+        if cached is not None:
+            return _Splits(*cached, train_files=tuple(p for p in sources if p.name.startswith(_TRAIN_PREFIXES)))
+    splits = _LOADERS[name](root)
+    sources = _SOURCES[name](root)  # what the loader read (it may have just downloaded or unpacked them)
+    if all(path.is_file() for path in sources):
+        dataset_cache.store(root, name, sources, (splits.train_x, splits.train_y, splits.test_x, splits.test_y))
+    return splits
+
+
 @contextmanager
 def _dataset_lock(root: Path, name: str) -> Iterator[None]:
-    if name == "digits":  # bundled with scikit-learn: nothing is written
-        yield
-        return
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -385,6 +401,41 @@ def _download(fetch: Callable[[], object], *, dataset: str, missing: list[Path],
             f"Without network access, {hint}. The download failed with: {err}"
         ) from err
 
+
+# --- the files each dataset is decoded from: the decoded cache's key -------------------------------
+
+_TRAIN_PREFIXES = ("train", "data_batch")
+
+
+def _digits_sources(_root: Path) -> list[Path]:
+    """scikit-learn's bundled digits file, found without importing scikit-learn (a second of start-up)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return [Path("sklearn is not installed")]
+    return [Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"]
+
+
+def _idx_sources(kind: type[MNIST]) -> Callable[[Path], list[Path]]:
+    def sources(root: Path) -> list[Path]:
+        return [root / kind.__name__ / "raw" / archive.removesuffix(".gz") for archive, _ in kind.resources]
+
+    return sources
+
+
+def _cifar_sources(kind: type[CIFAR10]) -> Callable[[Path], list[Path]]:
+    def sources(root: Path) -> list[Path]:
+        return [root / kind.base_folder / name for name, _ in kind.train_list + kind.test_list]
+
+    return sources
+
+
+_SOURCES: dict[str, Callable[[Path], list[Path]]] = {
+    "digits": _digits_sources,
+    "mnist": _idx_sources(MNIST),
+    "fashion_mnist": _idx_sources(FashionMNIST),
+    "cifar10": _cifar_sources(CIFAR10),
+    "cifar100": _cifar_sources(CIFAR100),
+}
 
 _LOADERS: dict[str, Callable[[Path], _Splits]] = {
     "digits": _load_digits,

@@ -1,8 +1,9 @@
 """The Celery task: claim a run through the API, train it with the engine, report the end.
 
-The Celery parent process imports this module but never torch: the engine is imported inside the
-task, in the fresh child process each run gets (worker_max_tasks_per_child=1), so forking is safe
-for CUDA and every run gives its GPU memory back when its process exits.
+It runs in the fresh child process each run gets (worker_max_tasks_per_child=1), so every run gives its
+memory (GPU memory above all) back when its process exits. The engine is imported inside the task: in a
+warm worker (worker/process.py) the parent has imported it already and the import is free; this module
+itself imports no torch, so a parent that did not preload stays torch-free.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ def execute(run_id: int, settings: Settings) -> str:
         result: RunResult | None = None
         error: str | None = None
         try:
+            import torch
+
             from worker.engine import fit  # here, not at the top: see the module docstring
+
+            if settings.torch_threads:
+                torch.set_num_threads(settings.torch_threads)  # this run's share of the cores (the worker's slots)
 
             spec = RunSpec.model_validate(claim.spec)
             result = fit(

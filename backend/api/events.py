@@ -20,10 +20,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import FeedDep, RunId, require_user
-from backend.services import epochs, runs
+from backend.services import epochs, runs, workers
 from backend.services.changes import ChangeFeed
 from trainboard.protocol import EpochRecord
 from trainboard.schemas import RunPublic
+from trainboard.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_user)])
 
@@ -31,32 +32,37 @@ router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require
 IDLE_WAKE_S = 15.0
 
 
-def _read_run(engine: Engine, run_id: int, after_epoch: int) -> tuple[RunPublic, list[EpochRecord]]:
+def _idle(session: Session, settings: Settings) -> str | None:
+    return workers.idle_queue(session, settings.queue, settings.lost_after_seconds)
+
+
+def _read_run(engine: Engine, settings: Settings, run_id: int, after_epoch: int) -> tuple[RunPublic, list[EpochRecord]]:
     """The run and its epochs after `after_epoch`."""
     with Session(engine) as session:
         run = runs.get_run(session, run_id)
-        return runs.public(run), epochs.for_run(session, run_id, after_epoch)
+        return runs.public(run, _idle(session, settings)), epochs.for_run(session, run_id, after_epoch)
 
 
-def _read_runs(engine: Engine, run_ids: set[int]) -> list[RunPublic]:
+def _read_runs(engine: Engine, settings: Settings, run_ids: set[int]) -> list[RunPublic]:
     with Session(engine) as session:
-        return runs.public_runs(session, sorted(run_ids))
+        return runs.public_runs(session, sorted(run_ids), _idle(session, settings))
 
 
 async def _run_stream(
     request: Request, feed: ChangeFeed, run_id: int, last_epoch: int
 ) -> AsyncIterator[ServerSentEvent]:
     engine: Engine = request.app.state.engine
+    settings: Settings = request.app.state.settings
     last_state = ""
     attempt: int | None = None
     seq = feed.seq
     while True:
-        run, records = await run_in_threadpool(_read_run, engine, run_id, last_epoch)
+        run, records = await run_in_threadpool(_read_run, engine, settings, run_id, last_epoch)
         if attempt is not None and run.attempt != attempt:
             # The run was requeued and starts over: the client drops what it drew and gets the new epochs.
             yield ServerSentEvent(data=run.model_dump_json(), event="reset")
             last_epoch = 0
-            run, records = await run_in_threadpool(_read_run, engine, run_id, last_epoch)
+            run, records = await run_in_threadpool(_read_run, engine, settings, run_id, last_epoch)
         attempt = run.attempt
         for record in records:
             yield ServerSentEvent(data=record.model_dump_json(), event="epoch", id=str(record.epoch))
@@ -102,6 +108,7 @@ async def run_events(
 
 async def _runs_stream(request: Request, feed: ChangeFeed, since: str | None) -> AsyncIterator[ServerSentEvent]:
     engine: Engine = request.app.state.engine
+    settings: Settings = request.app.state.settings
     seq = feed.parse(since)
     if seq is None:  # a page rendered by an earlier server process: its rows may be stale
         yield ServerSentEvent(data="{}", event="reload")
@@ -115,7 +122,7 @@ async def _runs_stream(request: Request, feed: ChangeFeed, since: str | None) ->
             yield ServerSentEvent(data="{}", event="reload")
             continue
         if changed:
-            for run in await run_in_threadpool(_read_runs, engine, changed):
+            for run in await run_in_threadpool(_read_runs, engine, settings, changed):
                 yield ServerSentEvent(data=run.model_dump_json(), event="run")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from backend.deps import DispatcherDep, FeedDep, RunDep, SessionDep, require_user
+from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDep, require_user
 from backend.services import run_list, runs
 from trainboard.schemas import TAG_PATTERN, ConfusionPublic, MetricsPublic, RunPublic, RunsPublic, RunStatus, RunUpdate
 from trainboard.spec import RunSpec
@@ -16,14 +16,17 @@ router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=[Depends(requ
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunPublic)
-def create_run(spec: RunSpec, session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep) -> RunPublic:
+def create_run(
+    spec: RunSpec, session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep, idle: IdleQueueDep
+) -> RunPublic:
     """Queue a run. The row is committed first; only its id goes to the broker."""
-    return runs.public(runs.queue_run(session, spec, dispatcher, feed))
+    return runs.public(runs.queue_run(session, spec, dispatcher, feed), idle)
 
 
 @router.get("", response_model=RunsPublic)
 def read_runs(
     session: SessionDep,
+    idle: IdleQueueDep,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     sort: Annotated[run_list.SortKey, Query(description="A field; '-field' sorts descending")] = "-created",
@@ -37,7 +40,7 @@ def read_runs(
     """Runs matching the filters, one page at a time (newest first by default); `count` is all that match."""
     where = run_list.RunFilter(status=status, dataset=dataset, arch=arch, tag=tag, q=q, study=study)
     found, count = run_list.list_runs(session, where, sort, offset, limit)
-    return RunsPublic(data=[runs.public(r) for r in found], count=count)
+    return RunsPublic(data=[runs.public(r, idle) for r in found], count=count)
 
 
 @router.patch("/{run_id}", response_model=RunPublic)
@@ -47,8 +50,8 @@ def update_run(run: RunDep, body: RunUpdate, session: SessionDep, feed: FeedDep)
 
 
 @router.get("/{run_id}", response_model=RunPublic)
-def read_run(run: RunDep) -> RunPublic:
-    return runs.public(run)
+def read_run(run: RunDep, idle: IdleQueueDep) -> RunPublic:
+    return runs.public(run, idle)
 
 
 @router.get("/{run_id}/metrics", response_model=MetricsPublic)

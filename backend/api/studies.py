@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, status
 from fastapi.responses import PlainTextResponse
 
-from backend.deps import DispatcherDep, FeedDep, SessionDep, StudyDep, require_user
+from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, SessionDep, StudyDep, require_user
 from backend.services import exports, studies, study_plans, study_reports
 from trainboard.schemas import (
     StudiesPublic,
@@ -119,9 +119,9 @@ def read_studies(
 
 
 @router.get("/studies/{study_id}", response_model=StudyDetail)
-def read_study(study: StudyDep, session: SessionDep) -> StudyDetail:
+def read_study(study: StudyDep, session: SessionDep, idle: IdleQueueDep) -> StudyDetail:
     """The study and its runs (label, status, progress, summary), in the order of its variants."""
-    return studies.study_detail(session, study)
+    return studies.study_detail(session, study, idle)
 
 
 @router.get(

@@ -17,10 +17,13 @@ from trainboard.schemas import ConfusionPublic, MetricsPublic, RunPublic, RunUpd
 from trainboard.spec import CLASS_NAMES, RunSpec
 
 
-def public(run: Run) -> RunPublic:
-    """A run as the API and the pages show it."""
+def public(run: Run, idle_queue: str | None = None) -> RunPublic:
+    """A run as the API and the pages show it. `idle_queue`: the queue no live worker listens on
+    (services/workers.py idle_queue), which a queued run of it names as the reason it waits."""
     assert run.id is not None
+    waiting = f"no worker is listening on queue {idle_queue}" if idle_queue and run.status == "queued" else None
     return RunPublic(
+        waiting=waiting,
         id=run.id,
         study_id=run.study_id,
         label=run.label,
@@ -60,10 +63,10 @@ def get_run(session: Session, run_id: int) -> Run:
     return run
 
 
-def public_runs(session: Session, run_ids: Sequence[int]) -> list[RunPublic]:
+def public_runs(session: Session, run_ids: Sequence[int], idle_queue: str | None = None) -> list[RunPublic]:
     """The runs of `run_ids` that exist, in id order, as their public shape (one query)."""
     found = session.exec(select(Run).where(col(Run.id).in_(list(run_ids))).order_by(col(Run.id))).all()
-    return [public(run) for run in found]
+    return [public(run, idle_queue) for run in found]
 
 
 def queue_runs(

@@ -101,8 +101,8 @@ def study_groups(members: Sequence[RunPublic]) -> list[StudyGroup]:
     return groups
 
 
-def study_detail(session: Session, study: Study) -> StudyDetail:
+def study_detail(session: Session, study: Study, idle_queue: str | None = None) -> StudyDetail:
     assert study.id is not None
-    members = [runs.public(run) for run in study_runs(session, study.id)]
+    members = [runs.public(run, idle_queue) for run in study_runs(session, study.id)]
     summary = public(study, status_counts(session, [study.id])[study.id])
     return StudyDetail(**summary.model_dump(), data=members, reported=study.reported, groups=study_groups(members))

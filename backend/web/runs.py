@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backend.deps import DispatcherDep, FeedDep, RunDep, SessionDep, TokensDep
+from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDep, TokensDep
 from backend.services import run_list, runs, studies
 from backend.web import forms
 from backend.web.runs_view import PAGE_SIZES, RunsView
@@ -24,7 +24,7 @@ OPTIONS = forms.options()
 
 @router.get("/", response_class=HTMLResponse)
 def runs_page(
-    request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep
+    request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep, idle: IdleQueueDep
 ) -> HTMLResponse:
     """One page of the runs list, filtered and sorted as the URL says (bad values: the defaults)."""
     since = feed.token()  # read before the runs: a change in between is sent again, never missed
@@ -39,7 +39,7 @@ def runs_page(
         "runs.html",
         sid,
         tokens,
-        runs=[runs.public(r) for r in shown],
+        runs=[runs.public(r, idle) for r in shown],
         count=count,
         since=since,
         view=view,
@@ -93,7 +93,13 @@ def create_run_from_form(
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(
-    request: Request, sid: PageSession, run: RunDep, tokens: TokensDep, session: SessionDep, feed: FeedDep
+    request: Request,
+    sid: PageSession,
+    run: RunDep,
+    tokens: TokensDep,
+    session: SessionDep,
+    feed: FeedDep,
+    idle: IdleQueueDep,
 ) -> HTMLResponse:
     since = feed.token()  # a finished run's page follows /api/events from here for its tags and notes
     session.refresh(run)
@@ -103,7 +109,7 @@ def run_page(
         "run.html",
         sid,
         tokens,
-        run=runs.public(run),
+        run=runs.public(run, idle),
         classes=CLASS_NAMES.get(run.dataset, []),
         study=study,
         since=since,

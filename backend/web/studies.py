@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2.utils import htmlsafe_json_dumps
 
-from backend.deps import FeedDep, SessionDep, StudyDep, TokensDep
+from backend.deps import FeedDep, IdleQueueDep, SessionDep, StudyDep, TokensDep
 from backend.services import studies
 from backend.services.comparison import MAX_COMPARED_RUNS
 from backend.web.session import PageSession
@@ -48,10 +48,16 @@ def new_study_page(
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
 def study_page(
-    request: Request, sid: PageSession, tokens: TokensDep, study: StudyDep, session: SessionDep, feed: FeedDep
+    request: Request,
+    sid: PageSession,
+    tokens: TokensDep,
+    study: StudyDep,
+    session: SessionDep,
+    feed: FeedDep,
+    idle: IdleQueueDep,
 ) -> HTMLResponse:
     since = feed.token()  # before the runs are read: a change in between is sent again, never missed
-    detail = studies.study_detail(session, study)
+    detail = studies.study_detail(session, study, idle)
     run_ids = [run.id for run in detail.data]
     compare_url = f"/compare?runs={','.join(map(str, run_ids))}" if 2 <= len(run_ids) <= MAX_COMPARED_RUNS else None
     return render(request, "study.html", sid, tokens, study=detail, since=since, compare_url=compare_url)

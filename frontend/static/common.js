@@ -75,6 +75,13 @@ export function renderStatus(container, run) {
     cancel.textContent = "cancel requested";
     parts.push(" ", cancel);
   }
+  if (run.waiting) {
+    const waiting = document.createElement("span");
+    waiting.className = "badge waiting";
+    waiting.title = "Start a worker: see the Workers page";
+    waiting.textContent = run.waiting;
+    parts.push(" ", waiting);
+  }
   container.replaceChildren(...parts);
 }
 

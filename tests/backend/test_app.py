@@ -16,6 +16,8 @@ from tests.conftest import API, WORKER, make_settings
 SNAPSHOT = Path(__file__).resolve().parent.parent / "snapshots" / "openapi.json"
 
 # What anyone may reach: the login form, static files, and the API's own documentation.
+# The routes a worker calls, with the worker token (and only those).
+WORKER_ROUTES = ("claim", "epochs", "progress", "info", "finish", "heartbeat")
 PUBLIC = {"/login", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/static/vendor/plotly.min.js"}
 
 
@@ -58,13 +60,7 @@ def test_every_route_but_login_static_and_docs_needs_credentials(app: Any) -> No
                 assert response.headers["location"].startswith("/login?next=")
             # The other side's token does not open it either: workers reach the worker routes only, scripts the rest.
             if path.startswith("/api/"):
-                worker_route = method == "POST" and path.rsplit("/", 1)[-1] in (
-                    "claim",
-                    "epochs",
-                    "progress",
-                    "info",
-                    "finish",
-                )
+                worker_route = method == "POST" and path.rsplit("/", 1)[-1] in WORKER_ROUTES
                 other = API if worker_route else WORKER
                 denied = client.request(method, url, headers=other, follow_redirects=False)
                 assert denied.status_code == 401, f"{method} {path} let the wrong token in ({denied.status_code})"

@@ -124,14 +124,17 @@ def test_runs_list_shows_new_runs_status_and_progress_live(
     expect(line.locator('[data-field="name"]')).to_have_attribute("href", f"/runs/{first['id']}")
     expect(line.locator('[data-field="dataset"]')).to_have_text("digits")
     expect(line.locator('[data-field="arch"]')).to_have_text("cnn")
-    expect(line.locator(".badge")).to_have_text("queued")
+    expect(line.locator(".badge[class*='status-']")).to_have_text("queued")
+    # No worker has announced itself (the fake one below never does): the queued run says why it waits.
+    expect(line.locator(".badge.waiting")).to_have_text(re.compile(r"^no worker is listening on queue \S+$"))
     expect(line.locator(".progress-label")).to_have_text("epoch 0/3")
     expect(empty).to_be_hidden()
     expect(page.locator("#runs-count")).to_have_text("1 run")
 
     run = worker(first["id"])
     run.claim()
-    expect(line.locator(".badge")).to_have_text("running")
+    expect(line.locator(".badge[class*='status-']")).to_have_text("running")
+    expect(line.locator(".badge.waiting")).to_have_count(0)  # it is no longer waiting for anyone
     run.progress(epoch=1, batch=5, batches=10)
     expect(line.locator(".progress-label")).to_have_text("epoch 1/3 · batch 5/10")
     track = line.locator(".progress-track")

@@ -58,7 +58,7 @@ def test_the_study_page_shows_its_table_live_beside_the_reported_figures(
 
     basic = worker(runs[0]["id"])
     basic.claim()
-    expect(first.locator(".badge")).to_have_text("running")
+    expect(first.locator(".badge[class*='status-']")).to_have_text("running")
     basic.progress(epoch=1, batch=4, batches=8)
     expect(first.locator(".progress-label")).to_have_text("epoch 1/2 · batch 4/8")
     basic.epoch(1, test_acc=0.9)
@@ -73,7 +73,7 @@ def test_the_study_page_shows_its_table_live_beside_the_reported_figures(
         "device": "cpu",
     }
     assert basic.client.post("/finish", json={"attempt": basic.attempt, "result": result}).status_code == 200
-    expect(first.locator(".badge")).to_have_text("succeeded")
+    expect(first.locator(".badge[class*='status-']")).to_have_text("succeeded")
     expect(first.locator('[data-field="final"]')).to_have_text("87.50 %")
     expect(first.locator('[data-field="time"]')).to_have_text("3.4 s")
     expect(first.locator('[data-field="stop-reason"]')).to_have_text(result["stop_reason"])
@@ -81,7 +81,7 @@ def test_the_study_page_shows_its_table_live_beside_the_reported_figures(
     norm.claim()
     expect(page.locator("#study-counts")).to_have_text("18 runs: 1 succeeded, 1 running, 16 queued")
     assert api.post(f"/api/runs/{runs[2]['id']}/cancel").status_code == 200
-    expect(row(page, runs[2]["id"]).locator(".badge")).to_have_text("cancelled")
+    expect(row(page, runs[2]["id"]).locator(".badge[class*='status-']")).to_have_text("cancelled")
     expect(page.locator("#study-counts")).to_have_text("18 runs: 1 succeeded, 1 running, 15 queued, 1 cancelled")
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=screenshots / "study-live.png", full_page=True, animations="disabled")

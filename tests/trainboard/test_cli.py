@@ -104,3 +104,18 @@ def test_db_upgrade_brings_a_lab_database_to_the_schema_and_says_so(tmp_path: Pa
         old.execute("CREATE TABLE run (id INTEGER PRIMARY KEY)")
     refused = trainboard("db", "upgrade", env=env | {"TRAINBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"})
     assert refused.returncode == 2 and "older than its first migration" in refused.stderr
+
+
+def test_serve_places_its_embedded_workers_one_per_gpu_sharing_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from trainboard import cli
+    from worker.process import Placement
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert cli._placements(workers=2, slots=4, gpus=None) == [Placement(slots=4, cores=8)] * 2
+    gpus = cli._placements(workers=1, slots=3, gpus="0,1")
+    assert [(p.gpu, p.slots, p.cores, p.threads) for p in gpus] == [(0, 3, 8, 2), (1, 3, 8, 2)]
+    assert cli._placements(workers=0, slots=1, gpus=None) == []
+    with pytest.raises(typer.BadParameter, match="GPU numbers separated by commas"):
+        cli._placements(workers=1, slots=1, gpus="zero")

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from backend.web.runs_view import RunsView
-from tests.backend.web.test_session import browser  # noqa: F401  (the logged-in client fixture)
 from tests.conftest import API, tiny_spec
 
 
@@ -24,7 +23,7 @@ def count_line(html: str) -> str:
 
 
 @pytest.fixture
-def runs(browser: Any) -> Any:  # noqa: F811
+def runs(browser: Any) -> Any:
     """Seven runs: ids 1..7, names run-1..run-7; run 3 tagged "keep" with a note; run 5 on the cnn."""
     for i in range(1, 8):
         spec = tiny_spec() | {"name": f"run-{i}"}

@@ -6,17 +6,9 @@ import json
 import re
 from typing import Any
 
-import pytest
 from markupsafe import escape
 
-from tests.conftest import API, API_TOKEN
-
-
-@pytest.fixture
-def browser(client: Any) -> Any:
-    response = client.get(f"/?token={API_TOKEN}", follow_redirects=False)
-    client.cookies.update(response.cookies)
-    return client
+from tests.conftest import API
 
 
 def test_study_pages_need_a_session(client: Any) -> None:

@@ -1,0 +1,27 @@
+"""The workers: their heartbeats (worker token) and the list the Workers page shows (API token or session)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from backend.deps import SessionDep, SettingsDep, require_user, require_worker
+from backend.services import workers
+from trainboard.protocol import WorkerAnswer, WorkerHeartbeat
+from trainboard.schemas import WorkersPublic
+
+router = APIRouter(prefix="/api/workers", tags=["workers"])
+
+
+@router.post("/heartbeat", response_model=WorkerAnswer, dependencies=[Depends(require_worker)])
+def worker_heartbeat(body: WorkerHeartbeat, session: SessionDep, settings: SettingsDep) -> WorkerAnswer:
+    """A worker announces itself: its device, queues, slots and the runs they train; the answer says when to
+    report again."""
+    workers.record_heartbeat(session, body)
+    return WorkerAnswer(every_seconds=workers.heartbeat_interval(settings.lost_after_seconds))
+
+
+@router.get("", response_model=WorkersPublic, dependencies=[Depends(require_user)])
+def read_workers(session: SessionDep, settings: SettingsDep) -> WorkersPublic:
+    """Every worker seen: `live` ones (heard from within the lost-after time) first, then `gone` and `stopped`."""
+    found = workers.list_workers(session, settings.lost_after_seconds)
+    return WorkersPublic(data=found, count=len(found))

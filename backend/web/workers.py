@@ -1,0 +1,29 @@
+"""The Workers page, `/workers`: every worker with its device, slots and what each slot trains."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from backend.deps import SessionDep, SettingsDep, TokensDep
+from backend.services import workers
+from backend.web.session import PageSession
+from backend.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/workers", response_class=HTMLResponse)
+def workers_page(
+    request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    found = workers.list_workers(session, settings.lost_after_seconds)
+    return render(
+        request,
+        "workers.html",
+        sid,
+        tokens,
+        workers=found,
+        queue=settings.queue,
+        lost_after=settings.lost_after_seconds,
+    )
