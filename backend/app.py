@@ -5,19 +5,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend import errors, schema
-from backend.api import compare, events, presets, runs, studies, worker, workers
-from backend.auth import Tokens
+from backend.api import compare, events, health, presets, runs, studies, worker, workers
+from backend.auth import LoginThrottle, Tokens
 from backend.db import make_engine
-from backend.middleware import BodyLimit
+from backend.middleware import BodyLimit, RequestDeadline, SecurityHeaders, TrustedHosts
+from backend.responses import errors_as_json
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
+from backend.services.health import DatabaseHealth
 from backend.services.recovery import RecoveryLoop
-from backend.web import assets, login
+from backend.web import assets, docs, login
 from backend.web import compare as compare_pages
 from backend.web import runs as run_pages
 from backend.web import studies as study_pages
@@ -40,10 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         schema.prepare(engine, settings)
         api_token, worker_token = settings.resolved_tokens()
         dispatcher = Dispatcher(settings.broker, settings.queue)
-        feed = ChangeFeed()
-        recovery = RecoveryLoop(engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts)
+        feed, health = ChangeFeed(), DatabaseHealth()
+        recovery = RecoveryLoop(engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts, health)
         app.state.settings, app.state.engine, app.state.feed = settings, engine, feed
         app.state.dispatcher, app.state.tokens = dispatcher, Tokens(api=api_token, worker=worker_token)
+        app.state.login_throttle, app.state.health = LoginThrottle(), health
         recovery.resend_queued()
         recovery.start()
         try:
@@ -57,17 +61,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="trainboard",
         version=__version__,
         lifespan=lifespan,
-        description="Launch, watch and compare PyTorch image-classification runs.",
+        description="Launch, watch and compare PyTorch image-classification runs. Scripts send the API token "
+        "(`trainboard token`) as `Authorization: Bearer <token>`; workers send theirs to the worker routes.",
+        docs_url=None,  # backend/web/docs.py serves /docs from an installed package, not a CDN
+        redoc_url=None,
     )
-    api_routers = (runs.router, studies.router, presets.router, events.router, worker.router, workers.router)
+    api_routers = (
+        runs.router,
+        studies.router,
+        presets.router,
+        events.router,
+        worker.router,
+        workers.router,
+        health.router,
+    )
     for router in (*api_routers, compare.router):
         app.include_router(router)
-    pages = (run_pages.router, login.router, study_pages.router, compare_pages.router, worker_pages.router)
+    pages = (run_pages.router, login.router, study_pages.router, compare_pages.router, worker_pages.router, docs.router)
     for page_router in (*pages, assets.router):
         app.include_router(page_router)
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
+    app.mount("/docs/assets", docs.SWAGGER_UI, name="docs-assets")
+    publish = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = errors_as_json(publish())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     for error, handler in errors.HANDLERS.items():
         app.add_exception_handler(error, handler)
+    # Outermost last: security headers on every answer, then the Host check, then the body cap.
     app.add_middleware(TokenLogin)
+    app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodyLimit)
+    app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts)
+    app.add_middleware(SecurityHeaders)
     return app

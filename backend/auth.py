@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -70,3 +73,44 @@ def bearer_token(request: Request) -> str | None:
 
 def browser_session(request: Request, tokens: Tokens) -> str | None:
     return tokens.session_id(request.cookies.get(SESSION_COOKIE))
+
+
+class LoginThrottle:
+    """Slows down guessing at the login form: after FREE_FAILURES wrong tokens from one address, each next
+    try must wait, twice as long after every further failure (at most MAX_WAIT_SECONDS); a success resets
+    it. In memory, per API process: the tokens are 192 random bits, so this only keeps a typo loop or a
+    scanner from hammering the form."""
+
+    FREE_FAILURES = 5
+    MAX_WAIT_SECONDS = 300.0
+    FORGET_SECONDS = 3600.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}  # address -> (failures, time of the last)
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, address: str) -> float:
+        """How long `address` must still wait before its next try (0: it may try now)."""
+        with self._lock:
+            count, last = self._failures.get(address, (0, 0.0))
+            now = self._clock()
+            if count and now - last > self.FORGET_SECONDS:
+                del self._failures[address]
+                return 0.0
+            if count < self.FREE_FAILURES:
+                return 0.0
+            wait = min(2.0 ** (count - self.FREE_FAILURES), self.MAX_WAIT_SECONDS)
+            return max(0.0, last + wait - now)
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            count, _ = self._failures.get(address, (0, 0.0))
+            self._failures[address] = (count + 1, self._clock())
+            if len(self._failures) > 10_000:  # bounded memory: forget the oldest
+                oldest = min(self._failures, key=lambda a: self._failures[a][1])
+                del self._failures[oldest]
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._failures.pop(address, None)

@@ -31,13 +31,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+# Bounds on waiting for the database, so that an outage answers 503 in seconds instead of hanging requests:
+CONNECT_TIMEOUT_S = 5  # to open a connection (a server that is down, or frozen, or unreachable)
+POOL_TIMEOUT_S = 5  # for a free connection of the pool
+STATEMENT_TIMEOUT_MS = 30_000  # PostgreSQL cancels a statement running longer (a lock that never frees)
+SQLITE_BUSY_TIMEOUT_S = 10  # SQLite waits this long for another writer's lock
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # Route handlers run in a thread pool; the WAL journal lets pages read while a report writes.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_timeout=POOL_TIMEOUT_S,
+            connect_args={
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            },
+        )
     return engine
 
 

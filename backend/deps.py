@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, Header, HTTPException, Path, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -14,6 +15,7 @@ from backend.auth import CSRF_HEADER, SAFE_METHODS, Tokens, bearer_token, browse
 from backend.services import runs, studies, workers
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
+from backend.services.idempotency import KEY_PATTERN
 from backend.tables import Run, Study
 from trainboard.settings import Settings
 
@@ -53,7 +55,17 @@ _UNAUTHORIZED = HTTPException(
 )
 
 
-def require_user(request: Request, tokens: TokensDep) -> None:
+# Declared in /openapi.json (so /docs can "Authorize"); the checks below read the header themselves.
+api_token_scheme = HTTPBearer(
+    scheme_name="APIToken", description="The API token (`trainboard token`)", auto_error=False
+)
+worker_token_scheme = HTTPBearer(scheme_name="WorkerToken", description="The worker token", auto_error=False)
+Credentials = HTTPAuthorizationCredentials | None
+
+
+def require_user(
+    request: Request, tokens: TokensDep, _credentials: Annotated[Credentials, Depends(api_token_scheme)]
+) -> None:
     """A script with the API token, or a logged-in browser (with the CSRF header on anything that changes state)."""
     if tokens.is_api_token(bearer_token(request)):
         return
@@ -64,7 +76,9 @@ def require_user(request: Request, tokens: TokensDep) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token")
 
 
-def require_worker(request: Request, tokens: TokensDep) -> None:
+def require_worker(
+    request: Request, tokens: TokensDep, _credentials: Annotated[Credentials, Depends(worker_token_scheme)]
+) -> None:
     if not tokens.is_worker_token(bearer_token(request)):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -73,8 +87,9 @@ def require_worker(request: Request, tokens: TokensDep) -> None:
         )
 
 
-RunId = Annotated[int, Path(ge=1, le=2**62)]
-StudyId = Annotated[int, Path(ge=1, le=2**62)]
+# Any whole number: one that names no run (0, or past the 32-bit ids) is a 404 like any other unknown id.
+RunId = Annotated[int, Path(description="The run's id")]
+StudyId = Annotated[int, Path(description="The study's id")]
 
 
 def get_run(session: SessionDep, run_id: RunId) -> Run:
@@ -86,6 +101,15 @@ def get_study(session: SessionDep, study_id: StudyId) -> Study:
 
 
 RunDep = Annotated[Run, Depends(get_run)]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=KEY_PATTERN,
+        description="Any unique string (a UUID): a retry with the same key gets what the first request made",
+    ),
+]
 
 
 def get_idle_queue(session: SessionDep, settings: SettingsDep) -> str | None:

@@ -9,21 +9,25 @@ from fastapi import Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.services.errors import Conflict, NotFound
+from backend.services.errors import Conflict, Invalid, NotFound
+from backend.services.health import describe, is_unavailable
 from backend.web.session import LoginRequired, to_login
 from backend.web.templating import render_public
 from trainboard.presets.variants import StudyInvalid
 from trainboard.spec import error_field
 
 # Paths whose errors stay JSON: the REST API, static files and the API docs.
-JSON_PATHS = ("/api/", "/static/", "/docs", "/redoc", "/openapi")
+JSON_PATHS = ("/api/", "/static/", "/docs/assets/", "/openapi")
 
 _TITLES = {
     status.HTTP_404_NOT_FOUND: "Not found",
     status.HTTP_403_FORBIDDEN: "Forbidden",
     status.HTTP_409_CONFLICT: "Conflict",
+    status.HTTP_503_SERVICE_UNAVAILABLE: "The database is unreachable",
 }
 
 
@@ -43,6 +47,24 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _conflict(request: Request, exc: Exception) -> Response:
     return _answer(request, status.HTTP_409_CONFLICT, str(exc))
+
+
+RETRY_AFTER_S = 5
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """503 while the database does not answer: one log line per outage (backend/services/health.py)."""
+    if not is_unavailable(exc):
+        raise exc
+    request.app.state.health.failed(exc)
+    detail = f"the database is unreachable ({describe(exc)}); try again in a few seconds"
+    return _answer(request, status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Invalid)
+    errors = [{"field": exc.field, "msg": str(exc), "type": exc.kind, "loc": ["body", *exc.field.split(".")]}]
+    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _study_invalid(_request: Request, exc: Exception) -> Response:
@@ -78,6 +100,9 @@ async def _login_required(_request: Request, exc: Exception) -> Response:
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 HANDLERS: dict[type[Exception], Handler] = {
     NotFound: _not_found,
+    Invalid: _invalid_request,
+    DBAPIError: _database_unavailable,
+    PoolTimeout: _database_unavailable,
     Conflict: _conflict,
     StudyInvalid: _study_invalid,
     RequestValidationError: _invalid,

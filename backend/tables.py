@@ -73,6 +73,12 @@ class Run(SQLModel, table=True):
     stop_reason: str | None = Field(default=None, max_length=500)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     notes: str = Field(default="", sa_column=Column(Text, nullable=False))
+    lease_hash: str | None = Field(
+        default=None, max_length=64, description="sha256 of the current attempt's lease (the claim's secret)"
+    )
+    last_kill_epoch: int | None = Field(
+        default=None, description="epochs_done when the run's process was last killed (twice there: it fails)"
+    )
 
 
 class EpochMetric(SQLModel, table=True):
@@ -112,3 +118,18 @@ class Worker(SQLModel, table=True):
     state: str = Field(max_length=16, description="up, or stopped (it said goodbye)")
     started_at: datetime = _ts(default_factory=utcnow)
     last_seen: datetime = _ts(default_factory=utcnow)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A create request a client may retry (`Idempotency-Key` header): the key, what it asked for, what it made."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_key_scope_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=20, description="runs, studies or sweeps")
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64, description="sha256 of the request body")
+    run_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    study_id: int | None = None
+    created_at: datetime = _ts(default_factory=utcnow)

@@ -153,6 +153,7 @@ def main() -> None:
             api_token=TOKEN,
             worker_token=TOKEN + "w",
             broker_url=f"sqla+sqlite:///{Path(tmp) / 'broker.db'}",
+            allowed_hosts=["testserver"],  # the host name of the in-process TestClient
         )
         engine = make_engine(url)
         ids50 = ",".join(str(i) for i in range(1, 51))

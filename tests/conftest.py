@@ -97,6 +97,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "broker_url": f"sqla+sqlite:///{data_dir / 'broker.db'}",
         "heartbeat_seconds": 0.2,
         "queue": f"trainboard-test-{SESSION}",
+        "allowed_hosts": ["testserver"],  # the host name of starlette's TestClient
     }
     return Settings(**(values | overrides))
 

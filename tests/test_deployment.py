@@ -43,12 +43,16 @@ def test_services_and_gpu(compose: dict[str, Any]) -> None:
     command = services["worker"]["command"]
     assert command[command.index("--gpu") + 1] == "0" and int(command[command.index("--slots") + 1]) >= 1
     assert services["worker"]["build"]["dockerfile"] == "Dockerfile.gpu"
+    assert services["worker"]["depends_on"]["api"] == {"condition": "service_healthy"}
     assert services["api"]["ports"] == ["127.0.0.1:8000:8000"]
 
 
 def test_commands_are_real_cli_commands(compose: dict[str, Any]) -> None:
     for name in ("api", "worker"):
         check_command(compose["services"][name]["command"])
+        test = compose["services"][name]["healthcheck"]["test"]
+        assert test[0] == "CMD"
+        check_command(test[1:])  # the healthcheck is a real command too
     with pytest.raises(Exception, match="No such option: --no-such-option"):
         check_command(["trainboard", "serve", "--no-such-option"])  # the check itself can fail
 
@@ -73,6 +77,20 @@ def test_dockerfile_copies_the_packages_and_runs_the_worker() -> None:
     assert {"trainboard", "backend", "worker", "frontend"} <= copied
     assert all((REPO / path).exists() for path in copied)
     assert lines[[line.startswith("CMD") for line in lines].index(True)] == 'CMD ["trainboard", "worker"]'
+
+
+def test_the_api_image_is_slim_and_the_worker_keeps_weights_on_its_volume(compose: dict[str, Any]) -> None:
+    api = (REPO / "Dockerfile.api").read_text()
+    assert compose["services"]["api"]["build"]["dockerfile"] == "Dockerfile.api"
+    assert api.startswith("# ") and "FROM python:3.11-slim" in api and "[train]" not in api
+    assert '! python -c "import torch"' in api  # the build fails if torch came in anyway
+    gpu = (REPO / "Dockerfile.gpu").read_text()
+    assert "TORCH_HOME=/data/torch" in gpu and 'pip install ".[train]"' in gpu
+    assert compose["services"]["worker"]["volumes"][0].startswith("datasets:/data")
+    redis = compose["services"]["redis"]["command"]
+    assert redis[redis.index("--appendonly") + 1] == "yes"
+    assert redis[redis.index("--maxmemory-policy") + 1] == "noeviction"
+    assert compose["services"]["api"]["environment"]["TRAINBOARD_ALLOWED_HOSTS"].split(",")[0] == "api"
 
 
 def test_docker_compose_validates_the_file() -> None:

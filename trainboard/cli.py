@@ -1,23 +1,21 @@
-"""The `trainboard` command: serve, worker, submit, token."""
+"""The `trainboard` command: serve, worker, submit, health, token, db."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
 import os
-import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from trainboard import embedded
+from trainboard.redaction import redact_url
 from trainboard.settings import Settings, get_settings
-from worker.process import Placement
 
 app = typer.Typer(
     help="Launch, watch and compare PyTorch image-classification runs.", no_args_is_help=True, add_completion=False
@@ -67,30 +65,38 @@ def serve(
     settings = _settings(data_dir, host=host, port=port, api_url=f"http://{local}:{port}")
     settings.ensure_data_dir()
     api_token, worker_token = settings.resolved_tokens()
-    placements = _placements(workers, slots, gpus)
-    children = [_start_worker(settings, worker_token, index, p) for index, p in enumerate(placements)]
-    workers = len(placements)
+    try:
+        where = embedded.placements(workers, slots, gpus)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    children = embedded.EmbeddedWorkers.placed(settings, worker_token, where)
+    children.start()
+    workers = len(where)
     typer.echo(
         f"trainboard: data in {settings.data_dir}; database {_redact(settings.database)}; "
         f"broker {_redact(settings.broker)}; {workers} embedded worker(s)"
     )
     typer.echo(f"trainboard: open http://{local}:{port}/?token={api_token}")
+    # uvicorn shuts down on SIGTERM (what systemd and Docker send) as on Ctrl-C, then raises the signal again:
+    # exit through the `finally` then, so the workers stop with serve instead of living on.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=_log_config())
     finally:
-        _stop_workers(children)
+        children.stop()
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signal.SIGTERM)
 
 
 class RedactTokens(logging.Filter):
-    """Keeps the API token out of the access log: `/?token=...` is how a browser logs in."""
+    """Keeps tokens out of the access log: `/?token=...` is how a browser logs in (trainboard/redaction.py)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact_url(a) if isinstance(a, str) and "?" in a else a for a in record.args)
         return True
-
-
-_TOKEN = re.compile(r"((?:\?|&)token=)[^&\s\"]*")
 
 
 def _log_config() -> dict[str, Any]:
@@ -100,55 +106,6 @@ def _log_config() -> dict[str, Any]:
     config.setdefault("filters", {})["redact_tokens"] = {"()": RedactTokens}
     config["handlers"]["access"]["filters"] = ["redact_tokens"]
     return config
-
-
-def _placements(workers: int, slots: int, gpus: str | None) -> list[Placement]:
-    """The embedded workers: one per GPU of --gpus, else --workers of them; the cores split between them all."""
-    cores = os.cpu_count() or 1
-    if gpus:
-        try:
-            ids = [int(part) for part in gpus.split(",") if part.strip()]
-        except ValueError as exc:
-            raise typer.BadParameter(f"--gpus takes GPU numbers separated by commas, like 0,1 (not {gpus!r})") from exc
-        share = max(1, cores // len(ids))
-        return [Placement(slots=slots, gpu=gpu, cores=share) for gpu in ids]
-    share = max(1, cores // max(workers, 1))
-    return [Placement(slots=slots, cores=share) for _ in range(workers)]
-
-
-def _start_worker(settings: Settings, worker_token: str, index: int, placement: Placement) -> subprocess.Popen[bytes]:
-    # What a worker needs, and no more: no database URL, no API token.
-    env = {k: v for k, v in os.environ.items() if k not in ("TRAINBOARD_DATABASE_URL", "TRAINBOARD_API_TOKEN")} | {
-        "TRAINBOARD_DATA_DIR": str(settings.data_dir),
-        "TRAINBOARD_BROKER_URL": settings.broker,
-        "TRAINBOARD_QUEUE": settings.queue,
-        "TRAINBOARD_API_URL": settings.api_url,
-        "TRAINBOARD_WORKER_TOKEN": worker_token,
-    }
-    env |= placement.environment()  # what the worker itself would set (so it need not start itself again)
-    command = [sys.executable, "-m", "trainboard", "worker", "--name", f"embedded{index}"]
-    command += ["--slots", str(placement.slots), "--cores", str(placement.cores)]
-    if placement.gpu is not None:
-        command += ["--gpu", str(placement.gpu)]
-    # A session of its own: Ctrl-C reaches only `serve`, which then stops the workers in order.
-    return subprocess.Popen(command, env=env, start_new_session=True)
-
-
-def _stop_workers(children: list[subprocess.Popen[bytes]], grace_seconds: float = 10.0) -> None:
-    """SIGTERM (Celery's warm shutdown), then SIGKILL whatever is left; a run cut off here is requeued on restart."""
-    for child in children:
-        _signal_group(child, signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            _signal_group(child, signal.SIGKILL)
-            child.wait()
-
-
-def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # already gone
-        os.killpg(child.pid, signum)
 
 
 def _redact(url: str) -> str:
@@ -182,7 +139,7 @@ def worker(
     """A Celery worker for the configured broker: up to SLOTS runs at once, a fresh process per run."""
     import socket
 
-    from worker.process import Placement
+    from worker.process import Placement, die_with_parent, kill_runs_with_worker
 
     placement = Placement(slots=slots, gpu=gpu, cores=cores or os.cpu_count() or 1)
     wanted = placement.environment()
@@ -190,11 +147,15 @@ def worker(
         # CUDA and OpenMP read these when they start, and every run process forked from here inherits them:
         # start again with them in the environment (as `serve` starts its embedded workers).
         os.execve(sys.executable, [sys.executable, "-m", "trainboard", *sys.argv[1:]], os.environ | wanted)
+    parent = get_settings().parent_pid
+    if parent is not None:  # started by `serve`: never outlive it
+        die_with_parent(parent)
+    kill_runs_with_worker()
     if preload:
         from worker.process import preload as warm_up
 
         warm_up()
-    from worker import announce
+    from worker import announce, run_state
     from worker.devices import describe
     from worker.tasks import celery_app
 
@@ -207,19 +168,24 @@ def worker(
         raise typer.Exit(2) from exc
     device = describe(gpu, placement.cores)
     announce.install(announce.Announcer(settings.api_url, token, hostname, [settings.queue], slots, device))
+    run_state.make_state_dir()
+    run_state.install(settings.api_url, token)
     celery_app.conf.worker_pool = "worker.pool:TaskPool"  # prefork, replacing a finished run's process at once
-    celery_app.worker_main(
-        [
-            "worker",
-            f"--loglevel={loglevel}",
-            f"--concurrency={slots}",
-            f"--queues={settings.queue}",
-            f"--hostname={hostname}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-    )
+    try:
+        celery_app.worker_main(
+            [
+                "worker",
+                f"--loglevel={loglevel}",
+                f"--concurrency={slots}",
+                f"--queues={settings.queue}",
+                f"--hostname={hostname}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+    finally:
+        run_state.remove_state_dir()
 
 
 @app.command()
@@ -285,6 +251,46 @@ def db_upgrade(data_dir: DataDir = None) -> None:
         typer.echo(f"{where}: already at revision {after}")
     else:
         typer.echo(f"{where}: upgraded from revision {before or 'none (a new database)'} to {after}")
+
+
+@app.command()
+def health(
+    worker: Annotated[bool, typer.Option("--worker", help="Check this machine's worker instead of the API.")] = False,
+    server: Annotated[str | None, typer.Option(help="trainboard URL (default: TRAINBOARD_API_URL).")] = None,
+) -> None:
+    """Exit 0 when the API answers and its database does (or, with --worker, when this machine's worker has
+    reported to the API lately); for docker-compose healthchecks and load balancers."""
+    import time
+
+    import httpx
+
+    if worker:
+        from worker.announce import ALIVE_FILE
+
+        try:
+            age = time.time() - ALIVE_FILE.stat().st_mtime
+            interval = float(ALIVE_FILE.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            typer.echo(f"no heartbeat of this worker has reached the API yet ({ALIVE_FILE} is missing)", err=True)
+            raise typer.Exit(1) from None
+        if age > max(3 * interval, 15.0):
+            typer.echo(f"this worker's last heartbeat reached the API {age:.0f} s ago", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"worker ok: its last heartbeat reached the API {age:.0f} s ago")
+        return
+    settings = get_settings()
+    url = (server or settings.api_url).rstrip("/")
+    try:
+        response = httpx.get(
+            f"{url}/api/health", headers={"Authorization": f"Bearer {settings.client_token('api')}"}, timeout=10
+        )
+    except (httpx.HTTPError, RuntimeError) as exc:
+        typer.echo(f"{url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if response.status_code != 200:
+        typer.echo(f"{url}: HTTP {response.status_code} {response.text[:300]}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{url}: ok (trainboard {response.json()['version']})")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,33 @@ class Client:
     def __exit__(self, *_exc: object) -> None:
         self._http.close()
 
-    def create_run(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", "/api/runs", json=spec)
+    def create_run(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Queue a run. Retried while the server is unreachable or answers 503, with one Idempotency-Key, so
+        a retry never queues it twice (a first try that timed out may still have been committed)."""
+        return self._create("/api/runs", spec, idempotency_key)
+
+    def create_study(self, study: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        return self._create("/api/studies", study, idempotency_key)
+
+    def create_sweep(self, sweep: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        return self._create("/api/sweeps", sweep, idempotency_key)
+
+    def _create(self, path: str, body: dict[str, Any], key: str | None, attempts: int = 6) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        delay = 0.5
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self._http.request("POST", path, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ClientError(f"cannot reach trainboard at {self.base_url}: {exc}") from exc
+            else:
+                if response.status_code != 503 or last:
+                    return self._check(response)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/runs/{run_id}")

@@ -21,14 +21,20 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainboard.text import WorkerText
+
 MAX_CLASSES = 1000
+# Run, study and epoch-row ids and attempt numbers are 32-bit columns (INTEGER on SQLite and PostgreSQL):
+# a bigger one can name nothing, and PostgreSQL would refuse it in a query. One bound for all of them.
+MAX_ID = 2**31 - 1
+MAX_EPOCH = 100_000
 
 
 class EpochRecord(BaseModel):
     # NaN is not JSON and would reach the database as NULL: a diverged run fails instead (the engine says so).
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    epoch: int = Field(ge=1, le=100_000)
+    epoch: int = Field(ge=1, le=MAX_EPOCH)
     train_loss: float
     train_acc: float = Field(ge=0, le=1)
     test_loss: float
@@ -60,16 +66,16 @@ class RunInfo(BaseModel):
     image_size: list[int] = Field(min_length=3, max_length=3, description="[channels, height, width] the model sees")
     mean: list[float] = Field(max_length=4, description="Normalisation mean per channel (of pixels in [0, 1])")
     std: list[float] = Field(max_length=4, description="Normalisation std per channel")
-    normalize: str = Field(max_length=20, description="none, standard or computed")
+    normalize: WorkerText = Field(max_length=20, description="none, standard or computed")
     parameters: int = Field(ge=0, description="All parameters of the model")
     trainable_parameters: int = Field(ge=0, description="Those the optimizer updates (fine-tuning freezes the rest)")
-    lr_groups: list[Annotated[str, Field(max_length=64)]] = Field(
+    lr_groups: list[Annotated[WorkerText, Field(max_length=64)]] = Field(
         default_factory=list,
         max_length=64,
         description="The name of each optimizer param group, in the order of EpochRecord.lr: the trained groups "
         "(fc, layer4...), or ['all'] when every parameter trains at one rate",
     )
-    device: str = Field("", max_length=64)
+    device: WorkerText = Field("", max_length=64)
 
 
 class StopState(StrEnum):
@@ -86,7 +92,7 @@ class RunResult(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     stopped: StopState = StopState.completed
-    stop_reason: str = Field("", max_length=500, description="Why an early-stopped run stopped, in words.")
+    stop_reason: WorkerText = Field("", max_length=500, description="Why an early-stopped run stopped, in words.")
     epochs_run: int = Field(ge=0, le=100_000)
     final_epoch: int | None = Field(
         None,
@@ -100,7 +106,7 @@ class RunResult(BaseModel):
         description="confusion[true][predicted] counts on the test set; empty if no epoch finished.",
     )
     total_seconds: float = Field(ge=0)
-    device: str = Field("", max_length=64)
+    device: WorkerText = Field("", max_length=64)
 
 
 # -- the envelopes: what travels over HTTP ------------------------------------------------------------
@@ -114,19 +120,25 @@ class _Message(BaseModel):
 
 
 class ClaimRequest(_Message):
-    worker: str = Field(max_length=WORKER_NAME_LENGTH, description="host:pid of the worker process")
+    worker: WorkerText = Field(max_length=WORKER_NAME_LENGTH, description="host:pid of the worker process")
+
+
+LEASE_LENGTH = 64
 
 
 class Claim(_Message):
-    """The attempt the worker now owns, and the spec to train."""
+    """The attempt the worker now owns, the secret that proves it (every later message carries it), and the
+    spec to train."""
 
     run_id: int
     attempt: int
+    lease: str = Field(max_length=LEASE_LENGTH, description="This attempt's secret: only its claimer has it")
     spec: dict[str, Any]
 
 
 class _AttemptMessage(_Message):
-    attempt: int = Field(ge=1, description="The attempt of the claim this message belongs to.")
+    attempt: int = Field(ge=1, le=MAX_ID, description="The attempt of the claim this message belongs to.")
+    lease: str = Field(min_length=1, max_length=LEASE_LENGTH, description="The lease the claim answered with.")
 
 
 class EpochMessage(_AttemptMessage):
@@ -143,7 +155,16 @@ class InfoMessage(_AttemptMessage):
 
 class FinishMessage(_AttemptMessage):
     result: RunResult | None = None
-    error: str | None = Field(None, max_length=ERROR_LENGTH, description="Why training failed, with a traceback.")
+    error: WorkerText | None = Field(
+        None, max_length=ERROR_LENGTH, description="Why training failed, with a traceback."
+    )
+
+
+class KilledMessage(_AttemptMessage):
+    """From the worker's long-lived process: the run's own process died without a word (killed by a signal,
+    the kernel's out-of-memory killer's SIGKILL above all)."""
+
+    signal: int = Field(ge=1, le=64, description="The signal that ended the run's process")
 
 
 class EpochAnswer(_Message):
@@ -169,7 +190,7 @@ class WorkerDevice(_Message):
     """What a worker trains on, as it saw it without starting CUDA (nvidia-smi, /proc)."""
 
     kind: str = Field(pattern=r"^(cpu|cuda)$")
-    name: str = Field(max_length=200, description="GPU model (e.g. NVIDIA H100 80GB HBM3), or the CPU model")
+    name: WorkerText = Field(max_length=200, description="GPU model (e.g. NVIDIA H100 80GB HBM3), or the CPU model")
     memory_bytes: int | None = Field(None, ge=0, description="GPU memory, or the machine's memory on a CPU")
     cores: int = Field(ge=1, le=65_536, description="CPU cores the worker may use")
     gpu: int | None = Field(None, ge=0, le=63, description="The GPU it is pinned to (CUDA_VISIBLE_DEVICES)")
@@ -181,14 +202,16 @@ WorkerState = Annotated[str, Field(pattern=r"^(up|stopped)$")]
 class WorkerHeartbeat(_Message):
     """A worker's announcement, sent at start, every few seconds, and once more when it stops."""
 
-    name: str = Field(min_length=1, max_length=WORKER_NAME_LENGTH, description="name@host, unique per worker")
-    host: str = Field(max_length=255)
+    name: WorkerText = Field(min_length=1, max_length=WORKER_NAME_LENGTH, description="name@host, unique per worker")
+    host: WorkerText = Field(max_length=255)
     pid: int = Field(ge=1, le=2**31 - 1)
-    version: str = Field(max_length=40, description="trainboard's version on the worker")
-    queues: list[Annotated[str, Field(max_length=64)]] = Field(max_length=16)
+    version: WorkerText = Field(max_length=40, description="trainboard's version on the worker")
+    queues: list[Annotated[WorkerText, Field(max_length=64)]] = Field(max_length=16)
     device: WorkerDevice
     slots: int = Field(ge=1, le=64, description="Runs it trains at once")
-    running: list[Annotated[int, Field(ge=1)]] = Field(max_length=64, description="The runs its slots train now")
+    running: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        max_length=64, description="The runs its slots train now"
+    )
     state: WorkerState = "up"
 
 

@@ -33,6 +33,9 @@ def make_celery(broker_url: str, queue: str) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options=_transport_options(broker_url),
         worker_send_task_events=False,
+        # How long the worker waits, after a run's process died without a word, before it calls the job lost
+        # (and worker/run_state.py reports the signal): Celery's 10 s would let the lost-run check speak first.
+        worker_lost_wait=0.5,
     )
     return app
 

@@ -18,12 +18,15 @@ from trainboard.presets.variants import (
     MAX_REPEATS,
     MAX_SETS,
     MAX_VARIANTS,
+    GridValue,
     Reported,
     SpecDocument,
     Variant,
     check_labels,
 )
 from trainboard.protocol import EpochRecord, Progress, RunInfo, WorkerDevice
+from trainboard.spec import Int
+from trainboard.text import UserText
 
 # -- runs ------------------------------------------------------------------------------------------
 
@@ -106,7 +109,7 @@ class RunUpdate(BaseModel):
     tags: list[Tag] | None = Field(
         None, max_length=20, description="Replaces the run's tags: lowercase words of letters, digits, _ . -"
     )
-    notes: str | None = Field(None, max_length=20_000)
+    notes: UserText | None = Field(None, max_length=20_000)
 
 
 # -- statistics --------------------------------------------------------------------------------------
@@ -160,8 +163,8 @@ class StudyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": _STUDY_EXAMPLES})
 
-    name: str = Field("", max_length=120, description="Required without a preset; a preset's title by default.")
-    description: str = Field("", max_length=5000)
+    name: UserText = Field("", max_length=120, description="Required without a preset; a preset's title by default.")
+    description: UserText = Field("", max_length=5000)
     preset: str | None = Field(None, max_length=64, description="A built-in preset (`GET /api/presets`).")
     base: SpecDocument | None = Field(None, description="The spec each variant starts from.")
     variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
@@ -170,7 +173,7 @@ class StudyCreate(BaseModel):
         max_length=MAX_SETS,
         description='Dotted spec paths applied to every variant after its own `set` (e.g. {"epochs": 1}).',
     )
-    repeats: int = Field(
+    repeats: Int = Field(
         1, ge=1, le=MAX_REPEATS, description="Seeds per variant for variants that give no `repeats` of their own."
     )
 
@@ -256,7 +259,7 @@ _SWEEP_EXAMPLE: dict[str, JsonValue] = {
     "grid": {"optimizer.lr": [0.1, 0.01], "batch_size": [32, 64]},
     "repeats": 1,
 }
-GridAxis = Annotated[list[Any], Field(min_length=1, max_length=MAX_AXIS)]
+GridAxis = Annotated[list[GridValue], Field(min_length=1, max_length=MAX_AXIS)]
 
 
 class SweepCreate(BaseModel):
@@ -264,8 +267,8 @@ class SweepCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_SWEEP_EXAMPLE]})
 
-    name: str = Field(min_length=1, max_length=120)
-    description: str = Field("", max_length=5000)
+    name: UserText = Field(min_length=1, max_length=120)
+    description: UserText = Field("", max_length=5000)
     base: SpecDocument = Field(description="The spec every point starts from.")
     grid: dict[str, GridAxis] = Field(
         min_length=1,
@@ -273,7 +276,7 @@ class SweepCreate(BaseModel):
         description=f"Dotted spec path -> its values (1 to {MAX_AXIS}); the points are their Cartesian product, "
         "in the order given.",
     )
-    repeats: int = Field(1, ge=1, le=MAX_REPEATS, description="Seeds per point: spec.seed + 0..N-1.")
+    repeats: Int = Field(1, ge=1, le=MAX_REPEATS, description="Seeds per point: spec.seed + 0..N-1.")
     set: SpecDocument = Field(
         default_factory=dict, max_length=MAX_SETS, description="Dotted spec paths applied to every point after its own."
     )
@@ -305,6 +308,30 @@ class PresetSummary(BaseModel):
 class PresetsPublic(BaseModel):
     data: list[PresetSummary]
     count: int
+
+
+class ErrorMessage(BaseModel):
+    """An error answer: what went wrong, in words."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One problem with a request, at its dotted `field` ("model.hidden.1"); for a study or sweep also the
+    variant (its index and label) it is in."""
+
+    field: str
+    msg: str
+    type: str
+    loc: list[str | int] | None = None
+    variant: int | None = None
+    label: str | None = None
+
+
+class FieldErrors(BaseModel):
+    """A 422: every problem found (the request was not carried out)."""
+
+    detail: list[FieldError]
 
 
 class StudyError(BaseModel):
@@ -413,3 +440,8 @@ class WorkerPublic(BaseModel):
 class WorkersPublic(BaseModel):
     data: list[WorkerPublic]
     count: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str

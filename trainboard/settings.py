@@ -11,9 +11,11 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -52,9 +54,36 @@ class Settings(BaseSettings):
         "unreachable.",
     )
 
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the API answers to, comma-separated ('*': any). Always allowed: localhost, IP "
+        "addresses, the bound host and the host of api_url. Guards against DNS rebinding.",
+    )
+    memory_budget_gb: float = Field(
+        16.0, gt=0, le=100_000, description="Refuse a run whose estimated training memory is over this (GB)."
+    )
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A request not answering within this long gets 503 (a frozen database)."
+    )
+    parent_pid: int | None = Field(
+        None, description="Set by `serve` for its embedded workers: they die with that process."
+    )
     torch_threads: int = Field(
         0, ge=0, le=1024, description="torch threads per run (0: torch's default). Set by `trainboard worker --slots`."
     )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):  # TRAINBOARD_ALLOWED_HOSTS=api,lab.example.org (or a JSON list)
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [h.strip() for h in text.split(",") if h.strip()]
+        return value
+
+    @property
+    def trusted_hosts(self) -> set[str]:
+        """The host names requests may be addressed to (IP addresses are always fine: nothing rebinds them)."""
+        return {"localhost", self.host, urlsplit(self.api_url).hostname or "localhost", *self.allowed_hosts}
 
     @field_validator("data_dir")
     @classmethod

@@ -13,7 +13,9 @@ import itertools
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from trainboard.text import UserText
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100"]
 
@@ -90,11 +92,21 @@ _TORCHVISION_BODY: dict[str, tuple[int, int]] = {
     "alexnet": (57_003_840, 4096),
 }
 
-Width = Annotated[int, Field(ge=1, le=8192)]
-Channels = Annotated[int, Field(ge=1, le=1024)]
-KernelSize = Annotated[int, Field(ge=1, le=11)]
-Rate = Annotated[float, Field(ge=0, lt=1)]
-LearningRate = Annotated[float, Field(gt=0, le=10)]
+
+def refuse_bool(value: object) -> object:
+    """JSON's true and false are not numbers (pydantic would take them as 1 and 0): a typo caught, not 1 epoch."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(refuse_bool)]
+Float = Annotated[float, BeforeValidator(refuse_bool)]
+Width = Annotated[Int, Field(ge=1, le=8192)]
+Channels = Annotated[Int, Field(ge=1, le=1024)]
+KernelSize = Annotated[Int, Field(ge=1, le=11)]
+Rate = Annotated[Float, Field(ge=0, lt=1)]
+LearningRate = Annotated[Float, Field(gt=0, le=10)]
 
 
 class _Strict(BaseModel):
@@ -113,13 +125,13 @@ class DatasetSpec(_Strict):
         description="`standard`: the dataset's usual published mean/std; `computed`: mean/std of the training "
         "set (computed once, cached in the data directory); `none`: pixels in [0, 1].",
     )
-    resize: int | None = Field(
+    resize: Int | None = Field(
         None, ge=8, le=512, description="Resize train and test images to resize x resize, batched on the device."
     )
-    train_limit: int | None = Field(
+    train_limit: Int | None = Field(
         None, ge=1, le=10_000_000, description="Use only the first N training images (deterministic subset)."
     )
-    test_limit: int | None = Field(
+    test_limit: Int | None = Field(
         None, ge=1, le=10_000_000, description="Use only the first N test images (deterministic subset)."
     )
 
@@ -131,23 +143,23 @@ class DatasetSpec(_Strict):
 
 
 class RandomCrop(_Strict):
-    size: int | None = Field(None, ge=4, le=512, description="Crop size; empty: the image size (after resize).")
-    padding: int = Field(4, ge=0, le=64, description="Zero padding on each side before cropping.")
+    size: Int | None = Field(None, ge=4, le=512, description="Crop size; empty: the image size (after resize).")
+    padding: Int = Field(4, ge=0, le=64, description="Zero padding on each side before cropping.")
 
 
 class HorizontalFlip(_Strict):
-    p: float = Field(0.5, ge=0, le=1, description="Probability of flipping each image.")
+    p: Float = Field(0.5, ge=0, le=1, description="Probability of flipping each image.")
 
 
 class ColorJitter(_Strict):
-    brightness: float = Field(0.2, ge=0, le=1)
-    contrast: float = Field(0.2, ge=0, le=1)
-    saturation: float = Field(0.2, ge=0, le=1)
-    hue: float = Field(0.0, ge=0, le=0.5)
+    brightness: Float = Field(0.2, ge=0, le=1)
+    contrast: Float = Field(0.2, ge=0, le=1)
+    saturation: Float = Field(0.2, ge=0, le=1)
+    hue: Float = Field(0.0, ge=0, le=0.5)
 
 
 class Rotation(_Strict):
-    degrees: float = Field(15.0, ge=0, le=180, description="Rotate by a uniform angle in [-degrees, degrees].")
+    degrees: Float = Field(15.0, ge=0, le=180, description="Rotate by a uniform angle in [-degrees, degrees].")
 
 
 class AugmentSpec(_Strict):
@@ -167,7 +179,7 @@ class MLPSpec(_Strict):
     arch: Literal["mlp"]
     hidden: list[Width] = Field(default_factory=lambda: [128, 64], min_length=1, max_length=16)
     batch_norm: bool = Field(False, description="BatchNorm1d after each hidden linear layer.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each hidden layer's activation.")
+    dropout: Float = Field(0.0, ge=0, lt=1, description="Dropout after each hidden layer's activation.")
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
         return height, width
@@ -185,7 +197,7 @@ class CNNSpec(_Strict):
     pool: Literal["max", "avg", "stride"] = Field(
         "max", description="Between the conv and linear parts: 2x2 max/avg pooling, or stride 2 in the last conv."
     )
-    dilation: int = Field(1, ge=1, le=4)
+    dilation: Int = Field(1, ge=1, le=4)
     hidden: list[Width] = Field(default_factory=lambda: [128, 64], min_length=0, max_length=16)
 
     @model_validator(mode="after")
@@ -229,7 +241,7 @@ class CustomCNNSpec(_Strict):
         max_length=6,
         description="Width (channels) of each block's two convs.",
     )
-    dropout: float = Field(0.25, ge=0, lt=1, description="Dropout at the end of each block.")
+    dropout: Float = Field(0.25, ge=0, lt=1, description="Dropout at the end of each block.")
     hidden: list[Width] = Field(default_factory=lambda: [128], min_length=0, max_length=8)
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
@@ -253,8 +265,8 @@ class HeadSpec(_Strict):
     kind: Literal["linear", "mlp"] = Field(
         "linear", description="`linear`: one layer of the right size; `mlp`: Linear -> LeakyReLU -> Dropout -> Linear."
     )
-    hidden: int = Field(256, ge=1, le=8192, description="mlp only: the hidden width.")
-    dropout: float = Field(0.5, ge=0, lt=1, description="mlp only.")
+    hidden: Int = Field(256, ge=1, le=8192, description="mlp only: the hidden width.")
+    dropout: Float = Field(0.5, ge=0, lt=1, description="mlp only.")
 
     def parameter_count(self, inputs: int, classes: int) -> int:
         if self.kind == "linear":
@@ -304,10 +316,10 @@ class FinetuneSpec(_Strict):
 
 class OptimizerSpec(_Strict):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.01, gt=0, le=10)
-    momentum: float = Field(0.0, ge=0, lt=1, description="SGD only.")
+    lr: Float = Field(0.01, gt=0, le=10)
+    momentum: Float = Field(0.0, ge=0, lt=1, description="SGD only.")
     nesterov: bool = Field(False, description="SGD only; needs momentum > 0.")
-    weight_decay: float = Field(0.0, ge=0, le=1)
+    weight_decay: Float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimizerSpec:
@@ -322,10 +334,10 @@ class NoSchedule(_Strict):
 
 class MultiStepSchedule(_Strict):
     name: Literal["multistep"]
-    milestones: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+    milestones: list[Annotated[Int, Field(ge=1, le=1000)]] = Field(
         min_length=1, max_length=50, description="Epochs after which lr *= gamma."
     )
-    gamma: float = Field(0.1, gt=0, le=1)
+    gamma: Float = Field(0.1, gt=0, le=1)
 
     @model_validator(mode="after")
     def _increasing(self) -> MultiStepSchedule:
@@ -336,14 +348,14 @@ class MultiStepSchedule(_Strict):
 
 class CosineSchedule(_Strict):
     name: Literal["cosine"]
-    t_max: int | None = Field(None, ge=1, le=1000, description="Epochs to the minimum; empty: the run's epochs.")
-    eta_min: float = Field(0.0, ge=0, le=10)
+    t_max: Int | None = Field(None, ge=1, le=1000, description="Epochs to the minimum; empty: the run's epochs.")
+    eta_min: Float = Field(0.0, ge=0, le=10)
 
 
 class StepSchedule(_Strict):
     name: Literal["step"]
-    step_size: int = Field(10, ge=1, le=1000, description="lr *= gamma every step_size epochs.")
-    gamma: float = Field(0.1, gt=0, le=1)
+    step_size: Int = Field(10, ge=1, le=1000, description="lr *= gamma every step_size epochs.")
+    gamma: Float = Field(0.1, gt=0, le=1)
 
 
 SchedulerSpec = Annotated[NoSchedule | MultiStepSchedule | CosineSchedule | StepSchedule, Field(discriminator="name")]
@@ -351,8 +363,8 @@ SchedulerSpec = Annotated[NoSchedule | MultiStepSchedule | CosineSchedule | Step
 
 class EarlyStoppingSpec(_Strict):
     metric: Literal["test_acc", "test_loss"] = "test_acc"
-    patience: int = Field(3, ge=1, le=1000, description="Epochs without improvement before stopping.")
-    min_delta: float = Field(0.0, ge=0, le=1000, description="The least change that counts as an improvement.")
+    patience: Int = Field(3, ge=1, le=1000, description="Epochs without improvement before stopping.")
+    min_delta: Float = Field(0.0, ge=0, le=1000, description="The least change that counts as an improvement.")
     restore_best: bool = Field(True, description="End with the best epoch's weights (the last evaluation uses them).")
 
 
@@ -362,7 +374,7 @@ class EarlyStoppingSpec(_Strict):
 class RunSpec(_Strict):
     """One training run. Every field but `dataset.name` and `model.arch` has a default."""
 
-    name: str = Field("", max_length=120, description="Empty: derived from the model and dataset.")
+    name: UserText = Field("", max_length=120, description="Empty: derived from the model and dataset.")
     dataset: DatasetSpec
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     model: ModelSpec
@@ -370,9 +382,9 @@ class RunSpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=lambda: NoSchedule(name="none"))
     early_stopping: EarlyStoppingSpec | None = None
-    epochs: int = Field(10, ge=1, le=1000)
-    batch_size: int = Field(64, ge=1, le=8192)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    epochs: Int = Field(10, ge=1, le=1000)
+    batch_size: Int = Field(64, ge=1, le=8192)
+    seed: Int = Field(0, ge=0, le=2**31 - 1)
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?)$", description="auto: the first GPU if there is one, else CPU."
     )
@@ -527,7 +539,7 @@ def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
     """
     parts: list[str] = []
     for item in loc:
-        if not parts and item in ("body", "form"):
+        if not parts and item in ("body", "form", "query", "header", "path"):
             continue
         if tuple(parts) in _UNION_TAGS and item in _UNION_TAGS[tuple(parts)]:
             continue

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from celery.signals import worker_ready, worker_shutdown
@@ -25,6 +27,8 @@ from trainboard.protocol import WorkerAnswer, WorkerDevice, WorkerHeartbeat
 log = logging.getLogger(__name__)
 
 FIRST_INTERVAL_SECONDS = 2.0
+# Touched after every heartbeat the API took: `trainboard health --worker` (a container's healthcheck) reads it.
+ALIVE_FILE = Path(tempfile.gettempdir()) / "trainboard-worker.alive"
 
 
 @dataclass
@@ -68,6 +72,9 @@ class Announcer:
         while True:
             try:
                 interval = self.heartbeat().every_seconds
+                ALIVE_FILE.write_text(f"{self.name} {interval}\n")
+            except OSError as exc:
+                log.warning("could not touch %s (%s)", ALIVE_FILE, exc)
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("worker heartbeat not delivered (%s); retrying in %.0f s", exc, interval)
             if self._stop.wait(interval):

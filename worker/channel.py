@@ -79,6 +79,7 @@ class RunChannel:
             transport=transport,
         )
         self.attempt = 0
+        self.lease = ""  # the claim's secret, sent with every later message
         self._epochs: queue.Queue[EpochRecord | RunInfo | None] = queue.Queue()
         # Until the first batch (loading, maybe downloading the dataset) the heartbeat says "preparing".
         self._latest_progress = Progress(epoch=0, batch=0, batches=0)
@@ -116,7 +117,7 @@ class RunChannel:
             claim = self._post("claim", ClaimRequest(worker=worker), Claim)
         except Stale:
             return None
-        self.attempt = claim.attempt
+        self.attempt, self.lease = claim.attempt, claim.lease
         for target, name in ((self._send_epochs, "epochs"), (self._send_heartbeats, "heartbeat")):
             thread = threading.Thread(target=target, name=f"run-{self.run_id}-{name}", daemon=True)
             thread.start()
@@ -130,7 +131,11 @@ class RunChannel:
             thread.join()  # every epoch delivered (or given up on) before the run is declared over
         self._finished.set()
         try:
-            answer = self._post("finish", FinishMessage(attempt=self.attempt, result=result, error=error), FinishAnswer)
+            answer = self._post(
+                "finish",
+                FinishMessage(attempt=self.attempt, lease=self.lease, result=result, error=error),
+                FinishAnswer,
+            )
         except Stale:
             return None
         finally:
@@ -152,9 +157,9 @@ class RunChannel:
                 continue  # stale attempt: the API refuses this attempt's messages
             try:
                 if isinstance(item, RunInfo):
-                    self._post("info", InfoMessage(attempt=self.attempt, info=item), InfoAnswer)
+                    self._post("info", InfoMessage(attempt=self.attempt, lease=self.lease, info=item), InfoAnswer)
                 else:
-                    self._post("epochs", EpochMessage(attempt=self.attempt, record=item), EpochAnswer)
+                    self._post("epochs", EpochMessage(attempt=self.attempt, lease=self.lease, record=item), EpochAnswer)
             except Stale as exc:
                 self._stale(exc)
             except Exception:  # retries ran out, or the API refused the message: keep training, say so
@@ -167,7 +172,7 @@ class RunChannel:
                 continue
             with self._progress_lock:
                 progress = self._latest_progress
-            message = ProgressMessage(attempt=self.attempt, progress=progress)
+            message = ProgressMessage(attempt=self.attempt, lease=self.lease, progress=progress)
             try:
                 answer = self._post("progress", message, HeartbeatAnswer, retry=False)
             except Stale as exc:

@@ -46,14 +46,16 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult, StopState
-from trainboard.spec import RunSpec
+from trainboard.spec import RunSpec, TorchvisionSpec
 from worker.augment import Augment
 from worker.data import Dataset, load_dataset, to_device
 from worker.early_stopping import EarlyStopping
 from worker.finetune import freeze, frozen_batch_norms, param_groups
+from worker.interrupt import Stopped, until_stopped
 from worker.models import build_model, model_channels
 from worker.optimizers import build_optimizer, build_scheduler, lrs
 from worker.preprocess import Preprocess
+from worker.weights import ensure_downloaded
 
 EpochFn = Callable[[EpochRecord], None]
 ProgressFn = Callable[[Progress], None]
@@ -205,9 +207,18 @@ def fit(
     device = resolve_device(spec.device)
     _configure(device)
     # The model first: missing pretrained weights fail the run before any dataset is loaded or downloaded.
-    torch.manual_seed(spec.seed)  # the initial weights (and, later, dropout)
-    model = build_model(spec).to(device)
-    data = to_device(dataset if dataset is not None else load_dataset(spec.dataset, data_dir), device)
+    # Downloads and decoding can take minutes: a cancel meanwhile ends the run at once (worker/interrupt.py).
+    try:
+        if isinstance(spec.model, TorchvisionSpec) and spec.model.pretrained:
+            until_stopped(lambda: ensure_downloaded(spec.model.arch), should_stop)
+        torch.manual_seed(spec.seed)  # the initial weights (and, later, dropout)
+        model = build_model(spec).to(device)
+        loaded = (
+            dataset if dataset is not None else until_stopped(lambda: load_dataset(spec.dataset, data_dir), should_stop)
+        )
+    except Stopped:
+        return _result(StopState.cancelled, 0, [], started, device)
+    data = to_device(loaded, device)
     # cuDNN's tensor-core convolutions work in NHWC; with NCHW tensors every conv would transpose
     # its input and output. Linear layers gain nothing from it, so the MLP keeps the default layout.
     channels_last = device.type == "cuda" and spec.model.arch != "mlp"

@@ -17,9 +17,32 @@ oversubscribe the machine.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import signal
+import sys
 from dataclasses import dataclass
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Have the kernel SIGKILL this process the moment its parent dies, however the parent died (Linux's
+    parent-death signal; elsewhere nothing happens). `parent_pid`: exit now if that parent is already gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # it died before we asked
+
+
+def kill_runs_with_worker() -> None:
+    """Every run process this worker forks dies with the worker (no training goes on unwatched)."""
+    from celery.signals import worker_process_init
+
+    worker_process_init.connect(lambda **_: die_with_parent(), weak=False)
 
 
 def preload() -> None:

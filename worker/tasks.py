@@ -13,10 +13,11 @@ import os
 import socket
 import traceback
 
-from trainboard.protocol import RunResult
+from trainboard.protocol import RunResult, StopState
 from trainboard.queue import TRAIN_TASK, make_celery
 from trainboard.settings import Settings, get_settings
 from trainboard.spec import RunSpec
+from worker import run_state
 from worker.channel import RunChannel
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def execute(run_id: int, settings: Settings) -> str:
             log.info("run %s: not claimed (taken by another worker, or cancelled)", run_id)
             return "not claimed"
         log.info("run %s: attempt %s started", run_id, claim.attempt)
+        run_state.remember(run_id, claim.attempt, claim.lease)  # the parent speaks for this run if we are killed
         result: RunResult | None = None
         error: str | None = None
         try:
@@ -60,6 +62,10 @@ def execute(run_id: int, settings: Settings) -> str:
 
             if settings.torch_threads:
                 torch.set_num_threads(settings.torch_threads)  # this run's share of the cores (the worker's slots)
+            if channel.should_stop():  # cancelled while the engine was imported (a cold worker: seconds)
+                status = channel.finish(result=RunResult(stopped=StopState.cancelled, epochs_run=0, total_seconds=0))
+                log.info("run %s: cancelled before it started", run_id)
+                return status or "stale"
 
             spec = RunSpec.model_validate(claim.spec)
             result = fit(
@@ -72,9 +78,22 @@ def execute(run_id: int, settings: Settings) -> str:
             )
         except Exception as exc:
             log.exception("run %s failed", run_id)
-            error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-TRACEBACK_CHARS:]}"
+            error = failure_text(exc, traceback.format_exc())
         status = channel.finish(result=result, error=error)
         log.info("run %s: %s", run_id, status or f"stale ({channel.stop_reason})")
         return status or "stale"
     finally:
+        run_state.forget(run_id)
         channel.close()
+
+
+def failure_text(exc: BaseException, trace: str) -> str:
+    """What a failed run's page says: the error in words first, then the end of its traceback."""
+    if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
+        headline = (
+            "CUDA out of memory: this run needs more GPU memory than was free. Lower batch_size (or "
+            f"dataset.resize), or give the run a GPU of its own. {exc}"
+        )
+    else:
+        headline = f"{type(exc).__name__}: {exc}"
+    return f"{headline}\n\n{trace[-TRACEBACK_CHARS:]}"

@@ -42,12 +42,18 @@ def weights_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
-def pretrained_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """The ImageNet state_dict of torchvision's `arch`, on the CPU; downloaded first if it must be."""
+def ensure_downloaded(arch: str) -> Path:
+    """The file of torchvision's ImageNet weights for `arch`, downloaded first if it must be."""
     url = weights_url(arch)
     path = weights_path(url)
     if not path.is_file():
         _download(arch, url, path)
+    return path
+
+
+def pretrained_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """The ImageNet state_dict of torchvision's `arch`, on the CPU; downloaded first if it must be."""
+    path = ensure_downloaded(arch)
     state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
     return state
 

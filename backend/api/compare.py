@@ -6,21 +6,32 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
+from pydantic import AfterValidator
 
 from backend.deps import SessionDep, require_user
+from backend.responses import NOT_FOUND, USER
 from backend.services import comparison, exports
 from backend.services.comparison import MAX_COMPARED_RUNS
+from trainboard.protocol import MAX_ID
 from trainboard.schemas import Comparison, SummaryMode
 
-router = APIRouter(prefix="/api/compare", tags=["compare"], dependencies=[Depends(require_user)])
+router = APIRouter(prefix="/api/compare", tags=["compare"], dependencies=[Depends(require_user)], responses=USER)
+
+
+def _run_ids(text: str) -> str:
+    if any(int(part) > MAX_ID for part in text.split(",")):
+        raise ValueError(f"run ids are at most {MAX_ID}")
+    return text
+
 
 RunIds = Annotated[
     str,
     Query(
-        pattern=rf"^\d{{1,12}}(,\d{{1,12}}){{0,{MAX_COMPARED_RUNS - 1}}}$",
+        pattern=rf"^\d{{1,10}}(,\d{{1,10}}){{0,{MAX_COMPARED_RUNS - 1}}}$",
         examples=["1,2,3"],
         description=f"Run ids, comma-separated, at most {MAX_COMPARED_RUNS}",
     ),
+    AfterValidator(_run_ids),
 ]
 Mode = Annotated[SummaryMode, Query(description="Which epoch a run's accuracy is taken from")]
 
@@ -29,7 +40,7 @@ def _ids(run_ids: str) -> list[int]:
     return list(dict.fromkeys(int(i) for i in run_ids.split(",")))  # de-duplicated, in order
 
 
-@router.get("", response_model=Comparison)
+@router.get("", response_model=Comparison, responses=NOT_FOUND)
 def read_comparison(
     session: SessionDep,
     runs: RunIds,
@@ -47,7 +58,7 @@ def read_comparison(
 @router.get(
     "/summary",
     response_class=PlainTextResponse,
-    responses={200: {"content": {t: {} for t in exports.MEDIA_TYPES.values()}}},
+    responses=NOT_FOUND | {200: {"content": {t: {} for t in exports.MEDIA_TYPES.values()}}},
 )
 def export_summary(
     session: SessionDep,

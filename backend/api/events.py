@@ -10,8 +10,9 @@ DB reads run in the thread pool: the event loop never blocks on the database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy.engine import Engine
@@ -20,13 +21,15 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import FeedDep, RunId, require_user
+from backend.responses import EVENT_STREAM, NOT_FOUND, USER
 from backend.services import epochs, runs, workers
 from backend.services.changes import ChangeFeed
-from trainboard.protocol import EpochRecord
+from backend.services.health import is_unavailable
+from trainboard.protocol import MAX_EPOCH, EpochRecord
 from trainboard.schemas import RunPublic
 from trainboard.settings import Settings
 
-router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_user)])
+router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_user)], responses=USER)
 
 # Wake at least this often to notice a closed connection; sse-starlette sends keep-alive pings too.
 IDLE_WAKE_S = 15.0
@@ -48,6 +51,31 @@ def _read_runs(engine: Engine, settings: Settings, run_ids: set[int]) -> list[Ru
         return runs.public_runs(session, sorted(run_ids), _idle(session, settings))
 
 
+T = TypeVar("T")
+OUTAGE_RETRY_S = (0.5, 1.0, 2.0, 5.0)  # then every 5 s
+
+
+async def _read(request: Request, read: Callable[..., T], *args: object) -> T | None:
+    """`read(*args)` in the thread pool, waiting out a database outage inside the stream (a browser's
+    EventSource would not reconnect after a 503); None once the client has gone."""
+    failures = 0
+    while True:
+        try:
+            value = await run_in_threadpool(read, *args)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            request.app.state.health.failed(exc)
+            await asyncio.sleep(OUTAGE_RETRY_S[min(failures, len(OUTAGE_RETRY_S) - 1)])
+            failures += 1
+            if await request.is_disconnected():
+                return None
+            continue
+        if failures:
+            request.app.state.health.ok()
+        return value
+
+
 async def _run_stream(
     request: Request, feed: ChangeFeed, run_id: int, last_epoch: int
 ) -> AsyncIterator[ServerSentEvent]:
@@ -57,12 +85,18 @@ async def _run_stream(
     attempt: int | None = None
     seq = feed.seq
     while True:
-        run, records = await run_in_threadpool(_read_run, engine, settings, run_id, last_epoch)
+        read = await _read(request, _read_run, engine, settings, run_id, last_epoch)
+        if read is None:
+            return
+        run, records = read
         if attempt is not None and run.attempt != attempt:
             # The run was requeued and starts over: the client drops what it drew and gets the new epochs.
             yield ServerSentEvent(data=run.model_dump_json(), event="reset")
             last_epoch = 0
-            run, records = await run_in_threadpool(_read_run, engine, settings, run_id, last_epoch)
+            read = await _read(request, _read_run, engine, settings, run_id, last_epoch)
+            if read is None:
+                return
+            run, records = read
         attempt = run.attempt
         for record in records:
             yield ServerSentEvent(data=record.model_dump_json(), event="epoch", id=str(record.epoch))
@@ -91,13 +125,13 @@ def _check_run(engine: Engine, run_id: int) -> None:
         runs.get_run(session, run_id)  # NotFound: 404 before the stream starts
 
 
-@router.get("/runs/{run_id}/events")
+@router.get("/runs/{run_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND | EVENT_STREAM)
 async def run_events(
     request: Request,
     run_id: RunId,
     feed: FeedDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="Same as the Last-Event-ID header")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_EPOCH)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_EPOCH, description="Same as the Last-Event-ID header")] = None,
 ) -> EventSourceResponse:
     """Live epochs and status of one run. Resume with the `Last-Event-ID` header (the last epoch received)."""
     # No session dependency here: it would stay open for the whole life of the stream.
@@ -122,11 +156,14 @@ async def _runs_stream(request: Request, feed: ChangeFeed, since: str | None) ->
             yield ServerSentEvent(data="{}", event="reload")
             continue
         if changed:
-            for run in await run_in_threadpool(_read_runs, engine, settings, changed):
+            found = await _read(request, _read_runs, engine, settings, changed)
+            if found is None:
+                return
+            for run in found:
                 yield ServerSentEvent(data=run.model_dump_json(), event="run")
 
 
-@router.get("/events")
+@router.get("/events", response_class=EventSourceResponse, responses=EVENT_STREAM)
 async def runs_events(
     request: Request,
     feed: FeedDep,

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from backend.deps import require_user
+from backend.responses import NOT_FOUND, USER
 from backend.services.errors import NotFound
 from trainboard.presets import Preset, presets
 from trainboard.schemas import PresetsPublic, PresetSummary, PresetVariant
 
-router = APIRouter(prefix="/api/presets", tags=["studies"], dependencies=[Depends(require_user)])
+router = APIRouter(prefix="/api/presets", tags=["studies"], dependencies=[Depends(require_user)], responses=USER)
 
 
 @router.get("", response_model=PresetsPublic)
@@ -31,7 +32,7 @@ def read_presets() -> PresetsPublic:
     return PresetsPublic(data=data, count=len(data))
 
 
-@router.get("/{name}", response_model=Preset)
+@router.get("/{name}", response_model=Preset, responses=NOT_FOUND)
 def read_preset(name: Annotated[str, Path(max_length=64)]) -> Preset:
     """A preset in full: its base spec and every variant, as `POST /api/studies` takes them."""
     preset = presets().get(name)

@@ -7,20 +7,41 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDep, require_user
-from backend.services import run_list, runs
+from backend.deps import (
+    DispatcherDep,
+    FeedDep,
+    IdempotencyKey,
+    IdleQueueDep,
+    RunDep,
+    SessionDep,
+    SettingsDep,
+    require_user,
+)
+from backend.responses import CONFLICT, NOT_FOUND, REUSED_KEY, USER
+from backend.services import idempotency, run_list, runs
+from trainboard.protocol import MAX_ID
 from trainboard.schemas import TAG_PATTERN, ConfusionPublic, MetricsPublic, RunPublic, RunsPublic, RunStatus, RunUpdate
 from trainboard.spec import RunSpec
+from trainboard.text import NUL_PATTERN
 
-router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=[Depends(require_user)])
+router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=[Depends(require_user)], responses=USER)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=RunPublic)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RunPublic, responses=REUSED_KEY)
 def create_run(
-    spec: RunSpec, session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep, idle: IdleQueueDep
+    spec: RunSpec,
+    session: SessionDep,
+    feed: FeedDep,
+    dispatcher: DispatcherDep,
+    idle: IdleQueueDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> RunPublic:
-    """Queue a run. The row is committed first; only its id goes to the broker."""
-    return runs.public(runs.queue_run(session, spec, dispatcher, feed), idle)
+    """Queue a run. The row is committed first; only its id goes to the broker. 422 when its estimated
+    training memory is over TRAINBOARD_MEMORY_BUDGET_GB (the message gives both)."""
+    asked = idempotency.request("runs", idempotency_key, spec)
+    run = runs.queue_run(session, spec, dispatcher, feed, asked, settings.memory_budget_gb)
+    return runs.public(run, idle)
 
 
 @router.get("", response_model=RunsPublic)
@@ -31,11 +52,13 @@ def read_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     sort: Annotated[run_list.SortKey, Query(description="A field; '-field' sorts descending")] = "-created",
     status: RunStatus | None = None,
-    dataset: Annotated[str | None, Query(max_length=40)] = None,
-    arch: Annotated[str | None, Query(max_length=40)] = None,
+    dataset: Annotated[str | None, Query(max_length=40, pattern=NUL_PATTERN)] = None,
+    arch: Annotated[str | None, Query(max_length=40, pattern=NUL_PATTERN)] = None,
     tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in the name or the notes")] = None,
-    study: Annotated[int | None, Query(ge=1, le=2**62, description="Only the runs of this study")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=NUL_PATTERN, description="Text in the name or the notes")
+    ] = None,
+    study: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only the runs of this study")] = None,
 ) -> RunsPublic:
     """Runs matching the filters, one page at a time (newest first by default); `count` is all that match."""
     where = run_list.RunFilter(status=status, dataset=dataset, arch=arch, tag=tag, q=q, study=study)
@@ -43,30 +66,30 @@ def read_runs(
     return RunsPublic(data=[runs.public(r, idle) for r in found], count=count)
 
 
-@router.patch("/{run_id}", response_model=RunPublic)
+@router.patch("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 def update_run(run: RunDep, body: RunUpdate, session: SessionDep, feed: FeedDep) -> RunPublic:
     """Edit the run's tags and notes (what the runs list filters and searches on)."""
     return runs.public(runs.update_run(session, run, body, feed))
 
 
-@router.get("/{run_id}", response_model=RunPublic)
+@router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 def read_run(run: RunDep, idle: IdleQueueDep) -> RunPublic:
     return runs.public(run, idle)
 
 
-@router.get("/{run_id}/metrics", response_model=MetricsPublic)
+@router.get("/{run_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)
 def read_metrics(run: RunDep, session: SessionDep) -> MetricsPublic:
     """One record per finished epoch, in order."""
     return runs.metrics(session, run)
 
 
-@router.get("/{run_id}/confusion", response_model=ConfusionPublic)
+@router.get("/{run_id}/confusion", response_model=ConfusionPublic, responses=NOT_FOUND)
 def read_confusion(run: RunDep) -> ConfusionPublic:
     """confusion[true][predicted] on the test set after the last epoch; null until the run has ended."""
     return runs.confusion(run)
 
 
-@router.post("/{run_id}/cancel", response_model=RunPublic)
+@router.post("/{run_id}/cancel", response_model=RunPublic, responses=NOT_FOUND | CONFLICT)
 def cancel_run(run: RunDep, session: SessionDep, feed: FeedDep) -> RunPublic:
     """A queued run is cancelled at once; a running one stops within a few seconds, keeping its finished epochs."""
     return runs.public(runs.cancel_run(session, run, feed))

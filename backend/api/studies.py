@@ -7,13 +7,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, status
 from fastapi.responses import PlainTextResponse
 
-from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, SessionDep, StudyDep, require_user
-from backend.services import exports, studies, study_plans, study_reports
+from backend.deps import (
+    DispatcherDep,
+    FeedDep,
+    IdempotencyKey,
+    IdleQueueDep,
+    SessionDep,
+    SettingsDep,
+    StudyDep,
+    require_user,
+)
+from backend.responses import NOT_FOUND, REUSED_KEY, USER
+from backend.services import exports, idempotency, studies, study_plans, study_reports
 from trainboard.schemas import (
     StudiesPublic,
     StudyCreate,
     StudyDetail,
-    StudyErrors,
     StudyPreview,
     StudyReport,
     StudySummary,
@@ -22,15 +31,8 @@ from trainboard.schemas import (
     SweepPreview,
 )
 
-router = APIRouter(prefix="/api", tags=["studies"], dependencies=[Depends(require_user)])
+router = APIRouter(prefix="/api", tags=["studies"], dependencies=[Depends(require_user)], responses=USER)
 
-_INVALID: dict[int | str, dict[str, Any]] = {
-    status.HTTP_422_UNPROCESSABLE_CONTENT: {
-        "model": StudyErrors,
-        "description": "A variant's spec is invalid: every error, naming the variant (index and label) and the "
-        "field; nothing was queued. (A malformed body gets FastAPI's 422, with `field` and `loc`.)",
-    }
-}
 _EXAMPLES = {
     "variants": {
         "summary": "A base spec and variants",
@@ -62,32 +64,39 @@ StudyBody = Annotated[StudyCreate, Body(openapi_examples=_EXAMPLES)]
 Mode = Annotated[SummaryMode, Query(description="Which epoch a run's accuracy is taken from")]
 
 
-@router.post("/studies", status_code=status.HTTP_201_CREATED, response_model=StudyDetail, responses=_INVALID)
-def create_study(body: StudyBody, session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep) -> StudyDetail:
+@router.post("/studies", status_code=status.HTTP_201_CREATED, response_model=StudyDetail, responses=REUSED_KEY)
+def create_study(
+    body: StudyBody,
+    session: SessionDep,
+    feed: FeedDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StudyDetail:
     """Validate every variant's spec, then queue them all, in order (nothing is queued if any is invalid);
     a variant with `repeats: N` is N runs with seeds spec.seed + 0..N-1 under its label."""
-    study = studies.queue_study(session, study_plans.resolve(body), dispatcher, feed)
-    return studies.study_detail(session, study)
+    resolved = study_plans.resolve(body, settings.memory_budget_gb)
+    asked = idempotency.request("studies", idempotency_key, body)
+    return studies.study_detail(session, studies.queue_study(session, resolved, dispatcher, feed, asked))
 
 
-_SWEEP_INVALID: dict[int | str, dict[str, Any]] = {
-    status.HTTP_422_UNPROCESSABLE_CONTENT: {
-        "model": StudyErrors,
-        "description": "A bad grid path, a sweep over the run limit (the message gives the count and the limit), "
-        "or a point whose spec is invalid (named by its label, with the field); nothing was queued.",
-    }
-}
-
-
-@router.post("/sweeps", status_code=status.HTTP_201_CREATED, response_model=StudyDetail, responses=_SWEEP_INVALID)
-def create_sweep(body: SweepCreate, session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep) -> StudyDetail:
+@router.post("/sweeps", status_code=status.HTTP_201_CREATED, response_model=StudyDetail, responses=REUSED_KEY)
+def create_sweep(
+    body: SweepCreate,
+    session: SessionDep,
+    feed: FeedDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StudyDetail:
     """A grid over spec fields as a study: one labelled run per point (Cartesian product, in the order
     given) times `repeats` seeds, at most 200 runs; every point validated before any is queued."""
-    study = studies.queue_study(session, study_plans.resolve_sweep(body), dispatcher, feed)
-    return studies.study_detail(session, study)
+    resolved = study_plans.resolve_sweep(body, settings.memory_budget_gb)
+    asked = idempotency.request("sweeps", idempotency_key, body)
+    return studies.study_detail(session, studies.queue_study(session, resolved, dispatcher, feed, asked))
 
 
-@router.post("/sweeps/preview", response_model=SweepPreview, responses=_SWEEP_INVALID)
+@router.post("/sweeps/preview", response_model=SweepPreview, responses=USER)
 def preview_sweep(body: SweepCreate) -> SweepPreview:
     """How many runs `POST /api/sweeps` would queue and each point's label; checks the paths and the size
     (not the specs, which `POST /api/sweeps` validates); queues nothing."""
@@ -97,10 +106,10 @@ def preview_sweep(body: SweepCreate) -> SweepPreview:
     )
 
 
-@router.post("/studies/preview", response_model=StudyPreview, responses=_INVALID)
-def preview_study(body: StudyBody) -> StudyPreview:
+@router.post("/studies/preview", response_model=StudyPreview, responses=USER)
+def preview_study(body: StudyBody, settings: SettingsDep) -> StudyPreview:
     """What `POST /api/studies` would queue for this body, with each run's key settings; queues nothing."""
-    resolved = study_plans.resolve(body)
+    resolved = study_plans.resolve(body, settings.memory_budget_gb)
     planned = resolved.planned()
     return StudyPreview(
         name=resolved.name, description=resolved.description, preset=resolved.preset, data=planned, count=len(planned)
@@ -118,7 +127,7 @@ def read_studies(
     return StudiesPublic(data=shown, count=count)
 
 
-@router.get("/studies/{study_id}", response_model=StudyDetail)
+@router.get("/studies/{study_id}", response_model=StudyDetail, responses=NOT_FOUND)
 def read_study(study: StudyDep, session: SessionDep, idle: IdleQueueDep) -> StudyDetail:
     """The study and its runs (label, status, progress, summary), in the order of its variants."""
     return studies.study_detail(session, study, idle)
@@ -127,7 +136,7 @@ def read_study(study: StudyDep, session: SessionDep, idle: IdleQueueDep) -> Stud
 @router.get(
     "/studies/{study_id}/summary",
     response_model=StudySummary,
-    responses={200: {"content": {"application/json": {}} | {t: {} for t in exports.MEDIA_TYPES.values()}}},
+    responses=NOT_FOUND | {200: {"content": {"application/json": {}} | {t: {} for t in exports.MEDIA_TYPES.values()}}},
 )
 def read_study_summary(
     study: StudyDep,
@@ -152,7 +161,7 @@ def read_study_summary(
     )
 
 
-@router.get("/studies/{study_id}/report", response_model=StudyReport)
+@router.get("/studies/{study_id}/report", response_model=StudyReport, responses=NOT_FOUND)
 def read_study_report_data(study: StudyDep, session: SessionDep, summary: Mode = "best") -> StudyReport:
     """What the report page draws, computed here: the summary table, each version's mean curves with a ± std
     band over its seeds, and its mean per-class accuracy (for studies of up to 200 runs)."""
@@ -162,7 +171,7 @@ def read_study_report_data(study: StudyDep, session: SessionDep, summary: Mode =
 @router.get(
     "/studies/{study_id}/report.md",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/markdown": {}}}},
+    responses=NOT_FOUND | {200: {"content": {"text/markdown": {}}}},
 )
 def read_study_report(study: StudyDep, session: SessionDep, summary: Mode = "best") -> PlainTextResponse:
     """The study's report as Markdown, ready to paste: the summary table and per-class accuracy per label."""

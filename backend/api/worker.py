@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from backend.deps import FeedDep, RunDep, SessionDep, require_worker
+from backend.deps import DispatcherDep, FeedDep, RunDep, SessionDep, SettingsDep, require_worker
+from backend.responses import COMMON, CONFLICT, NOT_FOUND
 from backend.services import lifecycle
 from backend.services.errors import Conflict
 from trainboard.protocol import (
@@ -22,10 +23,17 @@ from trainboard.protocol import (
     HeartbeatAnswer,
     InfoAnswer,
     InfoMessage,
+    KilledMessage,
     ProgressMessage,
 )
+from trainboard.schemas import RunStatus
 
-router = APIRouter(prefix="/api/runs/{run_id}", tags=["worker"], dependencies=[Depends(require_worker)])
+router = APIRouter(
+    prefix="/api/runs/{run_id}",
+    tags=["worker"],
+    dependencies=[Depends(require_worker)],
+    responses=COMMON | NOT_FOUND | CONFLICT,
+)
 
 
 @router.post("/claim", response_model=Claim)
@@ -34,14 +42,14 @@ def claim_run(run: RunDep, body: ClaimRequest, session: SessionDep, feed: FeedDe
     claimed = lifecycle.claim_run(session, run, body.worker)
     if claimed is None:
         raise Conflict(f"run {run.id} is {run.status}, not queued")
-    assert claimed.id is not None
-    feed.notify(claimed.id)
-    return Claim(run_id=claimed.id, attempt=claimed.attempt, spec=claimed.spec)
+    assert claimed.run.id is not None
+    feed.notify(claimed.run.id)
+    return Claim(run_id=claimed.run.id, attempt=claimed.run.attempt, lease=claimed.lease, spec=claimed.run.spec)
 
 
 @router.post("/epochs", response_model=EpochAnswer)
 def report_epoch(run: RunDep, body: EpochMessage, session: SessionDep, feed: FeedDep) -> EpochAnswer:
-    created = lifecycle.record_epoch(session, run, body.attempt, body.record)
+    created = lifecycle.record_epoch(session, run, body.attempt, body.lease, body.record)
     if created:
         assert run.id is not None
         feed.notify(run.id)
@@ -50,7 +58,7 @@ def report_epoch(run: RunDep, body: EpochMessage, session: SessionDep, feed: Fee
 
 @router.post("/progress", response_model=HeartbeatAnswer)
 def report_progress(run: RunDep, body: ProgressMessage, session: SessionDep, feed: FeedDep) -> HeartbeatAnswer:
-    cancel = lifecycle.record_progress(session, run, body.attempt, body.progress)
+    cancel = lifecycle.record_progress(session, run, body.attempt, body.lease, body.progress)
     assert run.id is not None
     feed.notify(run.id)
     return HeartbeatAnswer(cancel=cancel)
@@ -58,7 +66,7 @@ def report_progress(run: RunDep, body: ProgressMessage, session: SessionDep, fee
 
 @router.post("/info", response_model=InfoAnswer)
 def report_info(run: RunDep, body: InfoMessage, session: SessionDep, feed: FeedDep) -> InfoAnswer:
-    lifecycle.record_info(session, run, body.attempt, body.info)
+    lifecycle.record_info(session, run, body.attempt, body.lease, body.info)
     assert run.id is not None
     feed.notify(run.id)
     return InfoAnswer(stored=True)
@@ -66,7 +74,26 @@ def report_info(run: RunDep, body: InfoMessage, session: SessionDep, feed: FeedD
 
 @router.post("/finish", response_model=FinishAnswer)
 def report_finish(run: RunDep, body: FinishMessage, session: SessionDep, feed: FeedDep) -> FinishAnswer:
-    run = lifecycle.finish_run(session, run, body.attempt, body.result, body.error)
+    run = lifecycle.finish_run(session, run, body.attempt, body.lease, body.result, body.error)
     assert run.id is not None
+    feed.notify(run.id)
+    return FinishAnswer(status=run.status.value)
+
+
+@router.post("/killed", response_model=FinishAnswer)
+def report_killed(
+    run: RunDep,
+    body: KilledMessage,
+    session: SessionDep,
+    feed: FeedDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+) -> FinishAnswer:
+    """From a worker's long-lived process: the run's own process was killed by a signal. The run is requeued,
+    or failed when it was killed at the same epoch before; the error says so (SIGKILL: out of memory?)."""
+    run = lifecycle.run_killed(session, run, body.attempt, body.lease, body.signal, settings.max_attempts)
+    assert run.id is not None
+    if run.status == RunStatus.queued:
+        dispatcher.send(run.id)
     feed.notify(run.id)
     return FinishAnswer(status=run.status.value)

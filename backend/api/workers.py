@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from backend.deps import SessionDep, SettingsDep, require_user, require_worker
+from backend.responses import COMMON, USER
 from backend.services import workers
 from trainboard.protocol import WorkerAnswer, WorkerHeartbeat
 from trainboard.schemas import WorkersPublic
 
-router = APIRouter(prefix="/api/workers", tags=["workers"])
+router = APIRouter(prefix="/api/workers", tags=["workers"], responses=COMMON)
 
 
 @router.post("/heartbeat", response_model=WorkerAnswer, dependencies=[Depends(require_worker)])
@@ -20,7 +21,7 @@ def worker_heartbeat(body: WorkerHeartbeat, session: SessionDep, settings: Setti
     return WorkerAnswer(every_seconds=workers.heartbeat_interval(settings.lost_after_seconds))
 
 
-@router.get("", response_model=WorkersPublic, dependencies=[Depends(require_user)])
+@router.get("", response_model=WorkersPublic, dependencies=[Depends(require_user)], responses=USER)
 def read_workers(session: SessionDep, settings: SettingsDep) -> WorkersPublic:
     """Every worker seen: `live` ones (heard from within the lost-after time) first, then `gone` and `stopped`."""
     found = workers.list_workers(session, settings.lost_after_seconds)

@@ -4,7 +4,9 @@ the recovery loop (and every queued run is re-sent at start-up)."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 
 from celery import Celery
 
@@ -18,9 +20,11 @@ class Dispatcher:
         self.queue = queue
         self.celery: Celery = make_celery(broker_url, queue)
         self._undelivered: set[int] = set()
+        self._sent_at: dict[int, float] = {}  # run id -> when it was last sent (this process)
         self._lock = threading.Lock()
 
     def send(self, run_id: int) -> bool:
+        self._sent_at[run_id] = time.monotonic()
         try:
             self.celery.send_task(
                 TRAIN_TASK,
@@ -56,6 +60,31 @@ class Dispatcher:
                 break  # the broker is still down: try the rest next time
             delivered.append(run_id)
         return delivered
+
+    def not_sent_within(self, run_ids: list[int], seconds: float) -> list[int]:
+        """The runs of `run_ids` (in order) not sent in the last `seconds`; forgets runs no longer listed."""
+        now = time.monotonic()
+        listed = set(run_ids)
+        for stale in [run_id for run_id in self._sent_at if run_id not in listed]:
+            del self._sent_at[stale]
+        return [r for r in run_ids if now - self._sent_at.get(r, -math.inf) >= seconds]
+
+    def queue_size(self) -> int | None:
+        """How many messages the broker holds for the queue (not counting ones a worker has taken but not
+        acknowledged); None when the broker cannot be asked."""
+        try:
+            with self.celery.connection_for_read() as connection:
+                channel = connection.default_channel
+                try:
+                    _, count, _ = channel.queue_declare(queue=self.queue, passive=True)
+                except Exception as exc:  # the queue itself is gone (a flushed Redis): it holds nothing
+                    if "NOT_FOUND" in str(exc) or "not found" in str(exc).lower():
+                        return 0
+                    raise
+                return int(count)
+        except Exception as exc:
+            log.warning("could not count the broker's messages (%s)", exc)
+            return None
 
     def close(self) -> None:
         self.celery.close()

@@ -7,7 +7,11 @@ workers claiming one run) are single conditional UPDATEs, atomic on SQLite and P
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import hmac
+import secrets
+import signal as signals
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -30,9 +34,11 @@ def create_runs(
     study: Study | None = None,
     labels: Sequence[str] | None = None,
     repeats: Sequence[int] | None = None,
+    before_commit: Callable[[list[Run]], None] | None = None,
 ) -> list[Run]:
     """Queued rows for `specs` (and their study, with each run's label), committed together: a study is
-    stored with all of its runs or not at all."""
+    stored with all of its runs or not at all. `before_commit` sees the runs with their ids, in the same
+    transaction (the idempotency key that made them)."""
     if study is not None:
         session.add(study)
         session.flush()  # the study's id, for its runs
@@ -49,6 +55,9 @@ def create_runs(
         for index, spec in enumerate(specs)
     ]
     session.add_all(runs)
+    if before_commit is not None:
+        session.flush()  # their ids
+        before_commit(runs)
     session.commit()
     for run in runs:
         session.refresh(run)
@@ -57,14 +66,26 @@ def create_runs(
     return runs
 
 
-def claim_run(session: Session, run: Run, worker: str) -> Run | None:
+@dataclass(frozen=True)
+class Claimed:
+    run: Run
+    lease: str  # the attempt's secret, given to its claimer once; only its hash is stored
+
+
+def lease_hash(lease: str) -> str:
+    return hashlib.sha256(lease.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def claim_run(session: Session, run: Run, worker: str) -> Claimed | None:
     """Atomically move a queued run to running. None: another worker owns it, or it was cancelled.
 
-    Idempotent for its winner: the same worker claiming again (its first answer was lost) gets the same attempt.
-    A claim of a later attempt removes what it supersedes (see epochs.supersede).
+    Idempotent for its winner: the same worker claiming again (its first answer was lost) gets the same attempt
+    (with a new lease: the first one never reached it). A claim of a later attempt removes what it supersedes
+    (see epochs.supersede). Every later message for the attempt must carry the lease.
     """
     now = utcnow()
     worker = worker[:200]
+    lease = secrets.token_urlsafe(32)
     result = session.execute(
         update(Run)
         .where(col(Run.id) == run.id, col(Run.status) == RunStatus.queued)
@@ -78,12 +99,19 @@ def claim_run(session: Session, run: Run, worker: str) -> Run | None:
             progress_epoch=0,
             progress_batch=0,
             progress_batches=0,
+            lease_hash=lease_hash(lease),
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         session.refresh(run)
-        return run if (run.status == RunStatus.running and run.worker == worker) else None
+        if run.status != RunStatus.running or run.worker != worker:
+            return None
+        run.lease_hash = lease_hash(lease)
+        session.add(run)
+        session.commit()
+        session.refresh(run)
+        return Claimed(run, lease)
     session.refresh(run)
     if run.attempt > 1:
         # A requeued run starts over (no checkpoint yet): the earlier attempt's epochs would mix with the new ones.
@@ -92,7 +120,7 @@ def claim_run(session: Session, run: Run, worker: str) -> Run | None:
         session.add(run)
     session.commit()
     session.refresh(run)
-    return run
+    return Claimed(run, lease)
 
 
 def _reset_summary(run: Run) -> None:
@@ -100,32 +128,43 @@ def _reset_summary(run: Run) -> None:
     run.final_test_acc, run.final_epoch, run.total_seconds = None, None, None
 
 
-def _check_attempt(run: Run, attempt: int) -> None:
+def _check_attempt(run: Run, attempt: int, lease: str) -> None:
     if run.status != RunStatus.running or run.attempt != attempt:
         raise Conflict(f"run {run.id} is {run.status} at attempt {run.attempt}; this message is for attempt {attempt}")
+    _check_lease(run, lease)
 
 
-def _lock_attempt(session: Session, run: Run, attempt: int) -> None:
-    """Touch the run's heartbeat if `attempt` is still its running attempt, else Conflict.
+def _check_lease(run: Run, lease: str) -> None:
+    if run.lease_hash is None or not hmac.compare_digest(run.lease_hash, lease_hash(lease)):
+        raise Conflict(f"run {run.id}: this message does not carry the lease of attempt {run.attempt}'s claim")
+
+
+def _lock_attempt(session: Session, run: Run, attempt: int, lease: str) -> None:
+    """Touch the run's heartbeat if `attempt` is still its running attempt and `lease` its claim's, else Conflict.
 
     The conditional UPDATE also locks the row until commit, so a concurrent claim of a new attempt
     (which deletes the old attempt's epochs) cannot interleave with this message.
     """
     result = session.execute(
         update(Run)
-        .where(col(Run.id) == run.id, col(Run.status) == RunStatus.running, col(Run.attempt) == attempt)
+        .where(
+            col(Run.id) == run.id,
+            col(Run.status) == RunStatus.running,
+            col(Run.attempt) == attempt,
+            col(Run.lease_hash) == lease_hash(lease),
+        )
         .values(heartbeat_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         session.refresh(run)
-        _check_attempt(run, attempt)
+        _check_attempt(run, attempt, lease)
     session.refresh(run)
 
 
-def record_epoch(session: Session, run: Run, attempt: int, record: EpochRecord) -> bool:
+def record_epoch(session: Session, run: Run, attempt: int, lease: str, record: EpochRecord) -> bool:
     """Store one epoch's metrics. Idempotent: a repeated (run, attempt, epoch) changes nothing and returns False."""
-    _lock_attempt(session, run, attempt)
+    _lock_attempt(session, run, attempt, lease)
     if epochs.exists(session, run, record.epoch):
         session.commit()
         return False
@@ -148,32 +187,38 @@ def record_epoch(session: Session, run: Run, attempt: int, record: EpochRecord) 
     return True
 
 
-def record_progress(session: Session, run: Run, attempt: int, progress: Progress) -> bool:
+def record_progress(session: Session, run: Run, attempt: int, lease: str, progress: Progress) -> bool:
     """Store a heartbeat. Returns True when the run should stop (a cancel was requested)."""
-    _lock_attempt(session, run, attempt)
+    _lock_attempt(session, run, attempt, lease)
     run.progress_epoch, run.progress_batch, run.progress_batches = progress.epoch, progress.batch, progress.batches
     session.add(run)
     session.commit()
     return run.cancel_requested
 
 
-def record_info(session: Session, run: Run, attempt: int, info: RunInfo) -> None:
+def record_info(session: Session, run: Run, attempt: int, lease: str, info: RunInfo) -> None:
     """What the worker prepared (data size, normalisation, parameters), once per attempt."""
-    _lock_attempt(session, run, attempt)
+    _lock_attempt(session, run, attempt, lease)
     run.info = info.model_dump()
     run.device = info.device or run.device
     session.add(run)
     session.commit()
 
 
-def finish_run(session: Session, run: Run, attempt: int, result: RunResult | None, error: str | None) -> Run:
+def finish_run(
+    session: Session, run: Run, attempt: int, lease: str, result: RunResult | None, error: str | None
+) -> Run:
     """The worker's last word: a result, or an error (with a traceback excerpt) when training raised.
 
-    Idempotent: a retried finish for the attempt that already finished returns the run unchanged.
+    Idempotent: a retried finish for the attempt that already finished returns the run unchanged. A run
+    finishes as cancelled only when a cancel was asked for.
     """
     if run.attempt == attempt and run.status.terminal:
+        _check_lease(run, lease)
         return run
-    _check_attempt(run, attempt)
+    _check_attempt(run, attempt, lease)
+    if error is None and result is not None and result.stopped == StopState.cancelled and not run.cancel_requested:
+        raise Conflict(f"run {run.id}: nobody asked to cancel it, so it cannot finish as cancelled")
     if error is not None:
         run.status, run.error = RunStatus.failed, error
     elif result is not None and result.stopped == StopState.cancelled:
@@ -192,6 +237,36 @@ def finish_run(session: Session, run: Run, attempt: int, result: RunResult | Non
         run.total_seconds = result.total_seconds
         run.device = result.device or run.device
     run.finished_at = utcnow()
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def killed_reason(signal: int) -> str:
+    try:
+        name = signals.Signals(signal).name
+    except ValueError:
+        name = f"signal {signal}"
+    hint = ": out of memory?" if signal == signals.SIGKILL else ""
+    return f"the training process was killed by signal {signal} ({name}){hint}"
+
+
+def run_killed(session: Session, run: Run, attempt: int, lease: str, signal: int, max_attempts: int) -> Run:
+    """The run's process died by a signal (its worker says so): requeue it like a lost run, or fail it when it
+    was killed at this same epoch before (a second try would only be killed again) or has no attempt left.
+    Returns the run; queued again means it must go to the broker again."""
+    _check_attempt(run, attempt, lease)
+    reason = killed_reason(signal)
+    if run.last_kill_epoch == run.epochs_done or run.attempt >= max_attempts:
+        again = " again at the same epoch" if run.last_kill_epoch == run.epochs_done else ""
+        run.status, run.finished_at = RunStatus.failed, utcnow()
+        run.error = f"{reason}{again} (epoch {run.epochs_done}, attempt {run.attempt} of {max_attempts})"
+    else:
+        run.status = RunStatus.queued
+        run.error = f"attempt {run.attempt}: {reason}; requeued"
+        run.last_kill_epoch = run.epochs_done
+    run.lease_hash = None
     session.add(run)
     session.commit()
     session.refresh(run)

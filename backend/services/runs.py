@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from backend.services import epochs, lifecycle
+from backend.services import epochs, idempotency, lifecycle
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
-from backend.services.errors import NotFound
+from backend.services.errors import Invalid, NotFound
 from backend.tables import Run, Study
-from trainboard.protocol import Progress, RunInfo
+from trainboard.memory import over_budget
+from trainboard.protocol import MAX_ID, Progress, RunInfo
 from trainboard.schemas import ConfusionPublic, MetricsPublic, RunPublic, RunUpdate, Summary
 from trainboard.spec import CLASS_NAMES, RunSpec
 
@@ -57,7 +59,7 @@ def public(run: Run, idle_queue: str | None = None) -> RunPublic:
 
 
 def get_run(session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
+    run = session.get(Run, run_id) if 1 <= run_id <= MAX_ID else None  # no bigger id exists (32-bit column)
     if run is None:
         raise NotFound(f"run {run_id} not found")
     return run
@@ -77,10 +79,34 @@ def queue_runs(
     study: Study | None = None,
     labels: Sequence[str] | None = None,
     repeats: Sequence[int] | None = None,
+    idempotent: idempotency.Request | None = None,
+    memory_budget_gb: float | None = None,
 ) -> list[Run]:
     """The one way runs are queued (a run, or a study's runs with their labels): commit the rows first,
-    all in one transaction, then send only their ids, in order."""
-    runs = lifecycle.create_runs(session, specs, study, labels, repeats)
+    all in one transaction (with the request's idempotency key), then send only their ids, in order.
+    A retried request (the same key) gets the runs the first one made. `memory_budget_gb`: refuse (Invalid)
+    a run whose estimated training memory is over it."""
+    if memory_budget_gb is not None:
+        for spec in specs:
+            problem = over_budget(spec, memory_budget_gb)
+            if problem is not None:
+                raise Invalid("batch_size", problem.removeprefix("batch_size: "), "memory_budget")
+    made = idempotency.earlier(session, idempotent)
+    if made is not None:
+        return _runs_by_id(session, made.run_ids)
+
+    def keep_key(created: list[Run]) -> None:
+        ids = [run.id for run in created if run.id is not None]
+        idempotency.record(session, idempotent, ids, None if study is None else study.id)
+
+    try:
+        runs = lifecycle.create_runs(session, specs, study, labels, repeats, keep_key if idempotent else None)
+    except IntegrityError:  # the same key, committed by a concurrent retry in between: that one wins
+        session.rollback()
+        made = idempotency.earlier(session, idempotent)
+        if made is None:
+            raise
+        return _runs_by_id(session, made.run_ids)
     run_ids = [run.id for run in runs if run.id is not None]
     dispatcher.send_all(run_ids)
     for run_id in run_ids:
@@ -88,9 +114,21 @@ def queue_runs(
     return runs
 
 
-def queue_run(session: Session, spec: RunSpec, dispatcher: Dispatcher, feed: ChangeFeed) -> Run:
+def queue_run(
+    session: Session,
+    spec: RunSpec,
+    dispatcher: Dispatcher,
+    feed: ChangeFeed,
+    idempotent: idempotency.Request | None = None,
+    memory_budget_gb: float | None = None,
+) -> Run:
     """Queue one run (REST and form); see queue_runs."""
-    return queue_runs(session, [spec], dispatcher, feed)[0]
+    return queue_runs(session, [spec], dispatcher, feed, idempotent=idempotent, memory_budget_gb=memory_budget_gb)[0]
+
+
+def _runs_by_id(session: Session, run_ids: Sequence[int]) -> list[Run]:
+    found = {run.id: run for run in session.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
+    return [found[run_id] for run_id in run_ids if run_id in found]
 
 
 def update_run(session: Session, run: Run, change: RunUpdate, feed: ChangeFeed) -> Run:

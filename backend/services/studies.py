@@ -9,17 +9,18 @@ from collections.abc import Sequence
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from backend.services import runs, statistics
+from backend.services import idempotency, runs, statistics
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.errors import NotFound
 from backend.services.study_plans import ResolvedStudy
 from backend.tables import Run, Study
+from trainboard.protocol import MAX_ID
 from trainboard.schemas import RunPublic, RunStatus, StatusCounts, StudyDetail, StudyGroup, StudyPublic
 
 
 def get_study(session: Session, study_id: int) -> Study:
-    study = session.get(Study, study_id)
+    study = session.get(Study, study_id) if 1 <= study_id <= MAX_ID else None  # no bigger id exists
     if study is None:
         raise NotFound(f"study {study_id} not found")
     return study
@@ -39,8 +40,18 @@ def public(study: Study, counts: dict[RunStatus, int]) -> StudyPublic:
     )
 
 
-def queue_study(session: Session, resolved: ResolvedStudy, dispatcher: Dispatcher, feed: ChangeFeed) -> Study:
-    """Store the study with all of its runs in one transaction, then send the runs to the broker."""
+def queue_study(
+    session: Session,
+    resolved: ResolvedStudy,
+    dispatcher: Dispatcher,
+    feed: ChangeFeed,
+    idempotent: idempotency.Request | None = None,
+) -> Study:
+    """Store the study with all of its runs in one transaction, then send the runs to the broker. A retried
+    request (the same idempotency key) gets the study the first one made."""
+    made = idempotency.earlier(session, idempotent)
+    if made is not None and made.study_id is not None:
+        return get_study(session, made.study_id)
     study = Study(
         name=resolved.name,
         description=resolved.description,
@@ -48,9 +59,18 @@ def queue_study(session: Session, resolved: ResolvedStudy, dispatcher: Dispatche
         overrides=resolved.overrides,
         reported={label: r.model_dump() for label, r in resolved.reported.items()},
     )
-    runs.queue_runs(
-        session, resolved.specs, dispatcher, feed, study=study, labels=resolved.labels, repeats=resolved.repeats
+    queued = runs.queue_runs(
+        session,
+        resolved.specs,
+        dispatcher,
+        feed,
+        study=study,
+        labels=resolved.labels,
+        repeats=resolved.repeats,
+        idempotent=idempotent,
     )
+    if queued and queued[0].study_id is not None and queued[0].study_id != study.id:  # a concurrent retry won
+        return get_study(session, queued[0].study_id)
     return study
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainboard.memory import over_budget
 from trainboard.presets import presets
 from trainboard.presets.variants import (
+    MAX_ERRORS,
     MAX_STUDY_RUNS,
     Reported,
     StudyInvalid,
@@ -87,7 +89,20 @@ def with_repeats(
     return labels, out, repeats
 
 
-def resolve(request: StudyCreate) -> ResolvedStudy:
+def check_memory(variants: list[Variant], specs: list[RunSpec], budget_gb: float | None) -> None:
+    """StudyInvalid naming every variant whose run would not fit the memory budget (trainboard/memory.py)."""
+    if budget_gb is None:
+        return
+    errors = [
+        VariantError(index, variant.label, "batch_size", problem.removeprefix("batch_size: "), "memory_budget")
+        for index, (variant, spec) in enumerate(zip(variants, specs, strict=True))
+        if (problem := over_budget(spec, budget_gb)) is not None
+    ]
+    if errors:
+        raise StudyInvalid(errors[:MAX_ERRORS])
+
+
+def resolve(request: StudyCreate, memory_budget_gb: float | None = None) -> ResolvedStudy:
     """Every run of the study, validated; StudyInvalid (every error, naming variant and field) otherwise."""
     if request.preset is not None:
         preset = presets().get(request.preset)
@@ -107,6 +122,7 @@ def resolve(request: StudyCreate) -> ResolvedStudy:
         base, variants = request.base, request.variants
         name, description = request.name.strip(), request.description
     specs = expand(base, variants, request.set)
+    check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats)
     return ResolvedStudy(
         name=name,
@@ -144,10 +160,11 @@ def sweep_points(request: SweepCreate) -> list[Variant]:
     return variants
 
 
-def resolve_sweep(request: SweepCreate) -> ResolvedStudy:
+def resolve_sweep(request: SweepCreate, memory_budget_gb: float | None = None) -> ResolvedStudy:
     """Every run of the sweep (each point's spec validated, the errors naming the point and field)."""
     variants = sweep_points(request)
     specs = expand(request.base, variants, request.set)
+    check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats, "points")
     return ResolvedStudy(
         name=request.name.strip(),

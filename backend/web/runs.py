@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDep, TokensDep
+from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDep, SettingsDep, TokensDep
 from backend.services import run_list, runs, studies
+from backend.services.errors import Invalid
 from backend.web import forms
 from backend.web.runs_view import PAGE_SIZES, RunsView
 from backend.web.session import PageSession, PostedForm, check_form_csrf
 from backend.web.templating import render
+from trainboard.protocol import MAX_ID
 from trainboard.schemas import RunStatus
 from trainboard.spec import CLASS_NAMES
 
@@ -56,7 +58,7 @@ def new_run_page(
     sid: PageSession,
     tokens: TokensDep,
     session: SessionDep,
-    clone: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    clone: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     values = forms.form_defaults()
     if clone is not None:
@@ -73,6 +75,7 @@ def create_run_from_form(
     session: SessionDep,
     feed: FeedDep,
     dispatcher: DispatcherDep,
+    settings: SettingsDep,
 ) -> Response:
     check_form_csrf(sid, tokens, form)
     spec, errors = forms.validate_form(form)
@@ -87,7 +90,19 @@ def create_run_from_form(
             errors=errors,
             options=OPTIONS,
         )
-    run = runs.queue_run(session, spec, dispatcher, feed)
+    try:
+        run = runs.queue_run(session, spec, dispatcher, feed, memory_budget_gb=settings.memory_budget_gb)
+    except Invalid as exc:  # over the memory budget: say so beside the batch size
+        return render(
+            request,
+            "run_form.html",
+            sid,
+            tokens,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            values=forms.posted_values(form),
+            errors={exc.field: str(exc)},
+            options=OPTIONS,
+        )
     return RedirectResponse(f"/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
 
 

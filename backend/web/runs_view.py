@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from backend.services.run_list import RunFilter, SortKey
+from trainboard.protocol import MAX_ID
 from trainboard.schemas import TAG_PATTERN, RunStatus
+from trainboard.text import NUL
 
 T = TypeVar("T")
 
@@ -38,7 +40,7 @@ class RunsView:
     def from_query(cls, params: Mapping[str, str]) -> RunsView:
         def text(name: str, max_length: int) -> str | None:
             value = params.get(name, "").strip()
-            return value if value and len(value) <= max_length else None
+            return value if value and len(value) <= max_length and NUL not in value else None
 
         status = params.get("status", "")
         tag = params.get("tag", "").strip().lower()
@@ -50,7 +52,7 @@ class RunsView:
                 arch=text("arch", 40),
                 tag=tag if re.fullmatch(TAG_PATTERN, tag) else None,
                 q=text("q", 200),
-                study=_whole(params.get("study"), 1, 2**62, None),
+                study=_whole(params.get("study"), 1, MAX_ID, None),
             ),
             sort=typing.cast(SortKey, sort) if sort in SORT_KEYS else "-created",
             page=_whole(params.get("page"), 1, _MAX_PAGE, 1),

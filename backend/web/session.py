@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.auth import SESSION_COOKIE, Tokens, browser_session
 from backend.deps import TokensDep
+from trainboard.redaction import TOKEN_PARAMETER, drop_tokens
 
 SESSION_DAYS = 30
 
@@ -28,7 +29,8 @@ def page_session(request: Request, tokens: TokensDep) -> str:
     """The browser's session id; no session: go to the login page and come back."""
     sid = browser_session(request, tokens)
     if sid is None:
-        raise LoginRequired(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
+        query = drop_tokens(request.url.query)  # a stale or worker token in the URL goes no further
+        raise LoginRequired(str(request.url.path) + (f"?{query}" if query else ""))
     return sid
 
 
@@ -76,10 +78,10 @@ class TokenLogin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope["path"].startswith("/api/"):
             request = Request(scope)
-            token = request.query_params.get("token")
+            token = request.query_params.get(TOKEN_PARAMETER)
             tokens: Tokens = request.app.state.tokens
             if token is not None and tokens.is_api_token(token):
-                query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+                query = drop_tokens(request.url.query)
                 response: Response = logged_in(str(URL(path=request.url.path, query=query)), tokens)
                 await response(scope, receive, send)
                 return

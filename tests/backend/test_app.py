@@ -17,8 +17,8 @@ SNAPSHOT = Path(__file__).resolve().parent.parent / "snapshots" / "openapi.json"
 
 # What anyone may reach: the login form, static files, and the API's own documentation.
 # The routes a worker calls, with the worker token (and only those).
-WORKER_ROUTES = ("claim", "epochs", "progress", "info", "finish", "heartbeat")
-PUBLIC = {"/login", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/static/vendor/plotly.min.js"}
+WORKER_ROUTES = ("claim", "epochs", "progress", "info", "finish", "killed", "heartbeat")
+PUBLIC = {"/login", "/docs", "/openapi.json", "/static/vendor/plotly.min.js"}
 
 
 @pytest.fixture
@@ -83,3 +83,15 @@ def test_openapi_matches_the_snapshot(app: Any) -> None:
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(current)
     assert current == SNAPSHOT.read_text(), "the OpenAPI document changed: run with UPDATE_SNAPSHOTS=1 and review"
+
+
+def test_the_schema_documents_errors_streams_and_the_token(app: Any) -> None:
+    schema = app.openapi()
+    run = schema["paths"]["/api/runs/{run_id}"]["get"]
+    assert {"401", "404", "422", "503"} <= set(run["responses"])
+    assert run["security"] == [{"APIToken": []}]
+    assert schema["paths"]["/api/runs/{run_id}/claim"]["post"]["security"] == [{"WorkerToken": []}]
+    stream = schema["paths"]["/api/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]
+    assert list(stream) == ["text/event-stream"]
+    markdown = schema["paths"]["/api/studies/{study_id}/report.md"]["get"]["responses"]
+    assert list(markdown["404"]["content"]) == ["application/json"]  # errors are JSON on file routes too

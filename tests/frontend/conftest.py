@@ -127,6 +127,7 @@ class Worker:
     def __init__(self, server: LiveServer, run_id: int) -> None:
         self.run_id = run_id
         self.attempt = 0
+        self.lease = ""
         self.client = httpx.Client(base_url=f"{server.url}/api/runs/{run_id}", headers=WORKER, timeout=10)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -135,16 +136,23 @@ class Worker:
         return response.json()  # type: ignore[no-any-return]
 
     def claim(self) -> int:
-        self.attempt = self._post("/claim", {"worker": "browser-test:1"})["attempt"]
+        claim = self._post("/claim", {"worker": "browser-test:1"})
+        self.attempt, self.lease = claim["attempt"], claim["lease"]
         return self.attempt
 
     def epoch(self, epoch: int, test_acc: float) -> dict[str, Any]:
         record = epoch_record(epoch, test_acc)
-        assert self._post("/epochs", {"attempt": self.attempt, "record": record}) == {"created": True}
+        assert self._post("/epochs", {"attempt": self.attempt, "lease": self.lease, "record": record}) == {
+            "created": True
+        }
         return record
 
     def progress(self, epoch: int, batch: int, batches: int) -> bool:
-        body = {"attempt": self.attempt, "progress": {"epoch": epoch, "batch": batch, "batches": batches}}
+        body = {
+            "attempt": self.attempt,
+            "lease": self.lease,
+            "progress": {"epoch": epoch, "batch": batch, "batches": batches},
+        }
         return bool(self._post("/progress", body)["cancel"])
 
     def finish(self, epochs_run: int, confusion: list[list[int]], stopped: str = "completed") -> str:
@@ -155,7 +163,7 @@ class Worker:
             "total_seconds": 4.31,
             "device": "cpu",
         }
-        return str(self._post("/finish", {"attempt": self.attempt, "result": result})["status"])
+        return str(self._post("/finish", {"attempt": self.attempt, "lease": self.lease, "result": result})["status"])
 
     def close(self) -> None:
         self.client.close()

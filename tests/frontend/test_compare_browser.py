@@ -56,7 +56,7 @@ def report(run: Worker, name: str, epoch: int, test_acc: float) -> None:
     record["train_loss"] = round(record["train_loss"] * LOSS_SCALE[name], 4)
     record["test_loss"] = round(record["test_loss"] * LOSS_SCALE[name], 4)
     record["lr"] = [LR[name] * (0.1 if name == "sgd-0.1" and epoch >= 3 else 1)]
-    response = run.client.post("/epochs", json={"attempt": run.attempt, "record": record})
+    response = run.client.post("/epochs", json={"attempt": run.attempt, "lease": run.lease, "record": record})
     assert response.json() == {"created": True}
 
 
@@ -68,7 +68,7 @@ def finish(run: Worker, epochs_run: int, confusion: list[list[int]], seconds: fl
         "total_seconds": seconds,
         "device": "cpu",
     }
-    response = run.client.post("/finish", json={"attempt": run.attempt, "result": result})
+    response = run.client.post("/finish", json={"attempt": run.attempt, "lease": run.lease, "result": result})
     assert response.json() == {"status": "succeeded"}
 
 

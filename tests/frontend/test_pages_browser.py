@@ -410,7 +410,7 @@ def test_an_early_stopped_run_shows_the_per_class_accuracy_of_its_restored_epoch
         "stop_reason": "test_acc did not improve for 2 epochs; best 0.4700 at epoch 1, weights restored",
         "total_seconds": 1.5,
     }
-    assert run._post("/finish", {"attempt": run.attempt, "result": result})["status"] == "succeeded"
+    assert run._post("/finish", {"attempt": run.attempt, "lease": run.lease, "result": result})["status"] == "succeeded"
     page.goto(f"/runs/{run_id}")
     wait_points(page, "loss-chart", 3)
     expect(page.locator("#per-class-title")).to_have_text("Per-class test accuracy (epoch 1)")
@@ -425,7 +425,7 @@ def test_failed_run_shows_its_error(page: Page, api: httpx.Client, worker: MakeW
     page.goto(f"/runs/{run_id}")
     expect(status_badge(page)).to_have_text("running")
     traceback = 'Traceback (most recent call last):\n  File "engine.py", line 3\nRuntimeError: CUDA out of memory <&>'
-    response = run.client.post("/finish", json={"attempt": run.attempt, "error": traceback})
+    response = run.client.post("/finish", json={"attempt": run.attempt, "lease": run.lease, "error": traceback})
     assert response.json() == {"status": "failed"}
     expect(status_badge(page)).to_have_text("failed")
     expect(page.locator("#run-error-title")).to_have_text("Error")

@@ -203,7 +203,12 @@ def test_the_run_page_shows_what_the_worker_prepared(page: Page, api: httpx.Clie
         "lr_groups": ["fc", "layer4"],
         "device": "cpu",
     }
-    assert trainer.client.post("/info", json={"attempt": trainer.attempt, "info": info}).status_code == 200
+    assert (
+        trainer.client.post(
+            "/info", json={"attempt": trainer.attempt, "lease": trainer.lease, "info": info}
+        ).status_code
+        == 200
+    )
     expect(page.locator('[data-field="info-size"]')).to_have_text("3×64×64 (channels × height × width)")
     expect(page.locator('[data-field="info-mean"]')).to_have_text("0.4914, 0.4822, 0.4465")
     expect(page.locator('[data-field="info-std"]')).to_have_text("0.2470, 0.2435, 0.2616")

@@ -72,7 +72,12 @@ def test_the_study_page_shows_its_table_live_beside_the_reported_figures(
         "total_seconds": 3.4,
         "device": "cpu",
     }
-    assert basic.client.post("/finish", json={"attempt": basic.attempt, "result": result}).status_code == 200
+    assert (
+        basic.client.post(
+            "/finish", json={"attempt": basic.attempt, "lease": basic.lease, "result": result}
+        ).status_code
+        == 200
+    )
     expect(first.locator(".badge[class*='status-']")).to_have_text("succeeded")
     expect(first.locator('[data-field="final"]')).to_have_text("87.50 %")
     expect(first.locator('[data-field="time"]')).to_have_text("3.4 s")

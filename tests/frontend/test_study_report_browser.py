@@ -106,7 +106,7 @@ def test_the_report_page_shows_the_numbers_report_md_gives_for_a_study_with_a_fa
         w.claim()
         w.epoch(1, test_acc=0.2 if index == 1 else 0.6 + index / 20)
         if index == 1:  # the failed repeat: it trained one epoch far worse, then broke
-            w._post("/finish", {"attempt": w.attempt, "error": "RuntimeError: out of memory"})
+            w._post("/finish", {"attempt": w.attempt, "lease": w.lease, "error": "RuntimeError: out of memory"})
             continue
         w.epoch(2, test_acc=0.8 + index / 20)
         assert w.finish(2, confusion=[]) == "succeeded"

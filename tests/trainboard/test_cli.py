@@ -107,15 +107,13 @@ def test_db_upgrade_brings_a_lab_database_to_the_schema_and_says_so(tmp_path: Pa
 
 
 def test_serve_places_its_embedded_workers_one_per_gpu_sharing_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    import typer
-
-    from trainboard import cli
+    from trainboard import embedded
     from worker.process import Placement
 
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    assert cli._placements(workers=2, slots=4, gpus=None) == [Placement(slots=4, cores=8)] * 2
-    gpus = cli._placements(workers=1, slots=3, gpus="0,1")
+    assert embedded.placements(workers=2, slots=4, gpus=None) == [Placement(slots=4, cores=8)] * 2
+    gpus = embedded.placements(workers=1, slots=3, gpus="0,1")
     assert [(p.gpu, p.slots, p.cores, p.threads) for p in gpus] == [(0, 3, 8, 2), (1, 3, 8, 2)]
-    assert cli._placements(workers=0, slots=1, gpus=None) == []
-    with pytest.raises(typer.BadParameter, match="GPU numbers separated by commas"):
-        cli._placements(workers=1, slots=1, gpus="zero")
+    assert embedded.placements(workers=0, slots=1, gpus=None) == []
+    with pytest.raises(ValueError, match="GPU numbers separated by commas"):
+        embedded.placements(workers=1, slots=1, gpus="zero")

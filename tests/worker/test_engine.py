@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,32 @@ def test_prepared_describes_what_the_model_sees(digits: Dataset) -> None:
     assert info.trainable_parameters == trained < info.parameters
     assert info.lr_groups == ["fc", "layer4"] and records[0].lr == [0.01, 0.001]
     assert result.epochs_run == 1 and torch.tensor(result.confusion).sum() == 4
+
+
+def test_a_cancel_while_the_dataset_loads_ends_the_run_without_waiting_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dataset download can take minutes: the cancel, not the download, decides when the run ends."""
+    from worker import engine
+
+    release = threading.Event()
+    monkeypatch.setattr(engine, "load_dataset", lambda *_args: release.wait(60))  # a download that never ends
+    asked = threading.Event()
+    threading.Timer(0.3, asked.set).start()  # the cancel arrives (with a heartbeat's answer) meanwhile
+    records: list[EpochRecord] = []
+    result = engine.fit(make_spec(), data_dir=NO_DATA_DIR, on_epoch=records.append, should_stop=asked.is_set)
+    assert (result.stopped, result.epochs_run, records) == ("cancelled", 0, [])
+    assert not release.is_set()  # it returned while the "download" still hung
+    release.set()
+
+
+def test_a_cuda_out_of_memory_error_reads_as_one() -> None:
+    from worker.tasks import failure_text
+
+    class OutOfMemoryError(RuntimeError):  # torch.cuda.OutOfMemoryError, by name
+        pass
+
+    text = failure_text(OutOfMemoryError("Tried to allocate 2.00 GiB"), "Traceback ...")
+    assert text.startswith("CUDA out of memory: this run needs more GPU memory than was free. Lower batch_size")
+    assert "Tried to allocate 2.00 GiB" in text and text.endswith("Traceback ...")
+    assert failure_text(ValueError("bad"), "tb").startswith("ValueError: bad\n\n")

@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from trainboard.spec import RunSpec, error_field
+from trainboard.spec import Float, Int, RunSpec, error_field
+from trainboard.text import UserText, refuse_nul
 
 MAX_VARIANTS = 200
 MAX_LABEL = 80
@@ -27,6 +28,7 @@ MAX_STUDY_RUNS = 200  # runs in one study: variants (or sweep points) x repeats
 MAX_AXIS = 50  # values per sweep axis
 
 MAX_DOCUMENT_BYTES = 64 * 1024  # a spec, a base or a set of overrides, as JSON: a real one is under 2 KB
+MAX_VALUE_BYTES = 4 * 1024  # one value of a sweep's grid, as JSON: a number, a name, a list of widths
 MAX_ERRORS = 100  # errors listed in one 422; past that the answer says how many more there were
 
 
@@ -39,7 +41,20 @@ def _bounded(document: dict[str, Any]) -> dict[str, Any]:
 
 # A spec-shaped document of bounded size: each variant copies it, so an outsized one would cost that 200 times.
 SpecDocument = Annotated[dict[str, Any], AfterValidator(_bounded)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL)]
+
+
+def _bounded_value(value: Any) -> Any:
+    size = len(json.dumps(value))
+    if size > MAX_VALUE_BYTES:
+        raise ValueError(f"{size:,} bytes of JSON is over the limit of {MAX_VALUE_BYTES:,} for one grid value")
+    return value
+
+
+# One value of a sweep axis: every point's overrides hold one of each axis, so each is bounded on its own.
+GridValue = Annotated[Any, AfterValidator(_bounded_value)]
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL), AfterValidator(refuse_nul)
+]
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -50,9 +65,9 @@ class _Strict(BaseModel):
 class Reported(_Strict):
     """What a report says a variant reached, shown beside what trainboard measures."""
 
-    test_acc: float | None = Field(None, ge=0, le=1, description="Test accuracy as a fraction (0.96 for 96%).")
-    seconds: float | None = Field(None, ge=0, description="Execution time in seconds.")
-    note: str = Field("", max_length=300, description="Anything else the report says about this variant.")
+    test_acc: Float | None = Field(None, ge=0, le=1, description="Test accuracy as a fraction (0.96 for 96%).")
+    seconds: Float | None = Field(None, ge=0, description="Execution time in seconds.")
+    note: UserText = Field("", max_length=300, description="Anything else the report says about this variant.")
 
 
 class Variant(_Strict):
@@ -64,7 +79,7 @@ class Variant(_Strict):
         '{"model.kernel_sizes": [5, 5]}. Setting "model" replaces the whole model object.',
     )
     spec: SpecDocument | None = Field(None, description="A whole spec for this variant instead of the base.")
-    repeats: int | None = Field(
+    repeats: Int | None = Field(
         None,
         ge=1,
         le=MAX_REPEATS,
@@ -258,5 +273,13 @@ def sweep_variants(grid: dict[str, list[Any]]) -> list[Variant]:
         if len(label) > MAX_LABEL:
             suffix = f" #{index + 1}"
             label = label[: MAX_LABEL - len(suffix) - 1] + "…" + suffix
-        variants.append(Variant(label=label or "base", set=dict(zip(paths, point, strict=True))))
+        try:
+            variants.append(Variant(label=label or "base", set=dict(zip(paths, point, strict=True))))
+        except ValidationError as exc:  # a point whose overrides are over the size limit, say
+            raise StudyInvalid(
+                [
+                    VariantError(index, label, f"grid.{error_field(e['loc'], e['msg'])}", e["msg"], e["type"])
+                    for e in exc.errors()
+                ]
+            ) from None
     return variants

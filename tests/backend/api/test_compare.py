@@ -15,12 +15,14 @@ from tests.conftest import API, WORKER, epoch_record, tiny_spec
 
 def trained(client: Any, accs: list[float], **spec: Any) -> int:
     run = create(client, tiny_spec(**spec))
-    attempt = claim(client, run["id"])
+    attempt, lease = claim(client, run["id"])
     for epoch, acc in enumerate(accs, start=1):
-        body = {"attempt": attempt, "record": epoch_record(epoch, test_acc=acc)}
+        body = {"attempt": attempt, "lease": lease, "record": epoch_record(epoch, test_acc=acc)}
         assert client.post(f"/api/runs/{run['id']}/epochs", json=body, headers=WORKER).status_code == 200
     result = {"stopped": "completed", "epochs_run": len(accs), "total_seconds": 10.0 * len(accs)}
-    client.post(f"/api/runs/{run['id']}/finish", json={"attempt": attempt, "result": result}, headers=WORKER)
+    client.post(
+        f"/api/runs/{run['id']}/finish", json={"attempt": attempt, "lease": lease, "result": result}, headers=WORKER
+    )
     return int(run["id"])
 
 
@@ -100,8 +102,8 @@ def test_per_class_is_the_latest_epoch_of_each_run(client: Any) -> None:
 def test_only_runs_that_succeeded_compete_for_best(client: Any) -> None:
     done = trained(client, [0.6, 0.7])
     running = create(client, tiny_spec(name="still-running"))
-    attempt = claim(client, running["id"])
-    body = {"attempt": attempt, "record": epoch_record(1, test_acc=0.95)}
+    attempt, lease = claim(client, running["id"])
+    body = {"attempt": attempt, "lease": lease, "record": epoch_record(1, test_acc=0.95)}
     client.post(f"/api/runs/{running['id']}/epochs", json=body, headers=WORKER)
     result = client.get(f"/api/compare?runs={done},{running['id']}", headers=API).json()
     assert [row["test_acc"] for row in result["summary"]] == [0.7, 0.95]

@@ -42,18 +42,19 @@ class Driver:
     def __init__(self, server: LiveServer) -> None:
         self.http = httpx.Client(base_url=server.url, timeout=30)
         self.run_id = int(self.http.post("/api/runs", json=tiny_spec(epochs=6), headers=API).json()["id"])
-        self.attempt = self.http.post(f"/api/runs/{self.run_id}/claim", json={"worker": "t"}, headers=WORKER).json()[
-            "attempt"
-        ]
+        claim = self.http.post(f"/api/runs/{self.run_id}/claim", json={"worker": "t"}, headers=WORKER).json()
+        self.attempt, self.lease = claim["attempt"], claim["lease"]
 
     def epoch(self, n: int) -> None:
-        body = {"attempt": self.attempt, "record": epoch_record(n)}
+        body = {"attempt": self.attempt, "lease": self.lease, "record": epoch_record(n)}
         assert self.http.post(f"/api/runs/{self.run_id}/epochs", json=body, headers=WORKER).status_code == 200
 
     def finish(self) -> None:
         result = {"stopped": "completed", "epochs_run": 6, "total_seconds": 3.0}
         self.http.post(
-            f"/api/runs/{self.run_id}/finish", json={"attempt": self.attempt, "result": result}, headers=WORKER
+            f"/api/runs/{self.run_id}/finish",
+            json={"attempt": self.attempt, "lease": self.lease, "result": result},
+            headers=WORKER,
         )
 
 
@@ -106,7 +107,11 @@ def test_run_events_carry_progress(live_server: LiveServer, driver: Driver) -> N
     seen: list[dict[str, Any]] = []
     with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
         with http.stream("GET", f"/api/runs/{driver.run_id}/events") as response:
-            beat = {"attempt": driver.attempt, "progress": {"epoch": 1, "batch": 5, "batches": 8}}
+            beat = {
+                "attempt": driver.attempt,
+                "lease": driver.lease,
+                "progress": {"epoch": 1, "batch": 5, "batches": 8},
+            }
             timer = later(lambda: driver.http.post(f"/api/runs/{driver.run_id}/progress", json=beat, headers=WORKER))
             for event, event_id, data in sse(response):
                 if event == "run":
@@ -166,9 +171,10 @@ def test_a_requeued_run_resets_the_stream(live_server: LiveServer, driver: Drive
                     session.add(run)
                     session.commit()
                 engine.dispose()
-                driver.attempt = driver.http.post(
+                claim = driver.http.post(
                     f"/api/runs/{driver.run_id}/claim", json={"worker": "t2"}, headers=WORKER
-                ).json()["attempt"]
+                ).json()
+                driver.attempt, driver.lease = claim["attempt"], claim["lease"]
                 driver.epoch(1)
                 driver.finish()
 

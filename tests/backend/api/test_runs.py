@@ -15,10 +15,11 @@ def create(client: Any, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     return dict(response.json())
 
 
-def claim(client: Any, run_id: int) -> int:
+def claim(client: Any, run_id: int) -> tuple[int, str]:
+    """Claim the run as a worker would: (the attempt, its lease), which every later message carries."""
     response = client.post(f"/api/runs/{run_id}/claim", json={"worker": "test:1"}, headers=WORKER)
     assert response.status_code == 200, response.text
-    return int(response.json()["attempt"])
+    return int(response.json()["attempt"]), str(response.json()["lease"])
 
 
 def test_create_fills_defaults_and_queues(client: Any) -> None:
@@ -139,9 +140,9 @@ def test_cnn_that_shrinks_images_to_nothing_is_refused(client: Any) -> None:
 
 def test_metrics_and_summary_follow_reported_epochs(client: Any) -> None:
     run = create(client)
-    attempt = claim(client, run["id"])
+    attempt, lease = claim(client, run["id"])
     for epoch, acc in ((1, 0.6), (2, 0.8), (3, 0.7)):
-        body = {"attempt": attempt, "record": epoch_record(epoch, test_acc=acc)}
+        body = {"attempt": attempt, "lease": lease, "record": epoch_record(epoch, test_acc=acc)}
         assert client.post(f"/api/runs/{run['id']}/epochs", json=body, headers=WORKER).json() == {"created": True}
     metrics = client.get(f"/api/runs/{run['id']}/metrics", headers=API).json()
     assert [m["epoch"] for m in metrics["data"]] == [1, 2, 3]
@@ -160,11 +161,13 @@ def test_metrics_and_summary_follow_reported_epochs(client: Any) -> None:
 
 def test_confusion_is_null_until_finished(client: Any) -> None:
     run = create(client)
-    attempt = claim(client, run["id"])
+    attempt, lease = claim(client, run["id"])
     assert client.get(f"/api/runs/{run['id']}/confusion", headers=API).json()["matrix"] is None
     matrix = [[5 if i == j else 0 for j in range(10)] for i in range(10)]
     result = {"stopped": "completed", "epochs_run": 1, "confusion": matrix, "total_seconds": 3.0, "device": "cpu"}
-    client.post(f"/api/runs/{run['id']}/finish", json={"attempt": attempt, "result": result}, headers=WORKER)
+    client.post(
+        f"/api/runs/{run['id']}/finish", json={"attempt": attempt, "lease": lease, "result": result}, headers=WORKER
+    )
     body = client.get(f"/api/runs/{run['id']}/confusion", headers=API).json()
     assert body["matrix"] == matrix
     assert body["classes"] == [str(i) for i in range(10)]
@@ -184,13 +187,15 @@ def test_cancel_queued_run_is_immediate(client: Any) -> None:
 
 def test_cancel_running_run_is_cooperative(client: Any) -> None:
     run = create(client)
-    attempt = claim(client, run["id"])
+    attempt, lease = claim(client, run["id"])
     flagged = client.post(f"/api/runs/{run['id']}/cancel", headers=API).json()
     assert (flagged["status"], flagged["cancel_requested"]) == ("running", True)
-    beat = {"attempt": attempt, "progress": {"epoch": 1, "batch": 3, "batches": 8}}
+    beat = {"attempt": attempt, "lease": lease, "progress": {"epoch": 1, "batch": 3, "batches": 8}}
     assert client.post(f"/api/runs/{run['id']}/progress", json=beat, headers=WORKER).json() == {"cancel": True}
     result = {"stopped": "cancelled", "epochs_run": 0, "total_seconds": 1.0}
-    done = client.post(f"/api/runs/{run['id']}/finish", json={"attempt": attempt, "result": result}, headers=WORKER)
+    done = client.post(
+        f"/api/runs/{run['id']}/finish", json={"attempt": attempt, "lease": lease, "result": result}, headers=WORKER
+    )
     assert done.json() == {"status": "cancelled"}
 
 
@@ -224,8 +229,8 @@ def test_oversized_bodies_are_refused_before_parsing(client: Any) -> None:
 
 def test_a_repeated_epoch_report_changes_nothing(client: Any) -> None:
     run = create(client)
-    attempt = claim(client, run["id"])
-    body = {"attempt": attempt, "record": epoch_record(1)}
+    attempt, lease = claim(client, run["id"])
+    body = {"attempt": attempt, "lease": lease, "record": epoch_record(1)}
     assert client.post(f"/api/runs/{run['id']}/epochs", json=body, headers=WORKER).json() == {"created": True}
     retry = body | {"record": epoch_record(1, test_acc=0.9)}
     assert client.post(f"/api/runs/{run['id']}/epochs", json=retry, headers=WORKER).json() == {"created": False}
@@ -237,9 +242,11 @@ def test_a_repeated_epoch_report_changes_nothing(client: Any) -> None:
 
 def test_a_nan_epoch_is_refused_not_stored_as_null(client: Any) -> None:
     run = create(client)
-    attempt = claim(client, run["id"])
+    attempt, lease = claim(client, run["id"])
     record = epoch_record(1) | {"train_loss": "NaN"}
-    response = client.post(f"/api/runs/{run['id']}/epochs", json={"attempt": attempt, "record": record}, headers=WORKER)
+    response = client.post(
+        f"/api/runs/{run['id']}/epochs", json={"attempt": attempt, "lease": lease, "record": record}, headers=WORKER
+    )
     assert response.status_code == 422
     assert client.get(f"/api/runs/{run['id']}/metrics", headers=API).json()["count"] == 0
 
@@ -265,7 +272,7 @@ def test_non_ascii_credentials_are_refused_not_500(client: Any) -> None:
 
 def test_run_info_is_stored_for_the_current_attempt(client: Any) -> None:
     run = create(client)
-    attempt = claim(client, run["id"])
+    attempt, lease = claim(client, run["id"])
     info = {
         "train_images": 512,
         "test_images": 256,
@@ -277,10 +284,14 @@ def test_run_info_is_stored_for_the_current_attempt(client: Any) -> None:
         "trainable_parameters": 2410,
         "device": "cpu",
     }
-    stale = client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt + 1, "info": info}, headers=WORKER)
+    stale = client.post(
+        f"/api/runs/{run['id']}/info", json={"attempt": attempt + 1, "lease": lease, "info": info}, headers=WORKER
+    )
     assert stale.status_code == 409
     assert (
-        client.post(f"/api/runs/{run['id']}/info", json={"attempt": attempt, "info": info}, headers=WORKER).status_code
+        client.post(
+            f"/api/runs/{run['id']}/info", json={"attempt": attempt, "lease": lease, "info": info}, headers=WORKER
+        ).status_code
         == 200
     )
     stored = client.get(f"/api/runs/{run['id']}", headers=API).json()

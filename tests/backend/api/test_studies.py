@@ -237,7 +237,7 @@ def test_an_unknown_study_is_404(client: Any) -> None:
     response = client.get("/api/studies/999", headers=API)
     assert response.status_code == 404
     assert response.json() == {"detail": "study 999 not found"}
-    assert client.get("/api/studies/0", headers=API).status_code == 422
+    assert client.get("/api/studies/0", headers=API).status_code == 404  # names no study, like any unknown id
 
 
 def test_preview_resolves_every_run_and_queues_nothing(client: Any) -> None:

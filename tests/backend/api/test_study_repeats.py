@@ -30,17 +30,17 @@ def post(client: Any, url: str, body: dict[str, Any], code: int = 201) -> dict[s
 
 
 def finish(client: Any, run_id: int, accs: list[float], seconds: float, early: bool = False) -> None:
-    attempt = claim(client, run_id)
+    attempt, lease = claim(client, run_id)
     for epoch, acc in enumerate(accs, start=1):
         record = epoch_record(epoch, test_acc=acc) | {"per_class_acc": [acc - i / 100 for i in range(10)]}
-        body = {"attempt": attempt, "record": record}
+        body = {"attempt": attempt, "lease": lease, "record": record}
         assert client.post(f"/api/runs/{run_id}/epochs", json=body, headers=WORKER).status_code == 200
     result = {"stopped": "early_stopped" if early else "completed", "epochs_run": len(accs), "total_seconds": seconds}
     if early:
         result["stop_reason"] = "no improvement"
     assert (
         client.post(
-            f"/api/runs/{run_id}/finish", json={"attempt": attempt, "result": result}, headers=WORKER
+            f"/api/runs/{run_id}/finish", json={"attempt": attempt, "lease": lease, "result": result}, headers=WORKER
         ).status_code
         == 200
     )

@@ -17,13 +17,13 @@ from tests.conftest import API, WORKER, epoch_record
 
 def train(client: Any, run_id: int, accs: list[float], *, fail: bool = False, restore_epoch: int | None = None) -> None:
     """Report one epoch per accuracy (class c gets acc - c/100), then finish (or fail) the run."""
-    attempt = claim(client, run_id)
+    attempt, lease = claim(client, run_id)
     for epoch, acc in enumerate(accs, start=1):
         record = epoch_record(epoch, test_acc=acc) | {"per_class_acc": [round(acc - c / 100, 4) for c in range(10)]}
-        body = {"attempt": attempt, "record": record}
+        body = {"attempt": attempt, "lease": lease, "record": record}
         assert client.post(f"/api/runs/{run_id}/epochs", json=body, headers=WORKER).status_code == 200
     if fail:
-        finish: dict[str, Any] = {"attempt": attempt, "error": "RuntimeError: boom"}
+        finish: dict[str, Any] = {"attempt": attempt, "lease": lease, "error": "RuntimeError: boom"}
     else:
         result: dict[str, Any] = {"stopped": "completed", "epochs_run": len(accs), "total_seconds": 1.0}
         if restore_epoch is not None:
@@ -32,7 +32,7 @@ def train(client: Any, run_id: int, accs: list[float], *, fail: bool = False, re
                 "final_epoch": restore_epoch,
                 "stop_reason": f"no improvement for 2 epochs; best at epoch {restore_epoch}, weights restored",
             }
-        finish = {"attempt": attempt, "result": result}
+        finish = {"attempt": attempt, "lease": lease, "result": result}
     assert client.post(f"/api/runs/{run_id}/finish", json=finish, headers=WORKER).status_code == 200
 
 
