@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"
 
+    @property
+    def artifacts_dir(self) -> Path:
+        """Checkpoints and final weights, a folder per run (backend/services/artifacts.py): back it up."""
+        return self.data_dir / "artifacts"
+
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
