@@ -126,14 +126,42 @@ class ClaimRequest(_Message):
 LEASE_LENGTH = 64
 
 
+ARTIFACT_NAME = r"^(checkpoint-[1-9][0-9]{0,5}|weights)\.safetensors$"
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+class ResumePoint(_Message):
+    """The checkpoint a claimed attempt goes on from: the epochs up to `epoch` are kept, training resumes with
+    the next. The worker fetches it (GET /api/runs/{id}/checkpoints/{name}) and checks its sha256."""
+
+    epoch: int = Field(ge=1, le=MAX_EPOCH)
+    name: str = Field(pattern=ARTIFACT_NAME)
+    sha256: str = Field(pattern=SHA256)
+    size: int = Field(ge=0)
+
+
 class Claim(_Message):
-    """The attempt the worker now owns, the secret that proves it (every later message carries it), and the
-    spec to train."""
+    """The attempt the worker now owns, the secret that proves it (every later message carries it), the
+    spec to train, and the checkpoint to resume from (None: from the first epoch)."""
 
     run_id: int
     attempt: int
     lease: str = Field(max_length=LEASE_LENGTH, description="This attempt's secret: only its claimer has it")
     spec: dict[str, Any]
+    resume: ResumePoint | None = None
+
+
+# An upload (PUT /api/runs/{id}/artifacts/{name}) is a raw body, not JSON: these headers carry its envelope.
+ATTEMPT_HEADER = "X-Trainboard-Attempt"
+LEASE_HEADER = "X-Trainboard-Lease"
+EPOCH_HEADER = "X-Trainboard-Epoch"
+SHA256_HEADER = "X-Trainboard-Sha256"
+
+
+class ArtifactAnswer(_Message):
+    name: str
+    size: int
+    sha256: str
 
 
 class _AttemptMessage(_Message):

@@ -82,6 +82,27 @@ class RunPublic(BaseModel):
     waiting: str | None = Field(
         None, description="Why a queued run is not starting, e.g. no live worker listens on its queue"
     )
+    resumed_from: int | None = Field(
+        None, description="The checkpoint epoch the current attempt went on from (null: it started from epoch 1)"
+    )
+
+
+class ArtifactPublic(BaseModel):
+    """A file a run keeps: a training checkpoint, or its final weights (safetensors)."""
+
+    name: str
+    kind: str = Field(description="checkpoint or weights")
+    epoch: int = Field(description="The epoch whose end the file holds")
+    attempt: int
+    size: int = Field(description="Bytes")
+    sha256: str
+    created_at: datetime
+
+
+class ArtifactsPublic(BaseModel):
+    run_id: int
+    data: list[ArtifactPublic]
+    total_bytes: int
 
 
 class RunsPublic(BaseModel):

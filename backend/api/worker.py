@@ -44,7 +44,13 @@ def claim_run(run: RunDep, body: ClaimRequest, session: SessionDep, feed: FeedDe
         raise Conflict(f"run {run.id} is {run.status}, not queued")
     assert claimed.run.id is not None
     feed.notify(claimed.run.id)
-    return Claim(run_id=claimed.run.id, attempt=claimed.run.attempt, lease=claimed.lease, spec=claimed.run.spec)
+    return Claim(
+        run_id=claimed.run.id,
+        attempt=claimed.run.attempt,
+        lease=claimed.lease,
+        spec=claimed.run.spec,
+        resume=claimed.resume,
+    )
 
 
 @router.post("/epochs", response_model=EpochAnswer)

@@ -26,6 +26,7 @@ def public(run: Run, idle_queue: str | None = None) -> RunPublic:
     waiting = f"no worker is listening on queue {idle_queue}" if idle_queue and run.status == "queued" else None
     return RunPublic(
         waiting=waiting,
+        resumed_from=run.resumed_from,
         id=run.id,
         study_id=run.study_id,
         label=run.label,
