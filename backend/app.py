@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend import errors, schema
-from backend.api import compare, events, health, presets, runs, studies, worker, workers
+from backend.api import compare, events, health, manage, presets, runs, studies, worker, workers
 from backend.auth import LoginThrottle, Tokens
 from backend.db import make_engine
 from backend.middleware import BodyLimit, RequestDeadline, SecurityHeaders, TrustedHosts
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_routers = (
         runs.router,
         studies.router,
+        manage.router,
         presets.router,
         events.router,
         worker.router,
