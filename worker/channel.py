@@ -52,7 +52,7 @@ def tls_context() -> ssl.SSLContext:
 
 
 class Stale(Exception):
-    """The API answered 409: this attempt no longer owns the run."""
+    """The API answered 409 (this attempt no longer owns the run) or 404 (the run was deleted)."""
 
 
 class RunChannel:
@@ -196,7 +196,7 @@ class RunChannel:
         while True:
             try:
                 response = self._client.post(f"/api/runs/{self.run_id}/{route}", json=payload)
-                if response.status_code == 409:
+                if response.status_code in (404, 409):  # 404: the run was deleted; nothing left to do for it
                     raise Stale(response.json().get("detail", "conflict"))
                 if response.status_code < 500:
                     response.raise_for_status()
