@@ -22,6 +22,7 @@ from backend.services.health import DatabaseHealth
 from backend.services.recovery import RecoveryLoop
 from backend.web import assets, docs, login
 from backend.web import compare as compare_pages
+from backend.web import manage as manage_pages
 from backend.web import runs as run_pages
 from backend.web import studies as study_pages
 from backend.web import workers as worker_pages
@@ -78,7 +79,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (*api_routers, compare.router):
         app.include_router(router)
-    pages = (run_pages.router, login.router, study_pages.router, compare_pages.router, worker_pages.router, docs.router)
+    pages = (
+        run_pages.router,
+        manage_pages.router,
+        login.router,
+        study_pages.router,
+        compare_pages.router,
+        worker_pages.router,
+        docs.router,
+    )
     for page_router in (*pages, assets.router):
         app.include_router(page_router)
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
