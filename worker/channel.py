@@ -62,7 +62,7 @@ def tls_context() -> ssl.SSLContext:
 
 
 class Stale(Exception):
-    """The API answered 409: this attempt no longer owns the run."""
+    """The API answered 409 (this attempt no longer owns the run) or 404 (the run was deleted)."""
 
 
 class RunChannel:
@@ -279,7 +279,7 @@ class RunChannel:
         while True:
             try:
                 response = send()
-                if response.status_code == 409:
+                if response.status_code in (404, 409):  # 404: the run was deleted; nothing left to do for it
                     raise Stale(response.json().get("detail", "conflict"))
                 if response.status_code < 500:
                     response.raise_for_status()

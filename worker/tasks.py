@@ -51,7 +51,7 @@ def execute(run_id: int, settings: Settings) -> str:
     try:
         claim = channel.claim(worker=f"{socket.gethostname()}:{os.getpid()}")
         if claim is None:
-            log.info("run %s: not claimed (taken by another worker, or cancelled)", run_id)
+            log.info("run %s: not claimed (taken by another worker, cancelled or deleted)", run_id)
             return "not claimed"
         log.info("run %s: attempt %s started", run_id, claim.attempt)
         run_state.remember(run_id, claim.attempt, claim.lease)  # the parent speaks for this run if we are killed

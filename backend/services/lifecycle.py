@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlmodel import Session, col, select
 
 from backend.db import utcnow
@@ -105,7 +105,10 @@ def claim_run(session: Session, run: Run, worker: str) -> Claimed | None:
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        session.refresh(run)
+        try:
+            session.refresh(run)
+        except InvalidRequestError:  # deleted since the route loaded it: nothing to claim
+            return None
         if run.status != RunStatus.running or run.worker != worker:
             return None
         run.lease_hash = lease_hash(lease)
@@ -283,16 +286,56 @@ def run_killed(session: Session, run: Run, attempt: int, lease: str, signal: int
     Returns the run; queued again means it must go to the broker again."""
     _check_attempt(run, attempt, lease)
     reason = killed_reason(signal)
-    if run.last_kill_epoch == run.epochs_done or run.attempt >= max_attempts:
+    if run.last_kill_epoch == run.epochs_done or attempts_used(run) >= max_attempts:
         again = " again at the same epoch" if run.last_kill_epoch == run.epochs_done else ""
         run.status, run.finished_at = RunStatus.failed, utcnow()
-        run.error = f"{reason}{again} (epoch {run.epochs_done}, attempt {run.attempt} of {max_attempts})"
+        run.error = f"{reason}{again} (epoch {run.epochs_done}, attempt {attempts_used(run)} of {max_attempts})"
     else:
         run.status = RunStatus.queued
         run.error = f"attempt {run.attempt}: {reason}; requeued"
         run.last_kill_epoch = run.epochs_done
     run.lease_hash = None
     session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def attempts_used(run: Run) -> int:
+    """The attempts that count against the lost-run budget (max_attempts): those since the latest retry."""
+    return run.attempt - run.attempt_base
+
+
+RETRYABLE = (RunStatus.failed, RunStatus.cancelled)
+
+
+def retry_run(session: Session, run: Run, before_commit: Callable[[], None] | None = None) -> Run:
+    """A failed or cancelled run queued again (Conflict for any other state): its next claim is a new attempt
+    with a fresh budget of lost-run attempts; what the last attempt ended with (error, cancel, stop reason)
+    is cleared. Its epochs and checkpoints stay: the claim resumes from the latest checkpoint, if any.
+    `before_commit` runs in the same transaction (dropping the checkpoints, to start over). One conditional
+    UPDATE, so two retries at once queue it once. Not sent to the broker here."""
+    result = session.execute(
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status).in_(RETRYABLE))
+        .values(
+            status=RunStatus.queued,
+            attempt_base=col(Run.attempt),
+            error=None,
+            stop_reason=None,
+            cancel_requested=False,
+            finished_at=None,
+            confusion=None,
+            last_kill_epoch=None,
+            lease_hash=None,
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(run)
+        raise Conflict(f"run {run.id} is {run.status}: only a failed or cancelled run can be retried")
+    if before_commit is not None:
+        before_commit()
     session.commit()
     session.refresh(run)
     return run
@@ -335,11 +378,11 @@ def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts:
         silent = f"no heartbeat from worker {run.worker!r} for over {lost_after_seconds:.0f} s"
         if run.cancel_requested:
             values: dict[str, object] = {"status": RunStatus.cancelled, "finished_at": utcnow()}
-        elif run.attempt >= max_attempts:
+        elif attempts_used(run) >= max_attempts:
             values = {
                 "status": RunStatus.failed,
                 "finished_at": utcnow(),
-                "error": f"lost: {silent}, attempt {run.attempt} of {max_attempts}",
+                "error": f"lost: {silent}, attempt {attempts_used(run)} of {max_attempts}",
             }
         else:
             values = {"status": RunStatus.queued, "error": f"attempt {run.attempt} lost: {silent}; requeued"}

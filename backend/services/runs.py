@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from backend.services import epochs, idempotency, lifecycle
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
-from backend.services.errors import Invalid, NotFound
+from backend.services.errors import Conflict, Invalid, NotFound
 from backend.tables import Run, Study
 from trainboard.memory import over_budget
 from trainboard.protocol import MAX_ID, Progress, RunInfo
@@ -46,6 +46,7 @@ def public(run: Run, idle_queue: str | None = None) -> RunPublic:
         info=None if run.info is None else RunInfo.model_validate(run.info),
         tags=list(run.tags or []),
         notes=run.notes or "",
+        archived_at=run.archived_at,
         progress=Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches),
         summary=Summary(
             best_test_acc=run.best_test_acc,
@@ -128,8 +129,11 @@ def queue_run(
 
 
 def _runs_by_id(session: Session, run_ids: Sequence[int]) -> list[Run]:
+    """The runs an earlier request with the same idempotency key made (Conflict if they were deleted since)."""
     found = {run.id: run for run in session.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
-    return [found[run_id] for run_id in run_ids if run_id in found]
+    if len(found) != len(run_ids):
+        raise Conflict("what the first request with this Idempotency-Key made was deleted since: use a new key")
+    return [found[run_id] for run_id in run_ids]
 
 
 def update_run(session: Session, run: Run, change: RunUpdate, feed: ChangeFeed) -> Run:

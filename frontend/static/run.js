@@ -186,6 +186,10 @@ function follow() {
   watchConnection(source, notice);
   source.addEventListener("epoch", (event) => addEpoch(JSON.parse(event.data)));
   source.addEventListener("run", (event) => onRunEvent(JSON.parse(event.data)));
+  source.addEventListener("deleted", () => {
+    source.close();
+    notice.textContent = "This run was deleted.";
+  });
   source.addEventListener("end", (event) => {
     source.close();
     onRunEvent(JSON.parse(event.data));

@@ -20,6 +20,7 @@ const compareButton = document.getElementById("compare-selected");
 const newRunsNotice = document.getElementById("new-runs");
 const filters = document.getElementById("runs-filters");
 const PAGE_SIZE_DEFAULT = "50";
+const archivedView = table.dataset.archived; // exclude (the default), include or only
 
 const rows = new Map();
 for (const row of tbody.rows) rows.set(Number(row.dataset.runId), row);
@@ -76,7 +77,24 @@ function showCount() {
   if (!filtered && offset === 0) empty.hidden = shown > 0;
 }
 
+/** A run deleted, or archived or restored out of this view: its row goes. */
+function removeRow(id) {
+  const row = rows.get(id);
+  if (!row) return;
+  row.remove();
+  rows.delete(id);
+  selected.delete(id);
+  count -= 1;
+  showCount();
+  showSelection();
+}
+
 function upsert(run) {
+  const archived = run.archived_at != null;
+  if ((archivedView === "exclude" && archived) || (archivedView === "only" && !archived)) {
+    removeRow(run.id);
+    return;
+  }
   const row = rows.get(run.id);
   if (row) {
     fillRow(row, run);
@@ -166,6 +184,7 @@ const source = new EventSource(`/api/events?since=${encodeURIComponent(table.dat
 watchConnection(source, liveLine);
 source.addEventListener("run", (event) => upsert(JSON.parse(event.data)));
 source.addEventListener("reload", () => { reloadAll(); });
+source.addEventListener("deleted", (event) => removeRow(JSON.parse(event.data).id));
 window.addEventListener("pagehide", () => source.close());
 // Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
 window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });

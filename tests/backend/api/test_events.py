@@ -192,3 +192,22 @@ def test_a_page_from_before_a_restart_is_told_to_reload(live_server: LiveServer)
         with http.stream("GET", "/api/events?since=deadbeef.3") as response:
             event, _, _ = next(sse(response))
     assert event == "reload"
+
+
+def test_a_deleted_run_ends_its_stream_and_leaves_the_runs_list(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        run_id = int(http.post("/api/runs", json=tiny_spec()).json()["id"])
+        run_events: list[tuple[str, dict[str, Any]]] = []
+        with http.stream("GET", f"/api/runs/{run_id}/events") as response:
+            timer = later(lambda: http.delete(f"/api/runs/{run_id}"))
+            run_events = [(event, data) for event, _, data in sse(response)]  # the stream ends by itself
+            timer.join()
+        assert run_events[0][0] == "run"
+        assert run_events[-1] == ("deleted", {"id": run_id})
+        other = int(http.post("/api/runs", json=tiny_spec()).json()["id"])
+        with http.stream("GET", "/api/events") as response:
+            timer = later(lambda: http.delete(f"/api/runs/{other}"))
+            for event, _, data in sse(response):
+                assert (event, data) == ("deleted", {"id": other})
+                break
+            timer.join()
