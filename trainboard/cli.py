@@ -257,24 +257,16 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 def gc(data_dir: DataDir = None) -> None:
     """Remove artifact files no run owns any more: folders of deleted runs, superseded checkpoints, uploads
     cut short. Safe beside a running API with the same settings (files are removed only once their rows are)."""
-    from sqlmodel import Session
-
-    from backend import schema
-    from backend.db import make_engine
     from backend.services import artifacts
 
     settings = _settings(data_dir)
-    engine = make_engine(settings.database)
     try:
-        if schema.current(engine) != schema.head():  # its rows are what says which files are kept: no guessing
-            typer.echo(
-                f"{_redact(settings.database)} is not at this trainboard's schema: `trainboard db upgrade`", err=True
-            )
-            raise typer.Exit(2)
-        with Session(engine) as session:
-            freed = artifacts.collect_garbage(session, settings.artifacts_dir)
-    finally:
-        engine.dispose()
+        freed = artifacts.collect_garbage_at(settings.database, settings.artifacts_dir)
+    except artifacts.SchemaMismatch:  # its rows are what says which files are kept: no guessing
+        typer.echo(
+            f"{_redact(settings.database)} is not at this trainboard's schema: `trainboard db upgrade`", err=True
+        )
+        raise typer.Exit(2) from None
     typer.echo(f"{settings.artifacts_dir}: {freed:,} bytes freed")
 
 

@@ -58,6 +58,7 @@ from worker.interrupt import Stopped, until_stopped
 from worker.models import build_model, model_channels
 from worker.optimizers import build_optimizer, build_scheduler, lrs
 from worker.preprocess import Preprocess
+from worker.system import EpochMeter, data_fingerprint, environment
 from worker.weights import ensure_downloaded
 
 
@@ -274,8 +275,10 @@ def fit(
     confusion: list[list[int]] = state.confusion
     epoch, stopped = state.epoch, StopState.completed
     last_checkpoint = time.perf_counter()
+    meter = EpochMeter(device)
     for epoch in range(state.epoch + 1, spec.epochs + 1):
         lr = lrs(optimizer)
+        meter.start()
         train = train_one_epoch(
             model,
             optimizer,
@@ -311,6 +314,7 @@ def fit(
                 lr=lr,
                 seconds=train.seconds + time.perf_counter() - eval_started,
                 images_per_s=train.images / max(train.seconds, 1e-9),
+                system=meter.figures(),
             )
         )
         confusion = test.confusion
@@ -366,6 +370,8 @@ def _run_info(
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         lr_groups=[str(group["name"]) for group in optimizer.param_groups],
         device=str(device),
+        environment=environment(device),
+        data_sha256=data_fingerprint(data),
     )
 
 

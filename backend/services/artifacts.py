@@ -22,6 +22,8 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
+from backend import schema
+from backend.db import make_engine
 from backend.services.errors import Invalid, NotFound, TooLarge
 from backend.tables import Artifact, Run
 from trainboard.protocol import ResumePoint
@@ -247,3 +249,20 @@ def collect_garbage(session: Session, root: Path) -> int:
         else:
             freed += remove_unlisted(session, root, run_id)
     return freed
+
+
+class SchemaMismatch(RuntimeError):
+    """The database is not at this trainboard's schema: its rows cannot say which files are kept."""
+
+
+def collect_garbage_at(database_url: str, root: Path) -> int:
+    """`collect_garbage` on the database at `database_url` (`trainboard gc`); SchemaMismatch if it is not
+    at this trainboard's revision."""
+    engine = make_engine(database_url)
+    try:
+        if schema.current(engine) != schema.head():
+            raise SchemaMismatch(database_url)
+        with Session(engine) as session:
+            return collect_garbage(session, root)
+    finally:
+        engine.dispose()

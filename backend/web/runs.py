@@ -132,4 +132,5 @@ def run_page(
         since=since,
         disk_bytes=artifacts.sizes(session, [run.id]).get(run.id, 0),
         has_checkpoint=artifacts.latest_checkpoint(session, run.id) is not None,
+        weights=artifacts.weights(session, run.id),
     )

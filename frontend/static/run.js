@@ -4,6 +4,7 @@ import {
   timeElement, watchConnection,
 } from "./common.js";
 import { followFinishedRun, showAnnotations, startAnnotations } from "./run_notes.js";
+import { showMade, showSystem } from "./run_system.js";
 
 /* global Plotly */
 
@@ -98,6 +99,7 @@ function addEpoch(record) {
   Plotly.extendTraces(charts.acc, { x, y: [[record.train_acc * 100], [record.test_acc * 100]] }, [0, 1]);
   drawn.push(record);
   drawPerClass(perClassRecord());
+  showSystem(record);
   lastEpoch = record.epoch;
 }
 
@@ -142,6 +144,7 @@ function showInfo(info) {
   setField(document, "info-lr-groups", (info.lr_groups ?? []).join(", ") || "—");
   document.getElementById("info-list").hidden = false;
   document.getElementById("info-pending").hidden = true;
+  showMade(info);
 }
 
 function showRun(next) {

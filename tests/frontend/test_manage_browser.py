@@ -43,7 +43,7 @@ def with_files(app: FastAPI, run_id: int) -> Path:
     folder = Path(app.state.settings.artifacts_dir) / str(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "weights.safetensors").write_bytes(b"w" * 2_500_000)
-    (folder / "checkpoint-1.pt.part").write_bytes(b"half an upload")
+    (folder / "checkpoint-1.safetensors.part").write_bytes(b"half an upload")
     with Session(app.state.engine) as session:
         session.add(
             Artifact(

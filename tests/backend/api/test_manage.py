@@ -52,12 +52,12 @@ def add_artifacts(client: Any, run_id: int) -> Path:
     partial upload; returns the run's folder."""
     folder = artifacts_root(client) / str(run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "checkpoint-1.pt").write_bytes(CHECKPOINT_BYTES)
+    (folder / "checkpoint-1.safetensors").write_bytes(CHECKPOINT_BYTES)
     (folder / "weights.safetensors").write_bytes(WEIGHTS_BYTES)
     (folder / "checkpoint-2.pt.part").write_bytes(b"half")
     with Session(client.app.state.engine) as session:
         for kind, name, size in (
-            ("checkpoint", "checkpoint-1.pt", len(CHECKPOINT_BYTES)),
+            ("checkpoint", "checkpoint-1.safetensors", len(CHECKPOINT_BYTES)),
             ("weights", "weights.safetensors", len(WEIGHTS_BYTES)),
         ):
             session.add(Artifact(run_id=run_id, kind=kind, name=name, attempt=1, epoch=1, size=size, sha256="0" * 64))
@@ -294,12 +294,13 @@ def test_retry_keeps_checkpoints_by_default_and_from_start_drops_them_and_their_
     folder = add_artifacts(client, run_id)
     client.post(f"/api/runs/{run_id}/retry", headers=API)
     assert {a.kind for a in rows(client, Artifact, run_id)} == {"checkpoint", "weights"}
-    assert (folder / "checkpoint-1.pt").exists()
-    fail(client, run_id)
+    assert (folder / "checkpoint-1.safetensors").exists()
+    fail(client, run_id)  # its claim (a new attempt) drops the earlier attempt's weights, rows and files
+    assert [a.kind for a in rows(client, Artifact, run_id)] == ["checkpoint"]
     response = client.post(f"/api/runs/{run_id}/retry?from=start", headers=API)
     assert response.status_code == 200 and response.json()["status"] == "queued"
-    assert [a.kind for a in rows(client, Artifact, run_id)] == ["weights"]
-    assert sorted(f.name for f in folder.iterdir()) == ["checkpoint-2.pt.part", "weights.safetensors"]
+    assert rows(client, Artifact, run_id) == []
+    assert sorted(f.name for f in folder.iterdir()) == ["checkpoint-2.pt.part"]  # an upload under way stays
 
 
 def test_retry_failed_runs_of_a_study(client: Any) -> None:
