@@ -2,7 +2,8 @@
 
 `GET /api/runs/{id}/events` sends `epoch` events (id = epoch number, so a reconnecting browser's
 Last-Event-ID resumes with no duplicates and no gaps), `run` events (status, progress, summary; no
-id) whenever the run changes, a `reset` event when a lost run was requeued and starts over from
+id) whenever the run changes, a `rewind` event (`{"epoch": k, "run": ...}`) when a new attempt resumes
+from its checkpoint of epoch k (the epochs after k are replaced), a `reset` event when it starts over from
 epoch 1, a final `end` event once the run is terminal and every epoch has been sent, and a final
 `deleted` event (`{"id": ...}`) when the run is deleted meanwhile.
 `GET /api/events` sends a `run` event for every run that changes (the runs list), and a `deleted` event
@@ -102,9 +103,16 @@ async def _run_stream(
             return
         run, records = read
         if attempt is not None and run.attempt != attempt:
-            # The run was requeued and starts over: the client drops what it drew and gets the new epochs.
-            yield ServerSentEvent(data=run.model_dump_json(), event="reset")
-            last_epoch = 0
+            # A new attempt: it starts over (`reset`: drop every epoch drawn) or resumes from a checkpoint
+            # (`rewind`: drop the epochs after it, which the new attempt replaces); then the new epochs follow.
+            keep = run.resumed_from or 0
+            if keep:
+                yield ServerSentEvent(
+                    data=json.dumps({"epoch": keep, "run": run.model_dump(mode="json")}), event="rewind"
+                )
+            else:
+                yield ServerSentEvent(data=run.model_dump_json(), event="reset")
+            last_epoch = min(last_epoch, keep)
             try:
                 read = await _read(request, _read_run, engine, settings, run_id, last_epoch)
             except NotFound:
