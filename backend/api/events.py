@@ -102,7 +102,7 @@ async def _run_stream(
         if read is None:
             return
         run, records = read
-        if attempt is not None and run.attempt != attempt:
+        if attempt and run.attempt != attempt:  # not the first claim (0 -> 1): nothing was replaced then
             # A new attempt: it starts over (`reset`: drop every epoch drawn) or resumes from a checkpoint
             # (`rewind`: drop the epochs after it, which the new attempt replaces); then the new epochs follow.
             keep = run.resumed_from or 0

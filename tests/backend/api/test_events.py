@@ -231,6 +231,30 @@ def test_a_run_resumed_from_a_checkpoint_rewinds_the_stream_to_it(live_server: L
     assert after[-1][0] == "end"
 
 
+def test_the_first_claim_of_a_run_is_no_reset(live_server: LiveServer) -> None:
+    events: list[str] = []
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        run_id = int(http.post("/api/runs", json=tiny_spec(epochs=1)).json()["id"])
+        with http.stream("GET", f"/api/runs/{run_id}/events") as response:
+            stream = sse(response)
+            event, _, data = next(stream)
+            assert (event, data["attempt"]) == ("run", 0)  # queued, never claimed
+
+            def claim_and_finish() -> None:
+                claim = http.post(f"/api/runs/{run_id}/claim", json={"worker": "t"}, headers=WORKER).json()
+                body = {"attempt": claim["attempt"], "lease": claim["lease"], "record": epoch_record(1)}
+                http.post(f"/api/runs/{run_id}/epochs", json=body, headers=WORKER)
+                result = {"stopped": "completed", "epochs_run": 1, "total_seconds": 1.0}
+                finish = {"attempt": claim["attempt"], "lease": claim["lease"], "result": result}
+                http.post(f"/api/runs/{run_id}/finish", json=finish, headers=WORKER)
+
+            timer = later(claim_and_finish)
+            events = [event for event, _, _ in stream]
+            timer.join()
+    assert "reset" not in events and "rewind" not in events
+    assert "epoch" in events and events[-1] == "end"
+
+
 def test_a_page_from_before_a_restart_is_told_to_reload(live_server: LiveServer) -> None:
     with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
         with http.stream("GET", "/api/events?since=deadbeef.3") as response:
