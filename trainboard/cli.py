@@ -169,7 +169,7 @@ def worker(
     device = describe(gpu, placement.cores)
     announce.install(announce.Announcer(settings.api_url, token, hostname, [settings.queue], slots, device))
     run_state.make_state_dir()
-    run_state.install(settings.api_url, token)
+    run_state.install(settings.api_url, token, settings.data_dir)
     celery_app.conf.worker_pool = "worker.pool:TaskPool"  # prefork, replacing a finished run's process at once
     try:
         celery_app.worker_main(

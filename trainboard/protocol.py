@@ -59,6 +59,10 @@ class EpochRecord(BaseModel):
     system: SystemFigures | None = Field(None, description="Memory and CPU/GPU figures of the epoch")
 
 
+# The fields of an EpochRecord that measure the machine (time, memory): all a seeded CPU run does not repeat.
+MEASURED_FIELDS = frozenset({"seconds", "images_per_s", "system"})
+
+
 class Progress(BaseModel):
     """A heartbeat: where the run is inside the current epoch. Epoch 0 (0 of 0 batches): still preparing
     (loading or downloading the dataset, building the model)."""

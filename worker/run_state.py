@@ -111,13 +111,27 @@ def report_killed(api_url: str, worker_token: str, run_id: int, error: BaseExcep
     return status
 
 
-def install(api_url: str, worker_token: str) -> None:
-    """In the parent: report every run whose process Celery lost (on a thread: the parent's loop goes on)."""
+def scratch(data_dir: Path, run_id: int, attempt: int) -> Path:
+    """Where a run's process keeps its files (checkpoints before upload, the one it resumes from)."""
+    return data_dir / "scratch" / f"run-{run_id}-{attempt}"
+
+
+def clear_scratch(data_dir: Path, run_id: int) -> None:
+    """Remove every attempt's scratch folder of `run_id` (a killed process leaves its own behind)."""
+    for folder in (data_dir / "scratch").glob(f"run-{int(run_id)}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def install(api_url: str, worker_token: str, data_dir: Path | None = None) -> None:
+    """In the parent: report every run whose process Celery lost (on a thread: the parent's loop goes on), and
+    remove the files it left in `data_dir`'s scratch folder."""
     from billiard.exceptions import WorkerLostError
     from celery.signals import task_failure
 
     def on_failure(exception: BaseException | None = None, args: list[object] | None = None, **_: object) -> None:
         if isinstance(exception, WorkerLostError) and args and isinstance(args[0], int):
+            if data_dir is not None:
+                clear_scratch(data_dir, args[0])
             threading.Thread(
                 target=report_killed, args=(api_url, worker_token, args[0], exception), daemon=True
             ).start()

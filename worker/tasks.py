@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import traceback
 
@@ -57,7 +56,8 @@ def execute(run_id: int, settings: Settings) -> str:
         run_state.remember(run_id, claim.attempt, claim.lease)  # the parent speaks for this run if we are killed
         result: RunResult | None = None
         error: str | None = None
-        scratch = settings.data_dir / "scratch" / f"run-{run_id}-{claim.attempt}"
+        run_state.clear_scratch(settings.data_dir, run_id)  # what an earlier attempt here left behind
+        scratch = run_state.scratch(settings.data_dir, run_id, claim.attempt)
         uploads: Uploads | None = None
         try:
             import torch
@@ -94,9 +94,10 @@ def execute(run_id: int, settings: Settings) -> str:
             uploads.close()  # the final weights are the run's before it is declared finished
         status = channel.finish(result=result, error=error)
         log.info("run %s: %s", run_id, status or f"stale ({channel.stop_reason})")
-        shutil.rmtree(scratch, ignore_errors=True)
         return status or "stale"
     finally:
+        if channel.attempt:  # claimed here: its files are this process's to remove (not another's)
+            run_state.clear_scratch(settings.data_dir, run_id)
         run_state.forget(run_id)
         channel.close()
 

@@ -14,10 +14,10 @@ from typing import Any
 from tests.conftest import API, LiveServer, WorkerProcess, live_settings, tiny_spec, wait_for
 from tests.faults.conftest import PrivateRedis
 from tests.faults.test_processes import claimed_by
+from trainboard.protocol import MEASURED_FIELDS
 from trainboard.spec import RunSpec
 from worker.trained import accuracy_on_test_set, load_model
 
-TIMING = {"seconds", "images_per_s", "system"}
 CNN = tiny_spec(
     name="resume-cnn",
     epochs=5,
@@ -43,7 +43,7 @@ MLP = tiny_spec(
 
 
 def untimed(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in m.items() if k not in TIMING} for m in metrics]
+    return [{k: v for k, v in m.items() if k not in MEASURED_FIELDS} for m in metrics]
 
 
 def check_exact_resume(api: Any, spec: dict[str, Any], training_pid: Any, log: Any, tmp: Path) -> None:
@@ -79,6 +79,8 @@ def check_exact_resume(api: Any, spec: dict[str, Any], training_pid: Any, log: A
     model, loaded = load_model(path)
     assert loaded.model_dump() == RunSpec.model_validate(spec).model_dump()
     assert accuracy_on_test_set(model, loaded, tmp) == final["summary"]["final_test_acc"]
+    # The worker's scratch files (checkpoints before upload, the one resumed from, the killed process's) are gone.
+    assert list((tmp / "scratch").glob("run-*")) == []
 
 
 def submit_to(api: Any, spec: dict[str, Any]) -> int:

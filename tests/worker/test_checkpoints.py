@@ -12,7 +12,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from trainboard.protocol import EpochRecord, RunResult
+from trainboard.protocol import MEASURED_FIELDS, EpochRecord, RunResult
 from trainboard.spec import RunSpec
 from worker.checkpoints import CheckpointMismatch, checkpoint_epoch, spec_hash
 from worker.data import Dataset
@@ -20,7 +20,6 @@ from worker.engine import fit
 from worker.models import build_model
 
 NO_DATA_DIR = Path("/nonexistent/trainboard-data")
-TIMING = {"seconds", "images_per_s", "system"}
 
 # The cases of issue 11: an MLP with dropout and Adam; a CNN with augmentation, a step schedule and early
 # stopping that restores the best weights (patience high enough that it runs to the end).
@@ -76,7 +75,7 @@ def train(spec: RunSpec, digits: Dataset, **kwargs: Any) -> tuple[list[EpochReco
 
 
 def untimed(records: list[EpochRecord]) -> list[dict[str, Any]]:
-    return [r.model_dump(exclude=TIMING) for r in records]
+    return [r.model_dump(exclude=set(MEASURED_FIELDS)) for r in records]
 
 
 @pytest.mark.parametrize("case", list(CASES))

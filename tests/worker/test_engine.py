@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult
+from trainboard.protocol import MEASURED_FIELDS, EpochRecord, Progress, RunInfo, RunResult
 from trainboard.spec import RunSpec
 from worker.data import Dataset
 from worker.engine import (
@@ -29,7 +29,6 @@ MODELS: dict[str, dict[str, Any]] = {
     "mlp": {"arch": "mlp", "hidden": [32]},
     "cnn": {"arch": "cnn", "channels": [8, 16], "kernel_sizes": [3, 3], "hidden": [32]},
 }
-TIMING_FIELDS = {"seconds", "images_per_s"}
 NO_DATA_DIR = Path("/nonexistent/trainboard-data")  # the tests pass the dataset in
 
 
@@ -51,7 +50,7 @@ def run(spec: RunSpec, dataset: Dataset, **callbacks: Any) -> tuple[list[EpochRe
 
 
 def untimed(records: list[EpochRecord]) -> list[dict[str, Any]]:
-    return [record.model_dump(exclude=TIMING_FIELDS) for record in records]
+    return [record.model_dump(exclude=set(MEASURED_FIELDS)) for record in records]
 
 
 @pytest.mark.parametrize("arch", list(MODELS))

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from backend.tables import Run
 from tests.conftest import REPO, LiveServer, WorkerProcess, live_settings, tiny_spec, wait_for
+from trainboard.protocol import MEASURED_FIELDS
 from worker.process import Placement
 
 pytestmark = pytest.mark.queue
@@ -84,7 +85,7 @@ def alive(pid: int) -> bool:
 def metrics(server: LiveServer, run_id: int) -> list[dict[str, Any]]:
     """What a seeded run computes, without its timings."""
     data = read(server, f"/api/runs/{run_id}/metrics")["data"]
-    return [{k: v for k, v in m.items() if k not in ("seconds", "images_per_s")} for m in data]
+    return [{k: v for k, v in m.items() if k not in MEASURED_FIELDS} for m in data]
 
 
 def test_a_pinned_worker_trains_its_slots_at_once_each_run_in_a_fresh_pinned_process(
