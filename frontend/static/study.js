@@ -1,5 +1,8 @@
 // A study's page: its runs' rows rendered by the server, then kept current from /api/events.
-import { formatPercent, formatSeconds, renderProgress, renderStatus, setField, watchConnection } from "./common.js";
+import { renderProgress, renderStatus, setField } from "./common.js";
+import { el } from "./dom.js";
+import { formatPercent, formatSeconds, plural } from "./format.js";
+import { follow } from "./live.js";
 
 const table = document.getElementById("study-runs");
 const study = JSON.parse(document.getElementById("study-data").textContent);
@@ -66,11 +69,9 @@ function fillRow(row, run) {
 function showCounts() {
   const counts = {};
   for (const run of runs.values()) counts[run.status] = (counts[run.status] ?? 0) + 1;
-  const parts = [`${runs.size} run${runs.size === 1 ? "" : "s"}: `];
+  const parts = [`${plural(runs.size, "run")}: `];
   ORDER.filter((status) => counts[status]).forEach((status, index) => {
-    const number = document.createElement("strong");
-    number.textContent = String(counts[status]);
-    parts.push(index === 0 ? "" : ", ", number, ` ${status}`);
+    parts.push(index === 0 ? "" : ", ", el("strong", String(counts[status])), ` ${status}`);
   });
   countsLine.replaceChildren(...parts);
 }
@@ -93,10 +94,7 @@ async function reloadAll() {
   for (const run of (await response.json()).data) update(run);
 }
 
-const source = new EventSource(`/api/events?since=${encodeURIComponent(table.dataset.since)}`);
-watchConnection(source, liveLine);
-source.addEventListener("run", (event) => update(JSON.parse(event.data)));
-source.addEventListener("reload", () => { reloadAll(); });
-window.addEventListener("pagehide", () => source.close());
-// Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
-window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
+follow(() => `/api/events?since=${encodeURIComponent(table.dataset.since)}`, {
+  run: update,
+  reload: () => { reloadAll(); },
+}, liveLine);
