@@ -144,7 +144,8 @@ export function valueAxis(title, { log = false, percent = false, fromZero = fals
 }
 
 /**
- * Ticks for a log axis over `values`: 1, 2 and 5 times each power of ten (fewer when the span is wide), written
+ * Ticks for a log axis over `values`: 1, 2 and 5 times each power of ten (fewer when the span is wide, more
+ * when it is narrower than a power of ten), written
  * out as numbers ("0.02", "50 %"): never Plotly's lone digits between powers ("9 8 7 6") or "10²".
  */
 export function logTicks(values, suffix = "") {
@@ -152,7 +153,8 @@ export function logTicks(values, suffix = "") {
   if (!positive.length) return {};
   const low = Math.floor(Math.log10(Math.min(...positive)));
   const high = Math.ceil(Math.log10(Math.max(...positive)));
-  const steps = high - low > 4 ? [1] : high - low > 2 ? [1, 3] : [1, 2, 5];
+  const decades = Math.log10(Math.max(...positive) / Math.min(...positive));
+  const steps = decades > 4 ? [1] : decades > 2 ? [1, 3] : decades > 0.7 ? [1, 2, 5] : [1, 1.5, 2, 3, 4, 5, 6, 7, 8];
   const tickvals = [];
   for (let power = low; power <= high; power += 1) {
     for (const step of steps) tickvals.push(Number((step * 10 ** power).toPrecision(3)));

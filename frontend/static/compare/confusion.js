@@ -113,8 +113,10 @@ export function drawDiff() {
     colorbar: { thickness: 12, len: 0.9, x: 1.02, xanchor: "left", xpad: 0, title: { text: "A − B", side: "right" } },
     hovertemplate: `true %{y}, predicted %{x}: A − B = %{z}${unit}<extra></extra>`,
   }], {
-    height: size, width: Math.min(size + 140, div.parentElement.clientWidth || size + 140), hovermode: "closest",
-    showlegend: false, margin: { l: 90, r: 70, t: 8, b: 80 },
+    // The plot area a little narrower than tall: the square heatmap fills its width, so the colour bar (placed
+    // by the plot area's width) stands right beside it.
+    height: size, width: Math.min(size + 60, div.parentElement.clientWidth || size + 60), hovermode: "closest",
+    showlegend: false, margin: { l: 90, r: 80, t: 8, b: 80 },
     xaxis: { ...classAxis(labels, "predicted"), scaleanchor: "y", constrain: "domain" },
     yaxis: { ...classAxis(labels, "true"), autorange: "reversed", constrain: "domain" },
   }, {
