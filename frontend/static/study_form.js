@@ -441,31 +441,43 @@ function showPreview(preview) {
   previewSection.hidden = false;
 }
 
+// What differs between the two modes, in one place: where the study goes, what a preview shows, where errors go.
+const MODES = {
+  variants: {
+    root: "/api/studies",
+    previewed: (answer) => {
+      showPreview(answer);
+      previewSection.scrollIntoView({ block: "start" });
+    },
+    refused: (detail) => {
+      previewSection.hidden = true;
+      showServerErrors(detail);
+    },
+  },
+  sweep: {
+    root: "/api/sweeps",
+    previewed: () => updateCount(),
+    refused: (detail) => showAlert("Nothing was queued:", errorLines(detail)),
+  },
+};
+
 async function send(kind) {
+  const mode = MODES[isSweep() ? "sweep" : "variants"];
   const body = requestBody();
   if (body === null) return;
   buttons.forEach((button) => { button.disabled = true; });
   statusLine.textContent = kind === "preview" ? "Checking every run…" : "Queueing…";
   try {
-    const root = isSweep() ? "/api/sweeps" : "/api/studies";
-    const url = kind === "preview" ? `${root}/preview` : root;
-    const { response, answer } = await post(url, body);
+    const { response, answer } = await post(kind === "preview" ? `${mode.root}/preview` : mode.root, body);
     statusLine.textContent = "";
-    if (isSweep() && !response.ok) {
-      showAlert("Nothing was queued:", errorLines(answer.detail));
+    if (!response.ok) {
+      mode.refused(answer.detail);
       alertBox.scrollIntoView({ block: "start" });
-    } else if (response.ok && isSweep() && kind === "preview") {
-      updateCount();
-    } else if (response.ok && kind === "preview") {
-      showPreview(answer);
-      previewSection.scrollIntoView({ block: "start" });
-    } else if (response.ok) {
+    } else if (kind === "preview") {
+      mode.previewed(answer);
+    } else {
       window.location.assign(`/studies/${answer.id}`);
       return; // the buttons stay disabled: one click, one study
-    } else {
-      previewSection.hidden = true;
-      showServerErrors(answer.detail);
-      alertBox.scrollIntoView({ block: "start" });
     }
   } catch (error) {
     statusLine.textContent = `Could not reach the server: ${error.message}`;
