@@ -86,6 +86,11 @@ def open_compare(page: Page, charts: Charts, query: str = "") -> None:
     expect(page.locator("#confusion-diff .main-svg").first).to_be_attached()
 
 
+def open_run(page: Page, run_id: int) -> None:
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("#confusion-chart .main-svg").first).to_be_attached()
+
+
 def open_report(page: Page, charts: Charts) -> None:
     page.goto(f"/studies/{charts.study}/report")
     expect(page.locator("body[data-report-ready=true]")).to_have_count(1)
@@ -140,7 +145,7 @@ def test_every_modebar_offers_downloads_zoom_and_reset_only(page: Page, charts: 
 
     for open_page in (
         lambda: open_compare(page, charts),
-        lambda: page.goto(f"/runs/{charts.a}") or expect(page.locator("#confusion-chart .main-svg")).to_be_attached(),
+        lambda: open_run(page, charts.a),
         lambda: open_report(page, charts),
     ):
         open_page()
@@ -201,8 +206,7 @@ def test_a_downloaded_chart_is_white_and_titled(page: Page, charts: Charts) -> N
     assert "<b>" not in text
     assert re.search(r'class="bg"[^>]*fill: ?rgb\(255, 255, 255\)|fill="#ffffff"|rgb\(255, 255, 255\)', text)
     # The download buttons draw that same figure: white paper, the chart's title above.
-    page.goto(f"/runs/{charts.a}")
-    expect(page.locator("#confusion-chart .main-svg").first).to_be_attached()
+    open_run(page, charts.a)
     figure = page.evaluate(
         """async () => { const { exportFigure } = await import('/static/charts.js');
         const f = exportFigure(document.getElementById('acc-chart'));
@@ -234,8 +238,7 @@ def test_per_class_axes_name_every_class(page: Page, charts: Charts) -> None:
     assert tick_labels(page, "confusion-diff", "y") == names
     open_report(page, charts)
     assert tick_labels(page, "report-per-class", "x") == names
-    page.goto(f"/runs/{charts.a}")
-    expect(page.locator("#confusion-chart .main-svg").first).to_be_attached()
+    open_run(page, charts.a)
     assert tick_labels(page, "per-class-chart", "x") == names
     assert tick_labels(page, "confusion-chart", "y") == names
 
@@ -258,8 +261,7 @@ def boxes(page: Page, selector: str) -> list[dict[str, float]]:
 
 
 def test_axis_titles_clear_their_ticks_and_the_colour_bar_sits_by_its_heatmap(page: Page, charts: Charts) -> None:
-    page.goto(f"/runs/{charts.a}")
-    expect(page.locator("#confusion-chart .main-svg").first).to_be_attached()
+    open_run(page, charts.a)
     for chart in ("acc-chart", "loss-chart", "per-class-chart"):
         (title,) = boxes(page, f"#{chart} .g-ytitle text")
         ticks = boxes(page, f"#{chart} .ytick text")
@@ -303,8 +305,7 @@ def test_screenshots_at_desktop_and_phone_widths(page: Page, charts: Charts, scr
         page.screenshot(path=str(screenshots / f"charts-compare-{width}.png"), full_page=True)
         open_report(page, charts)
         page.screenshot(path=str(screenshots / f"charts-report-{width}.png"), full_page=True)
-        page.goto(f"/runs/{charts.a}")
-        expect(page.locator("#confusion-chart .main-svg").first).to_be_attached()
+        open_run(page, charts.a)
         page.screenshot(path=str(screenshots / f"charts-run-{width}.png"), full_page=True)
         overflow: Any = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, width
