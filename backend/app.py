@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend import errors, schema
-from backend.api import compare, events, health, presets, runs, studies, worker, workers
+from backend.api import artifacts, compare, events, health, manage, presets, runs, studies, worker, workers
 from backend.auth import LoginThrottle, Tokens
 from backend.db import make_engine
 from backend.middleware import BodyLimit, RequestDeadline, SecurityHeaders, TrustedHosts
@@ -22,6 +22,7 @@ from backend.services.health import DatabaseHealth
 from backend.services.recovery import RecoveryLoop
 from backend.web import assets, docs, login
 from backend.web import compare as compare_pages
+from backend.web import manage as manage_pages
 from backend.web import runs as run_pages
 from backend.web import studies as study_pages
 from backend.web import workers as worker_pages
@@ -69,15 +70,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_routers = (
         runs.router,
         studies.router,
+        manage.router,
         presets.router,
         events.router,
         worker.router,
+        artifacts.worker_router,
+        artifacts.router,
         workers.router,
         health.router,
     )
     for router in (*api_routers, compare.router):
         app.include_router(router)
-    pages = (run_pages.router, login.router, study_pages.router, compare_pages.router, worker_pages.router, docs.router)
+    pages = (
+        run_pages.router,
+        manage_pages.router,
+        login.router,
+        study_pages.router,
+        compare_pages.router,
+        worker_pages.router,
+        docs.router,
+    )
     for page_router in (*pages, assets.router):
         app.include_router(page_router)
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.services.errors import Conflict, Invalid, NotFound
+from backend.services.errors import Conflict, Invalid, NotFound, TooLarge
 from backend.services.health import describe, is_unavailable
 from backend.web.session import LoginRequired, to_login
 from backend.web.templating import render_public
@@ -47,6 +47,10 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _conflict(request: Request, exc: Exception) -> Response:
     return _answer(request, status.HTTP_409_CONFLICT, str(exc))
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return _answer(request, status.HTTP_413_CONTENT_TOO_LARGE, str(exc))
 
 
 RETRY_AFTER_S = 5
@@ -104,6 +108,7 @@ HANDLERS: dict[type[Exception], Handler] = {
     DBAPIError: _database_unavailable,
     PoolTimeout: _database_unavailable,
     Conflict: _conflict,
+    TooLarge: _too_large,
     StudyInvalid: _study_invalid,
     RequestValidationError: _invalid,
     StarletteHTTPException: _http_error,

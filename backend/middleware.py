@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,12 +16,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
+# Artifact uploads (PUT /api/runs/{id}/artifacts/{name}) stream gigabytes: the upload route has its own size
+# limit (TRAINBOARD_ARTIFACT_MAX_BYTES), and may take longer than a request's deadline to arrive.
+UPLOAD_PATH = re.compile(r"^/api/runs/\d+/artifacts/[^/]+$")
+
+
+def is_upload(scope: Scope) -> bool:
+    return scope.get("method") == "PUT" and UPLOAD_PATH.match(scope["path"]) is not None
+
+
 class BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_upload(scope):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -138,7 +148,7 @@ class RequestDeadline:
         self.app, self.seconds = app, seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].endswith("/events"):
+        if scope["type"] != "http" or scope["path"].endswith("/events") or is_upload(scope):
             await self.app(scope, receive, send)
             return
         started, expired = False, False

@@ -24,7 +24,11 @@ COMMON: Responses = {
 USER: Responses = COMMON | {403: _error("A browser session's write without its CSRF token")}
 NOT_FOUND: Responses = {404: _error("No such run, study or preset")}
 CONFLICT: Responses = {409: _error("The request does not fit the run's state (it has ended, or was requeued)")}
-REUSED_KEY: Responses = {409: _error("The Idempotency-Key was used before for a different request")}
+REUSED_KEY: Responses = {
+    409: _error("The Idempotency-Key was used before for a different request, or what it made was deleted since")
+}
+RUNNING: Responses = {409: _error("A run is running: cancel it first (the 409 names every running run)")}
+NOT_RETRYABLE: Responses = {409: _error("Only a failed or cancelled run can be retried")}
 EVENT_STREAM: Responses = {
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "Server-Sent Events"}
 }

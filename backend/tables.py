@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
@@ -36,6 +36,7 @@ class Study(SQLModel, table=True):
         description="label -> the figures a report gives for that variant",
     )
     created_at: datetime = _ts(default_factory=utcnow)
+    archived_at: datetime | None = _ts(default=None, description="Hidden from the default lists since then.")
 
 
 class Run(SQLModel, table=True):
@@ -79,6 +80,13 @@ class Run(SQLModel, table=True):
     last_kill_epoch: int | None = Field(
         default=None, description="epochs_done when the run's process was last killed (twice there: it fails)"
     )
+    attempt_base: int = Field(
+        default=0, description="Attempts made before the latest retry: the lost-run budget counts from here."
+    )
+    resumed_from: int | None = Field(
+        default=None, description="The checkpoint epoch the current attempt resumed from (None: from the start)."
+    )
+    archived_at: datetime | None = _ts(default=None, description="Hidden from the default lists since then.")
 
 
 class EpochMetric(SQLModel, table=True):
@@ -97,10 +105,33 @@ class EpochMetric(SQLModel, table=True):
     lr: list[float] = Field(sa_column=Column(JSON, nullable=False))
     seconds: float
     images_per_s: float
+    system: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON), description="trainboard/protocol.py SystemFigures of the epoch"
+    )
     created_at: datetime = _ts(default_factory=utcnow)
 
     def record(self) -> EpochRecord:
         return EpochRecord.model_validate(self.model_dump(include=set(EpochRecord.model_fields)))
+
+
+class Artifact(SQLModel, table=True):
+    """A file a run's worker uploaded: a training checkpoint or the final weights (backend/services/artifacts.py).
+
+    The file is DATA_DIR/artifacts/<run_id>/<name>; this row exists only once the file is complete and its
+    sha256 checked. Deleting the run deletes its rows (cascade) and the service removes its folder.
+    """
+
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_artifact_run_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=16, description="checkpoint or weights")
+    name: str = Field(max_length=100)
+    attempt: int
+    epoch: int = Field(description="The epoch whose end the file holds.")
+    size: int = Field(sa_type=BigInteger)
+    sha256: str = Field(max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
 
 
 class Worker(SQLModel, table=True):

@@ -254,6 +254,23 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 
 
 @app.command()
+def gc(data_dir: DataDir = None) -> None:
+    """Remove artifact files no run owns any more: folders of deleted runs, superseded checkpoints, uploads
+    cut short. Safe beside a running API with the same settings (files are removed only once their rows are)."""
+    from backend.services import artifacts
+
+    settings = _settings(data_dir)
+    try:
+        freed = artifacts.collect_garbage_at(settings.database, settings.artifacts_dir)
+    except artifacts.SchemaMismatch:  # its rows are what says which files are kept: no guessing
+        typer.echo(
+            f"{_redact(settings.database)} is not at this trainboard's schema: `trainboard db upgrade`", err=True
+        )
+        raise typer.Exit(2) from None
+    typer.echo(f"{settings.artifacts_dir}: {freed:,} bytes freed")
+
+
+@app.command()
 def health(
     worker: Annotated[bool, typer.Option("--worker", help="Check this machine's worker instead of the API.")] = False,
     server: Annotated[str | None, typer.Option(help="trainboard URL (default: TRAINBOARD_API_URL).")] = None,

@@ -88,7 +88,9 @@ class Client:
                     if event.event == "epoch" and event.id is not None:
                         after = int(event.id)
                     elif event.event == "reset":
-                        after = 0  # a requeued run starts over
+                        after = 0  # a new attempt starts over
+                    elif event.event == "rewind":
+                        after = min(after, int(event.data["epoch"]))  # it resumes from its checkpoint
                     yield event
                     if event.event == "end":
                         return
@@ -158,8 +160,12 @@ def watch_run(client: Client, run: dict[str, Any]) -> str:
                     f"  test acc {100 * r['test_acc']:.2f}%  {r['seconds']:.1f} s  {r['images_per_s']:.0f} img/s"
                 )
             elif event.event == "reset":
+                bars.console.print(f"run {run['id']}: attempt {event.data['attempt']} starts over from epoch 1")
+            elif event.event == "rewind":
+                again = event.data["run"]
                 bars.console.print(
-                    f"run {run['id']}: attempt {event.data['attempt']} starts over (the last one was lost)"
+                    f"run {run['id']}: attempt {again['attempt']} resumes from its checkpoint of epoch "
+                    f"{event.data['epoch']}"
                 )
             elif event.event in ("run", "end"):
                 status = str(event.data["status"])

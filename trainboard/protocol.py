@@ -30,6 +30,19 @@ MAX_ID = 2**31 - 1
 MAX_EPOCH = 100_000
 
 
+class SystemFigures(BaseModel):
+    """What an epoch cost the machine: the training process's memory and CPU time on every device, and GPU
+    memory peaks and utilisation on a GPU (null where there is none, or the driver does not say)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    rss_bytes: int = Field(ge=0, description="Resident memory of the training process at the end of the epoch")
+    cpu_seconds: float = Field(ge=0, description="CPU time (user + system, all threads) the process spent in the epoch")
+    gpu_allocated_bytes: int | None = Field(None, ge=0, description="Peak GPU memory allocated by tensors")
+    gpu_reserved_bytes: int | None = Field(None, ge=0, description="Peak GPU memory reserved by the caching allocator")
+    gpu_utilization: float | None = Field(None, ge=0, le=100, description="GPU utilisation in % (driver's figure)")
+
+
 class EpochRecord(BaseModel):
     # NaN is not JSON and would reach the database as NULL: a diverged run fails instead (the engine says so).
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -43,6 +56,7 @@ class EpochRecord(BaseModel):
     lr: list[float] = Field(max_length=64, description="Learning rate of each optimizer param group.")
     seconds: float = Field(ge=0, description="Wall time of the epoch: training plus evaluation.")
     images_per_s: float = Field(ge=0, description="Training images per second in this epoch.")
+    system: SystemFigures | None = Field(None, description="Memory and CPU/GPU figures of the epoch")
 
 
 class Progress(BaseModel):
@@ -54,6 +68,25 @@ class Progress(BaseModel):
     epoch: int = Field(ge=0, le=100_000)
     batch: int = Field(ge=0, le=100_000_000)
     batches: int = Field(ge=0, le=100_000_000)
+
+
+class Environment(BaseModel):
+    """How a run was made: versions, the device and the host (null where unknown: no git, no CUDA)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trainboard: WorkerText = Field(max_length=40)
+    git_commit: WorkerText | None = Field(
+        None, max_length=40, description="Of the trainboard install, if a git checkout"
+    )
+    python: WorkerText = Field(max_length=40)
+    torch: WorkerText = Field(max_length=40)
+    torchvision: WorkerText = Field(max_length=40)
+    cuda: WorkerText | None = Field(None, max_length=40)
+    cudnn: WorkerText | None = Field(None, max_length=40)
+    device_name: WorkerText = Field(max_length=200, description="GPU model, or the CPU's")
+    device_memory_bytes: int | None = Field(None, ge=0)
+    host: WorkerText = Field(max_length=255)
 
 
 class RunInfo(BaseModel):
@@ -76,6 +109,10 @@ class RunInfo(BaseModel):
         "(fc, layer4...), or ['all'] when every parameter trains at one rate",
     )
     device: WorkerText = Field("", max_length=64)
+    environment: Environment | None = Field(None, description="The software and machine the run trained with")
+    data_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the train and test tensors as trained and tested on"
+    )
 
 
 class StopState(StrEnum):
@@ -126,14 +163,42 @@ class ClaimRequest(_Message):
 LEASE_LENGTH = 64
 
 
+ARTIFACT_NAME = r"^(checkpoint-[1-9][0-9]{0,5}|weights)\.safetensors$"
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+class ResumePoint(_Message):
+    """The checkpoint a claimed attempt goes on from: the epochs up to `epoch` are kept, training resumes with
+    the next. The worker fetches it (GET /api/runs/{id}/checkpoints/{name}) and checks its sha256."""
+
+    epoch: int = Field(ge=1, le=MAX_EPOCH)
+    name: str = Field(pattern=ARTIFACT_NAME)
+    sha256: str = Field(pattern=SHA256)
+    size: int = Field(ge=0)
+
+
 class Claim(_Message):
-    """The attempt the worker now owns, the secret that proves it (every later message carries it), and the
-    spec to train."""
+    """The attempt the worker now owns, the secret that proves it (every later message carries it), the
+    spec to train, and the checkpoint to resume from (None: from the first epoch)."""
 
     run_id: int
     attempt: int
     lease: str = Field(max_length=LEASE_LENGTH, description="This attempt's secret: only its claimer has it")
     spec: dict[str, Any]
+    resume: ResumePoint | None = None
+
+
+# An upload (PUT /api/runs/{id}/artifacts/{name}) is a raw body, not JSON: these headers carry its envelope.
+ATTEMPT_HEADER = "X-Trainboard-Attempt"
+LEASE_HEADER = "X-Trainboard-Lease"
+EPOCH_HEADER = "X-Trainboard-Epoch"
+SHA256_HEADER = "X-Trainboard-Sha256"
+
+
+class ArtifactAnswer(_Message):
+    name: str
+    size: int
+    sha256: str
 
 
 class _AttemptMessage(_Message):

@@ -24,7 +24,7 @@ from trainboard.presets.variants import (
     Variant,
     check_labels,
 )
-from trainboard.protocol import EpochRecord, Progress, RunInfo, WorkerDevice
+from trainboard.protocol import MAX_ID, EpochRecord, Progress, RunInfo, WorkerDevice
 from trainboard.spec import Int
 from trainboard.text import UserText
 
@@ -90,11 +90,56 @@ class RunPublic(BaseModel):
     waiting: str | None = Field(
         None, description="Why a queued run is not starting, e.g. no live worker listens on its queue"
     )
+    resumed_from: int | None = Field(
+        None, description="The checkpoint epoch the current attempt went on from (null: it started from epoch 1)"
+    )
+    archived_at: datetime | None = Field(None, description="When the run was archived (hidden from default lists)")
+
+
+class ArtifactPublic(BaseModel):
+    """A file a run keeps: a training checkpoint, or its final weights (safetensors)."""
+
+    name: str
+    kind: str = Field(description="checkpoint or weights")
+    epoch: int = Field(description="The epoch whose end the file holds")
+    attempt: int
+    size: int = Field(description="Bytes")
+    sha256: str
+    created_at: datetime
+
+
+class ArtifactsPublic(BaseModel):
+    run_id: int
+    data: list[ArtifactPublic]
+    total_bytes: int
 
 
 class RunsPublic(BaseModel):
     data: list[RunPublic]
     count: int
+
+
+# Which runs or studies a list shows: not archived (the default), all of them, or only the archived ones.
+Archived = Literal["exclude", "include", "only"]
+# Where a retried run starts: from its latest checkpoint when it has one (else from the start), or over.
+RetryFrom = Literal["checkpoint", "start"]
+MAX_RUN_IDS = 500  # per bulk request: a page of the runs list holds at most 200
+
+
+class RunIds(BaseModel):
+    """The runs a bulk request acts on (delete, archive, restore)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=MAX_RUN_IDS)
+
+
+class RunsChanged(BaseModel):
+    """What a bulk request did: the runs it changed (deleted, archived, restored or queued again), and the ids
+    that name no run."""
+
+    run_ids: list[int]
+    not_found: list[int] = Field(default_factory=list)
 
 
 class MetricsPublic(BaseModel):
@@ -216,6 +261,7 @@ class StudyPublic(BaseModel):
     created_at: datetime
     runs: int = Field(description="How many runs the study has.")
     counts: StatusCounts
+    archived_at: datetime | None = Field(None, description="When the study was archived (with its runs)")
 
 
 class StudiesPublic(BaseModel):

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
         120.0, gt=0, description="A running run with no heartbeat for this long is lost and requeued."
     )
     max_attempts: int = Field(3, ge=1, le=100, description="How many times a lost run is started at most.")
+    artifact_max_bytes: int = Field(
+        8 * 1024**3,
+        ge=1024,
+        description="The largest checkpoint or weights file the API accepts (VGG16 with Adam: ~1.6 GB a checkpoint).",
+    )
+    keep_checkpoints: int = Field(
+        1, ge=1, le=1000, description="Checkpoints kept per run (the newest); the final weights are always kept."
+    )
     message_retry_seconds: float = Field(
         3600.0,
         gt=0,
@@ -101,6 +109,11 @@ class Settings(BaseSettings):
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Checkpoints and final weights, a folder per run (backend/services/artifacts.py): back it up."""
+        return self.data_dir / "artifacts"
 
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

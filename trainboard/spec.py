@@ -368,6 +368,22 @@ class EarlyStoppingSpec(_Strict):
     restore_best: bool = Field(True, description="End with the best epoch's weights (the last evaluation uses them).")
 
 
+class CheckpointSpec(_Strict):
+    """When the worker saves a training checkpoint (model, optimizer, schedule, early stopping, random
+    states) for a lost run to resume from. At the end of an epoch both must hold: the epoch is a multiple
+    of `every_epochs`, and `min_seconds` of training have passed since the last one (or the start)."""
+
+    every_epochs: Int = Field(1, ge=1, le=1000, description="Checkpoint every this many epochs (at most).")
+    min_seconds: Float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="And at most once per this many seconds of training: a VGG16 checkpoint with Adam is ~1.6 GB, "
+        "so short epochs are not slowed by saving and uploading; 0 checkpoints every `every_epochs`.",
+    )
+    enabled: bool = Field(True, description="False: no checkpoints (a lost run starts over); final weights are kept.")
+
+
 # -- the run ---------------------------------------------------------------------------------------
 
 
@@ -382,6 +398,7 @@ class RunSpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=lambda: NoSchedule(name="none"))
     early_stopping: EarlyStoppingSpec | None = None
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     epochs: Int = Field(10, ge=1, le=1000)
     batch_size: Int = Field(64, ge=1, le=8192)
     seed: Int = Field(0, ge=0, le=2**31 - 1)

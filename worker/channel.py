@@ -10,19 +10,26 @@ say "cancel"; a 409 says this attempt is no longer current. Either makes `should
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import queue
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import certifi
 import httpx
 from pydantic import BaseModel
 
 from trainboard.protocol import (
+    ATTEMPT_HEADER,
+    EPOCH_HEADER,
+    LEASE_HEADER,
+    SHA256_HEADER,
+    ArtifactAnswer,
     Claim,
     ClaimRequest,
     EpochAnswer,
@@ -35,9 +42,12 @@ from trainboard.protocol import (
     InfoMessage,
     Progress,
     ProgressMessage,
+    ResumePoint,
     RunInfo,
     RunResult,
 )
+
+UPLOAD_CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +62,7 @@ def tls_context() -> ssl.SSLContext:
 
 
 class Stale(Exception):
-    """The API answered 409: this attempt no longer owns the run."""
+    """The API answered 409 (this attempt no longer owns the run) or 404 (the run was deleted)."""
 
 
 class RunChannel:
@@ -89,6 +99,10 @@ class RunChannel:
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self.stop_reason = ""
+        # The newest epoch the API has (or that was given up on): a checkpoint of epoch k is sent only after
+        # epoch k's record, so the API never holds a checkpoint ahead of the epochs it keeps.
+        self.delivered_epoch = 0
+        self.delivered = threading.Condition()
 
     # -- the engine's side ------------------------------------------------------------------------
 
@@ -148,6 +162,61 @@ class RunChannel:
         self._closing.set()
         self._client.close()
 
+    def wait_delivered(self, epoch: int, timeout: float) -> bool:
+        """Wait until epoch `epoch`'s record has been sent (or given up on); False on timeout or a stale attempt."""
+        with self.delivered:
+            self.delivered.wait_for(lambda: self.delivered_epoch >= epoch or self.stale, timeout)
+            return self.delivered_epoch >= epoch and not self.stale
+
+    @property
+    def stale(self) -> bool:
+        return self._stop.is_set() and self.stop_reason != "cancel requested"
+
+    def upload(self, path: Path, epoch: int) -> ArtifactAnswer:
+        """PUT a file of this attempt (a checkpoint or the weights), streamed, retried like the epochs."""
+        sha256 = file_sha256(path)
+
+        def send() -> httpx.Response:
+            headers = {
+                ATTEMPT_HEADER: str(self.attempt),
+                LEASE_HEADER: self.lease,
+                EPOCH_HEADER: str(epoch),
+                SHA256_HEADER: sha256,
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(path.stat().st_size),
+            }
+            timeout = httpx.Timeout(600.0, connect=5.0)
+            url = f"/api/runs/{self.run_id}/artifacts/{path.name}"
+            return self._client.put(url, content=_chunks(path), headers=headers, timeout=timeout)
+
+        answer: ArtifactAnswer = self._request(f"artifacts/{path.name}", send, ArtifactAnswer)
+        return answer
+
+    def download(self, resume: ResumePoint, folder: Path) -> Path:
+        """Fetch the checkpoint the claim resumes from into `folder`; its sha256 must be the claim's."""
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / resume.name
+        headers = {ATTEMPT_HEADER: str(self.attempt), LEASE_HEADER: self.lease}
+
+        def fetch() -> httpx.Response:
+            digest = hashlib.sha256()
+            url = f"/api/runs/{self.run_id}/checkpoints/{resume.name}"
+            with self._client.stream("GET", url, headers=headers, timeout=httpx.Timeout(600.0, connect=5.0)) as got:
+                if got.status_code != 200:
+                    got.read()
+                    return got
+                with target.open("wb") as f:
+                    for chunk in got.iter_bytes(UPLOAD_CHUNK):
+                        digest.update(chunk)
+                        f.write(chunk)
+            if digest.hexdigest() != resume.sha256:
+                target.unlink(missing_ok=True)
+                raise ValueError(f"{resume.name}: downloaded sha256 {digest.hexdigest()} is not the claim's")
+            return got
+
+        self._request(f"checkpoints/{resume.name}", fetch, None)
+        return target
+
     # -- the sending threads ----------------------------------------------------------------------
 
     def _send_epochs(self) -> None:
@@ -164,6 +233,10 @@ class RunChannel:
                 self._stale(exc)
             except Exception:  # retries ran out, or the API refused the message: keep training, say so
                 log.exception("run %s: %s could not be delivered", self.run_id, type(item).__name__)
+            if isinstance(item, EpochRecord):
+                with self.delivered:
+                    self.delivered_epoch = item.epoch
+                    self.delivered.notify_all()
 
     def _send_heartbeats(self) -> None:
         """The latest progress every heartbeat_seconds, on a thread of its own so epoch retries never delay it."""
@@ -187,20 +260,30 @@ class RunChannel:
     def _stale(self, exc: Stale) -> None:
         self.stop_reason = str(exc)
         self._stop.set()
+        with self.delivered:
+            self.delivered.notify_all()
 
     def _post(self, route: str, message: BaseModel, answer: type[Answer], retry: bool = True) -> Answer:
-        """POST with retries on connection errors and 5xx, backing off up to 10 s, for `retry_seconds` in all."""
+        payload = message.model_dump(mode="json")
+        sent: Answer = self._request(
+            route, lambda: self._client.post(f"/api/runs/{self.run_id}/{route}", json=payload), answer, retry
+        )
+        return sent
+
+    def _request(
+        self, route: str, send: Callable[[], httpx.Response], answer: type[Answer] | None, retry: bool = True
+    ) -> Any:
+        """Send with retries on connection errors and 5xx, backing off up to 10 s, for `retry_seconds` in all."""
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.25
-        payload = message.model_dump(mode="json")
         while True:
             try:
-                response = self._client.post(f"/api/runs/{self.run_id}/{route}", json=payload)
-                if response.status_code == 409:
+                response = send()
+                if response.status_code in (404, 409):  # 404: the run was deleted; nothing left to do for it
                     raise Stale(response.json().get("detail", "conflict"))
                 if response.status_code < 500:
                     response.raise_for_status()
-                    return answer.model_validate(response.json())
+                    return None if answer is None else answer.model_validate(response.json())
                 problem = f"HTTP {response.status_code}"
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
@@ -209,3 +292,17 @@ class RunChannel:
             log.warning("run %s: %s failed (%s); retrying in %.1f s", self.run_id, route, problem, delay)
             self._sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK):
+            yield chunk

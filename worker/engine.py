@@ -3,8 +3,9 @@
 Plain PyTorch, read top to bottom: `train_one_epoch`, `evaluate`, and `fit` looping over epochs.
 It knows nothing about HTTP, Celery or the database: the caller passes `on_epoch` (one EpochRecord per
 finished epoch), `progress` (called once per batch; the caller rate-limits what it sends),
-`should_stop` (checked once per batch; cooperative cancellation) and `on_prepared` (one RunInfo before
-the first epoch).
+`should_stop` (checked once per batch; cooperative cancellation), `on_prepared` (one RunInfo before
+the first epoch) and `files` (where checkpoints and the final weights go: worker/checkpoints.py).
+`resume_from` continues a run from a checkpoint of an earlier attempt, exactly.
 
 The pieces a spec configures live in a module each: worker/data.py (datasets, normalisation
 statistics), worker/preprocess.py (resize, normalise, channel repeat), worker/augment.py (training
@@ -39,6 +40,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult, StopState
 from trainboard.spec import RunSpec, TorchvisionSpec
 from worker.augment import Augment
+from worker.checkpoints import TrainingState, load_checkpoint, save_checkpoint, save_weights
 from worker.data import Dataset, load_dataset, to_device
 from worker.early_stopping import EarlyStopping
 from worker.finetune import freeze, frozen_batch_norms, param_groups
@@ -55,7 +58,19 @@ from worker.interrupt import Stopped, until_stopped
 from worker.models import build_model, model_channels
 from worker.optimizers import build_optimizer, build_scheduler, lrs
 from worker.preprocess import Preprocess
+from worker.system import EpochMeter, data_fingerprint, environment
 from worker.weights import ensure_downloaded
+
+
+class RunFiles(Protocol):
+    """Where the engine's files go: it writes each into `folder`, then hands it over (the caller uploads it)."""
+
+    folder: Path
+
+    def checkpoint(self, path: Path, epoch: int) -> None: ...
+
+    def weights(self, path: Path, epoch: int) -> None: ...
+
 
 EpochFn = Callable[[EpochRecord], None]
 ProgressFn = Callable[[Progress], None]
@@ -194,6 +209,8 @@ def fit(
     should_stop: StopFn | None = None,
     dataset: Dataset | None = None,
     on_prepared: Callable[[RunInfo], None] | None = None,
+    files: RunFiles | None = None,
+    resume_from: Path | None = None,
 ) -> RunResult:
     """Train `spec` for its epochs, calling `on_epoch` after each; stop early when `should_stop` says so
     or when early stopping does.
@@ -201,7 +218,12 @@ def fit(
     `dataset`: one already loaded for `spec.dataset` (limits applied), to skip loading it again.
     A cancelled run returns the epochs it finished; the epoch it was in is not reported.
     Raises TrainingDiverged when an epoch ends with a NaN or infinite loss (that epoch is not reported),
-    worker.weights.WeightsUnavailable when pretrained weights are missing and cannot be downloaded.
+    worker.weights.WeightsUnavailable when pretrained weights are missing and cannot be downloaded,
+    worker.checkpoints.CheckpointMismatch when `resume_from` is not a checkpoint of this spec.
+
+    `files`: checkpoints at the end of epochs as `spec.checkpoint` says, and the final weights of a run
+    that ends (not cancelled). `resume_from`: a checkpoint written after epoch k by an earlier attempt; the
+    run goes on with epoch k + 1, bit-identical on the CPU to the run that was not interrupted.
     """
     started = time.perf_counter()
     device = resolve_device(spec.device)
@@ -243,13 +265,20 @@ def fit(
         channels=model_channels(spec),
     )
     eval_batch_size = max(spec.batch_size, EVAL_BATCH_PIXELS // math.prod(spec.dataset.image_size))
+    spec_dict = spec.model_dump(mode="json")
+    state = TrainingState(0, model, optimizer, shuffle, augment.generator, stopper)
+    if resume_from is not None:
+        load_checkpoint(resume_from, state, spec_dict, scheduler)
     if on_prepared is not None:
         on_prepared(_run_info(spec, data, model, optimizer, device))
 
-    confusion: list[list[int]] = []
-    epoch, stopped = 0, StopState.completed
-    for epoch in range(1, spec.epochs + 1):
+    confusion: list[list[int]] = state.confusion
+    epoch, stopped = state.epoch, StopState.completed
+    last_checkpoint = time.perf_counter()
+    meter = EpochMeter(device)
+    for epoch in range(state.epoch + 1, spec.epochs + 1):
         lr = lrs(optimizer)
+        meter.start()
         train = train_one_epoch(
             model,
             optimizer,
@@ -285,6 +314,7 @@ def fit(
                 lr=lr,
                 seconds=train.seconds + time.perf_counter() - eval_started,
                 images_per_s=train.images / max(train.seconds, 1e-9),
+                system=meter.figures(),
             )
         )
         confusion = test.confusion
@@ -295,6 +325,12 @@ def fit(
             if stopper.update(epoch, metric, model):
                 stopped = StopState.early_stopped
                 break
+        if files is not None and _checkpoint_due(spec, epoch, time.perf_counter() - last_checkpoint):
+            state.epoch, state.confusion = epoch, confusion
+            path = files.folder / f"checkpoint-{epoch}.safetensors"
+            save_checkpoint(path, state, spec_dict)
+            files.checkpoint(path, epoch)
+            last_checkpoint = time.perf_counter()
 
     stop_reason, final_epoch = "", None
     if stopper is not None:
@@ -305,7 +341,18 @@ def fit(
             confusion = best.confusion
         if stopped == StopState.early_stopped or restored:
             stop_reason = stopper.reason(stopped == StopState.early_stopped, restored)
+    if files is not None and epoch > 0:
+        path = files.folder / "weights.safetensors"
+        save_weights(path, model, spec_dict, final_epoch or epoch)
+        files.weights(path, final_epoch or epoch)
     return _result(stopped, epoch, confusion, started, device, stop_reason, final_epoch)
+
+
+def _checkpoint_due(spec: RunSpec, epoch: int, seconds_since_last: float) -> bool:
+    """After `epoch`: is a checkpoint due? Never after the last epoch (the final weights follow at once)."""
+    every = spec.checkpoint
+    due = every.enabled and epoch % every.every_epochs == 0 and seconds_since_last >= every.min_seconds
+    return due and epoch < spec.epochs
 
 
 def _run_info(
@@ -323,6 +370,8 @@ def _run_info(
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         lr_groups=[str(group["name"]) for group in optimizer.param_groups],
         device=str(device),
+        environment=environment(device),
+        data_sha256=data_fingerprint(data),
     )
 
 

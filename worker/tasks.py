@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import traceback
 
@@ -19,6 +20,7 @@ from trainboard.settings import Settings, get_settings
 from trainboard.spec import RunSpec
 from worker import run_state
 from worker.channel import RunChannel
+from worker.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,14 @@ def execute(run_id: int, settings: Settings) -> str:
     try:
         claim = channel.claim(worker=f"{socket.gethostname()}:{os.getpid()}")
         if claim is None:
-            log.info("run %s: not claimed (taken by another worker, or cancelled)", run_id)
+            log.info("run %s: not claimed (taken by another worker, cancelled or deleted)", run_id)
             return "not claimed"
         log.info("run %s: attempt %s started", run_id, claim.attempt)
         run_state.remember(run_id, claim.attempt, claim.lease)  # the parent speaks for this run if we are killed
         result: RunResult | None = None
         error: str | None = None
+        scratch = settings.data_dir / "scratch" / f"run-{run_id}-{claim.attempt}"
+        uploads: Uploads | None = None
         try:
             import torch
 
@@ -68,6 +72,11 @@ def execute(run_id: int, settings: Settings) -> str:
                 return status or "stale"
 
             spec = RunSpec.model_validate(claim.spec)
+            resume_from = None
+            if claim.resume is not None:
+                log.info("run %s: resuming from %s", run_id, claim.resume.name)
+                resume_from = channel.download(claim.resume, scratch / "resume")
+            uploads = Uploads(channel, scratch)
             result = fit(
                 spec,
                 data_dir=settings.datasets_dir,
@@ -75,12 +84,17 @@ def execute(run_id: int, settings: Settings) -> str:
                 on_prepared=channel.info,
                 progress=channel.progress,
                 should_stop=channel.should_stop,
+                files=uploads,
+                resume_from=resume_from,
             )
         except Exception as exc:
             log.exception("run %s failed", run_id)
             error = failure_text(exc, traceback.format_exc())
+        if uploads is not None:
+            uploads.close()  # the final weights are the run's before it is declared finished
         status = channel.finish(result=result, error=error)
         log.info("run %s: %s", run_id, status or f"stale ({channel.stop_reason})")
+        shutil.rmtree(scratch, ignore_errors=True)
         return status or "stale"
     finally:
         run_state.forget(run_id)

@@ -2,15 +2,19 @@
 
 `GET /api/runs/{id}/events` sends `epoch` events (id = epoch number, so a reconnecting browser's
 Last-Event-ID resumes with no duplicates and no gaps), `run` events (status, progress, summary; no
-id) whenever the run changes, a `reset` event when a lost run was requeued and starts over from
-epoch 1, and a final `end` event once the run is terminal and every epoch has been sent.
-`GET /api/events` sends a `run` event for every run that changes (the runs list).
+id) whenever the run changes, a `rewind` event (`{"epoch": k, "run": ...}`) when a new attempt resumes
+from its checkpoint of epoch k (the epochs after k are replaced), a `reset` event when it starts over from
+epoch 1, a final `end` event once the run is terminal and every epoch has been sent, and a final
+`deleted` event (`{"id": ...}`) when the run is deleted meanwhile.
+`GET /api/events` sends a `run` event for every run that changes (the runs list), and a `deleted` event
+for a run that was deleted.
 DB reads run in the thread pool: the event loop never blocks on the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, TypeVar
 
@@ -24,6 +28,7 @@ from backend.deps import FeedDep, RunId, require_user
 from backend.responses import EVENT_STREAM, NOT_FOUND, USER
 from backend.services import epochs, runs, workers
 from backend.services.changes import ChangeFeed
+from backend.services.errors import NotFound
 from backend.services.health import is_unavailable
 from trainboard.protocol import MAX_EPOCH, EpochRecord
 from trainboard.schemas import RunPublic
@@ -49,6 +54,10 @@ def _read_run(engine: Engine, settings: Settings, run_id: int, after_epoch: int)
 def _read_runs(engine: Engine, settings: Settings, run_ids: set[int]) -> list[RunPublic]:
     with Session(engine) as session:
         return runs.public_runs(session, sorted(run_ids), _idle(session, settings))
+
+
+def _deleted(run_id: int) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps({"id": run_id}), event="deleted")
 
 
 T = TypeVar("T")
@@ -85,15 +94,30 @@ async def _run_stream(
     attempt: int | None = None
     seq = feed.seq
     while True:
-        read = await _read(request, _read_run, engine, settings, run_id, last_epoch)
+        try:
+            read = await _read(request, _read_run, engine, settings, run_id, last_epoch)
+        except NotFound:
+            yield _deleted(run_id)
+            return
         if read is None:
             return
         run, records = read
-        if attempt is not None and run.attempt != attempt:
-            # The run was requeued and starts over: the client drops what it drew and gets the new epochs.
-            yield ServerSentEvent(data=run.model_dump_json(), event="reset")
-            last_epoch = 0
-            read = await _read(request, _read_run, engine, settings, run_id, last_epoch)
+        if attempt and run.attempt != attempt:  # not the first claim (0 -> 1): nothing was replaced then
+            # A new attempt: it starts over (`reset`: drop every epoch drawn) or resumes from a checkpoint
+            # (`rewind`: drop the epochs after it, which the new attempt replaces); then the new epochs follow.
+            keep = run.resumed_from or 0
+            if keep:
+                yield ServerSentEvent(
+                    data=json.dumps({"epoch": keep, "run": run.model_dump(mode="json")}), event="rewind"
+                )
+            else:
+                yield ServerSentEvent(data=run.model_dump_json(), event="reset")
+            last_epoch = min(last_epoch, keep)
+            try:
+                read = await _read(request, _read_run, engine, settings, run_id, last_epoch)
+            except NotFound:
+                yield _deleted(run_id)
+                return
             if read is None:
                 return
             run, records = read
@@ -161,6 +185,8 @@ async def _runs_stream(request: Request, feed: ChangeFeed, since: str | None) ->
                 return
             for run in found:
                 yield ServerSentEvent(data=run.model_dump_json(), event="run")
+            for run_id in sorted(changed - {run.id for run in found}):  # announced only once committed: deleted
+                yield _deleted(run_id)
 
 
 @router.get("/events", response_class=EventSourceResponse, responses=EVENT_STREAM)

@@ -20,7 +20,16 @@ from backend.deps import (
 from backend.responses import CONFLICT, NOT_FOUND, REUSED_KEY, USER
 from backend.services import idempotency, run_list, runs
 from trainboard.protocol import MAX_ID
-from trainboard.schemas import TAG_PATTERN, ConfusionPublic, MetricsPublic, RunPublic, RunsPublic, RunStatus, RunUpdate
+from trainboard.schemas import (
+    TAG_PATTERN,
+    Archived,
+    ConfusionPublic,
+    MetricsPublic,
+    RunPublic,
+    RunsPublic,
+    RunStatus,
+    RunUpdate,
+)
 from trainboard.spec import RunSpec
 from trainboard.text import NUL_PATTERN
 
@@ -59,9 +68,10 @@ def read_runs(
         str | None, Query(max_length=200, pattern=NUL_PATTERN, description="Text in the name or the notes")
     ] = None,
     study: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only the runs of this study")] = None,
+    archived: Annotated[Archived, Query(description="Archived runs: left out, included, or only them")] = "exclude",
 ) -> RunsPublic:
     """Runs matching the filters, one page at a time (newest first by default); `count` is all that match."""
-    where = run_list.RunFilter(status=status, dataset=dataset, arch=arch, tag=tag, q=q, study=study)
+    where = run_list.RunFilter(status=status, dataset=dataset, arch=arch, tag=tag, q=q, study=study, archived=archived)
     found, count = run_list.list_runs(session, where, sort, offset, limit)
     return RunsPublic(data=[runs.public(r, idle) for r in found], count=count)
 

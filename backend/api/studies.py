@@ -20,6 +20,7 @@ from backend.deps import (
 from backend.responses import NOT_FOUND, REUSED_KEY, USER
 from backend.services import exports, idempotency, studies, study_plans, study_reports
 from trainboard.schemas import (
+    Archived,
     StudiesPublic,
     StudyCreate,
     StudyDetail,
@@ -121,9 +122,10 @@ def read_studies(
     session: SessionDep,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    archived: Annotated[Archived, Query(description="Archived studies: left out, included, or only them")] = "exclude",
 ) -> StudiesPublic:
     """Studies, newest first, with how many of their runs are in each status."""
-    shown, count = studies.list_studies(session, offset, limit)
+    shown, count = studies.list_studies(session, offset, limit, archived)
     return StudiesPublic(data=shown, count=count)
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 
 from backend.deps import DispatcherDep, FeedDep, RunDep, SessionDep, SettingsDep, require_worker
 from backend.responses import COMMON, CONFLICT, NOT_FOUND
-from backend.services import lifecycle
+from backend.services import artifacts, lifecycle
 from backend.services.errors import Conflict
 from trainboard.protocol import (
     Claim,
@@ -37,14 +37,21 @@ router = APIRouter(
 
 
 @router.post("/claim", response_model=Claim)
-def claim_run(run: RunDep, body: ClaimRequest, session: SessionDep, feed: FeedDep) -> Claim:
+def claim_run(run: RunDep, body: ClaimRequest, session: SessionDep, feed: FeedDep, settings: SettingsDep) -> Claim:
     """Atomic queued -> running. 409: another worker owns the run, or it was cancelled: the worker exits."""
     claimed = lifecycle.claim_run(session, run, body.worker)
     if claimed is None:
         raise Conflict(f"run {run.id} is {run.status}, not queued")
     assert claimed.run.id is not None
+    artifacts.remove_unlisted(session, settings.artifacts_dir, claimed.run.id)  # the files the new attempt dropped
     feed.notify(claimed.run.id)
-    return Claim(run_id=claimed.run.id, attempt=claimed.run.attempt, lease=claimed.lease, spec=claimed.run.spec)
+    return Claim(
+        run_id=claimed.run.id,
+        attempt=claimed.run.attempt,
+        lease=claimed.lease,
+        spec=claimed.run.spec,
+        resume=claimed.resume,
+    )
 
 
 @router.post("/epochs", response_model=EpochAnswer)

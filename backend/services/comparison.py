@@ -61,6 +61,17 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def as_made(run: RunPublic) -> dict[str, Any]:
+    """A run's spec and the record of how it was made (`made.*`: the data it trained on, the software and the
+    device), so two runs of one spec on other data or another torch are told apart in the diff."""
+    made: dict[str, Any] = {}
+    if run.info is not None:
+        made["data_sha256"] = run.info.data_sha256
+        if run.info.environment is not None:
+            made |= run.info.environment.model_dump(exclude={"host"})
+    return run.spec | ({"made": made} if made else {})
+
+
 def config_diff(specs: Sequence[dict[str, Any]], only_differences: bool = True) -> dict[str, list[Any]]:
     """{dotted field: [value per run]}, by default only the fields whose values are not all equal.
 
@@ -194,7 +205,7 @@ def compare(
         summary_mode=mode,
         caption=statistics.CAPTIONS[mode],
         best=statistics.best_per_column(rows),
-        diff=config_diff([run.spec for run in loaded], only_differences=not all_fields),
+        diff=config_diff([as_made(run) for run in loaded], only_differences=not all_fields),
         series=curves,
         per_class=[per_class(run, records[run.id], mode) for run in loaded],
         groups=seed_groups(loaded, rows, records),

@@ -1,8 +1,8 @@
 """A run's epochs: the one way they are read, and the one way a new attempt replaces them.
 
 The rule: a run's `epoch_metric` rows are always exactly its current attempt's epochs. A claim of a later
-attempt removes the rows it supersedes (today every earlier row, as a requeued run starts over; once runs
-resume from checkpoints, those after the checkpoint), so a reader never filters by attempt: every route,
+attempt removes the rows it supersedes: those after the checkpoint it resumes from (every row when it has
+none), so a reader never filters by attempt: every route,
 page, export and stream reads a run's rows through `for_runs` / `for_run`.
 """
 
@@ -49,6 +49,19 @@ def exists(session: Session, run: Run, epoch: int) -> bool:
 def last_epoch(session: Session, run: Run) -> int | None:
     found: int | None = session.exec(select(func.max(EpochMetric.epoch)).where(EpochMetric.run_id == run.id)).one()
     return found
+
+
+def contiguous_through(session: Session, run: Run) -> int:
+    """The last epoch k such that epochs 1..k are all stored (0: not even the first)."""
+    stored = session.exec(
+        select(EpochMetric.epoch).where(EpochMetric.run_id == run.id).order_by(col(EpochMetric.epoch))
+    )
+    through = 0
+    for epoch in stored:
+        if epoch != through + 1:
+            break
+        through = epoch
+    return through
 
 
 def supersede(session: Session, run: Run, keep_through: int) -> None:

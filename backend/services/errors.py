@@ -17,3 +17,7 @@ class Invalid(ValueError):
 
 class Conflict(Exception):
     """The request does not fit the run's current state: a stale attempt, a run that has ended... (409)."""
+
+
+class TooLarge(ValueError):
+    """An upload over its size limit (413)."""

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlmodel import Session, col, select
 
 from backend.db import utcnow
-from backend.services import epochs
+from backend.services import artifacts, epochs
 from backend.services.errors import Conflict
 from backend.tables import EpochMetric, Run, Study
-from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult, StopState
+from trainboard.protocol import EpochRecord, Progress, ResumePoint, RunInfo, RunResult, StopState
 from trainboard.schemas import RunStatus
 from trainboard.spec import RunSpec
 
@@ -70,6 +70,7 @@ def create_runs(
 class Claimed:
     run: Run
     lease: str  # the attempt's secret, given to its claimer once; only its hash is stored
+    resume: ResumePoint | None = None  # the checkpoint the attempt goes on from
 
 
 def lease_hash(lease: str) -> str:
@@ -104,28 +105,45 @@ def claim_run(session: Session, run: Run, worker: str) -> Claimed | None:
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        session.refresh(run)
+        try:
+            session.refresh(run)
+        except InvalidRequestError:  # deleted since the route loaded it: nothing to claim
+            return None
         if run.status != RunStatus.running or run.worker != worker:
             return None
         run.lease_hash = lease_hash(lease)
         session.add(run)
         session.commit()
         session.refresh(run)
-        return Claimed(run, lease)
+        resume = None if run.resumed_from is None else artifacts.resume_point(session, run, run.resumed_from)
+        return Claimed(run, lease, resume)
     session.refresh(run)
+    resume = None
+    assert run.id is not None
     if run.attempt > 1:
-        # A requeued run starts over (no checkpoint yet): the earlier attempt's epochs would mix with the new ones.
-        epochs.supersede(session, run, keep_through=0)
-        _reset_summary(run)
+        # A later attempt goes on from the run's newest checkpoint (none: from epoch 1). What the earlier
+        # attempt recorded after it is dropped, so its epochs never mix with the new ones.
+        resume = artifacts.resume_point(session, run, epochs.contiguous_through(session, run))
+        keep = resume.epoch if resume is not None else 0
+        epochs.supersede(session, run, keep_through=keep)
+        artifacts.drop_after(session, run.id, keep)
+        session.flush()
+        _summarise(run, epochs.for_run(session, run.id))
+        run.resumed_from = resume.epoch if resume is not None else None
         session.add(run)
     session.commit()
     session.refresh(run)
-    return Claimed(run, lease)
+    return Claimed(run, lease, resume)
 
 
-def _reset_summary(run: Run) -> None:
-    run.epochs_done, run.best_test_acc, run.best_epoch = 0, None, None
-    run.final_test_acc, run.final_epoch, run.total_seconds = None, None, None
+def _summarise(run: Run, kept: list[EpochRecord]) -> None:
+    """The run's summary over the epochs it keeps (none: a run that starts over)."""
+    best = max(kept, key=lambda r: r.test_acc, default=None)
+    run.epochs_done = kept[-1].epoch if kept else 0
+    run.best_test_acc, run.best_epoch = (best.test_acc, best.epoch) if best else (None, None)
+    run.final_test_acc = kept[-1].test_acc if kept else None
+    run.final_epoch = None
+    run.total_seconds = sum(r.seconds for r in kept) if kept else None
 
 
 def _check_attempt(run: Run, attempt: int, lease: str) -> None:
@@ -160,6 +178,12 @@ def _lock_attempt(session: Session, run: Run, attempt: int, lease: str) -> None:
         session.refresh(run)
         _check_attempt(run, attempt, lease)
     session.refresh(run)
+
+
+def hold_attempt(session: Session, run: Run, attempt: int, lease: str) -> None:
+    """Conflict unless `attempt` is the run's running attempt and `lease` its claim's; touches the heartbeat and
+    holds the run's row until the session commits (an artifact upload registers its file under it)."""
+    _lock_attempt(session, run, attempt, lease)
 
 
 def record_epoch(session: Session, run: Run, attempt: int, lease: str, record: EpochRecord) -> bool:
@@ -234,7 +258,11 @@ def finish_run(
             if restored is not None:
                 run.final_test_acc, run.final_epoch = restored.test_acc, restored.epoch
         run.confusion = result.confusion or None
-        run.total_seconds = result.total_seconds
+        # A resumed run took the time of the epochs it kept plus this attempt's.
+        resumed_from = run.resumed_from or 0
+        assert run.id is not None
+        kept = [r.seconds for r in epochs.for_run(session, run.id) if r.epoch <= resumed_from]
+        run.total_seconds = result.total_seconds + sum(kept)
         run.device = result.device or run.device
     run.finished_at = utcnow()
     session.add(run)
@@ -258,16 +286,56 @@ def run_killed(session: Session, run: Run, attempt: int, lease: str, signal: int
     Returns the run; queued again means it must go to the broker again."""
     _check_attempt(run, attempt, lease)
     reason = killed_reason(signal)
-    if run.last_kill_epoch == run.epochs_done or run.attempt >= max_attempts:
+    if run.last_kill_epoch == run.epochs_done or attempts_used(run) >= max_attempts:
         again = " again at the same epoch" if run.last_kill_epoch == run.epochs_done else ""
         run.status, run.finished_at = RunStatus.failed, utcnow()
-        run.error = f"{reason}{again} (epoch {run.epochs_done}, attempt {run.attempt} of {max_attempts})"
+        run.error = f"{reason}{again} (epoch {run.epochs_done}, attempt {attempts_used(run)} of {max_attempts})"
     else:
         run.status = RunStatus.queued
         run.error = f"attempt {run.attempt}: {reason}; requeued"
         run.last_kill_epoch = run.epochs_done
     run.lease_hash = None
     session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def attempts_used(run: Run) -> int:
+    """The attempts that count against the lost-run budget (max_attempts): those since the latest retry."""
+    return run.attempt - run.attempt_base
+
+
+RETRYABLE = (RunStatus.failed, RunStatus.cancelled)
+
+
+def retry_run(session: Session, run: Run, before_commit: Callable[[], None] | None = None) -> Run:
+    """A failed or cancelled run queued again (Conflict for any other state): its next claim is a new attempt
+    with a fresh budget of lost-run attempts; what the last attempt ended with (error, cancel, stop reason)
+    is cleared. Its epochs and checkpoints stay: the claim resumes from the latest checkpoint, if any.
+    `before_commit` runs in the same transaction (dropping the checkpoints, to start over). One conditional
+    UPDATE, so two retries at once queue it once. Not sent to the broker here."""
+    result = session.execute(
+        update(Run)
+        .where(col(Run.id) == run.id, col(Run.status).in_(RETRYABLE))
+        .values(
+            status=RunStatus.queued,
+            attempt_base=col(Run.attempt),
+            error=None,
+            stop_reason=None,
+            cancel_requested=False,
+            finished_at=None,
+            confusion=None,
+            last_kill_epoch=None,
+            lease_hash=None,
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(run)
+        raise Conflict(f"run {run.id} is {run.status}: only a failed or cancelled run can be retried")
+    if before_commit is not None:
+        before_commit()
     session.commit()
     session.refresh(run)
     return run
@@ -310,11 +378,11 @@ def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts:
         silent = f"no heartbeat from worker {run.worker!r} for over {lost_after_seconds:.0f} s"
         if run.cancel_requested:
             values: dict[str, object] = {"status": RunStatus.cancelled, "finished_at": utcnow()}
-        elif run.attempt >= max_attempts:
+        elif attempts_used(run) >= max_attempts:
             values = {
                 "status": RunStatus.failed,
                 "finished_at": utcnow(),
-                "error": f"lost: {silent}, attempt {run.attempt} of {max_attempts}",
+                "error": f"lost: {silent}, attempt {attempts_used(run)} of {max_attempts}",
             }
         else:
             values = {"status": RunStatus.queued, "error": f"attempt {run.attempt} lost: {silent}; requeued"}

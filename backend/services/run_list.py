@@ -12,8 +12,8 @@ from typing import Any, Literal
 from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
-from backend.tables import Run
-from trainboard.schemas import RunStatus
+from backend.tables import Run, Study
+from trainboard.schemas import Archived, RunStatus
 
 # A field name sorts ascending; with a leading "-", descending. The list's default: "-created".
 SortKey = Literal[
@@ -37,6 +37,15 @@ _SORT_COLUMNS: dict[str, Any] = {
 }
 
 
+def archived_clauses(table: type[Run] | type[Study], archived: Archived) -> list[Any]:
+    """What `archived` keeps of the runs or studies: not archived ones (the default), all, or only archived ones."""
+    if archived == "exclude":
+        return [col(table.archived_at).is_(None)]
+    if archived == "only":
+        return [col(table.archived_at).is_not(None)]
+    return []
+
+
 @dataclass(frozen=True)
 class RunFilter:
     status: RunStatus | None = None
@@ -45,9 +54,10 @@ class RunFilter:
     tag: str | None = None
     q: str | None = None  # in the name or the notes, case-insensitive
     study: int | None = None
+    archived: Archived = "exclude"
 
     def where(self) -> list[Any]:
-        clauses: list[Any] = []
+        clauses: list[Any] = archived_clauses(Run, self.archived)
         if self.status is not None:
             clauses.append(col(Run.status) == self.status)
         if self.dataset:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from backend.services import epochs, idempotency, lifecycle
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
-from backend.services.errors import Invalid, NotFound
+from backend.services.errors import Conflict, Invalid, NotFound
 from backend.tables import Run, Study
 from trainboard.memory import over_budget
 from trainboard.protocol import MAX_ID, Progress, RunInfo
@@ -44,6 +44,7 @@ def public(run: Run, idle_queue: str | None = None) -> RunPublic:
     waiting = f"no worker is listening on queue {idle_queue}" if idle_queue and run.status == "queued" else None
     return RunPublic(
         waiting=waiting,
+        resumed_from=run.resumed_from,
         id=run.id,
         study_id=run.study_id,
         label=run.label,
@@ -63,6 +64,7 @@ def public(run: Run, idle_queue: str | None = None) -> RunPublic:
         info=None if run.info is None else RunInfo.model_validate(run.info),
         tags=list(run.tags or []),
         notes=run.notes or "",
+        archived_at=run.archived_at,
         progress=heartbeat,
         progress_bar=progress_bar(RunStatus(run.status), int(run.spec.get("epochs", 1)), run.epochs_done, heartbeat),
         summary=Summary(
@@ -146,8 +148,11 @@ def queue_run(
 
 
 def _runs_by_id(session: Session, run_ids: Sequence[int]) -> list[Run]:
+    """The runs an earlier request with the same idempotency key made (Conflict if they were deleted since)."""
     found = {run.id: run for run in session.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
-    return [found[run_id] for run_id in run_ids if run_id in found]
+    if len(found) != len(run_ids):
+        raise Conflict("what the first request with this Idempotency-Key made was deleted since: use a new key")
+    return [found[run_id] for run_id in run_ids]
 
 
 def update_run(session: Session, run: Run, change: RunUpdate, feed: ChangeFeed) -> Run:

@@ -12,11 +12,12 @@ from sqlmodel import Session, col, select
 from backend.services import idempotency, runs, statistics
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
-from backend.services.errors import NotFound
+from backend.services.errors import Conflict, NotFound
+from backend.services.run_list import archived_clauses
 from backend.services.study_plans import ResolvedStudy
 from backend.tables import Run, Study
 from trainboard.protocol import MAX_ID
-from trainboard.schemas import RunPublic, RunStatus, StatusCounts, StudyDetail, StudyGroup, StudyPublic
+from trainboard.schemas import Archived, RunPublic, RunStatus, StatusCounts, StudyDetail, StudyGroup, StudyPublic
 
 
 def get_study(session: Session, study_id: int) -> Study:
@@ -37,6 +38,7 @@ def public(study: Study, counts: dict[RunStatus, int]) -> StudyPublic:
         created_at=study.created_at,
         runs=sum(counts.values()),
         counts=StatusCounts(**{s.value: n for s, n in counts.items()}),
+        archived_at=study.archived_at,
     )
 
 
@@ -51,7 +53,12 @@ def queue_study(
     request (the same idempotency key) gets the study the first one made."""
     made = idempotency.earlier(session, idempotent)
     if made is not None and made.study_id is not None:
-        return get_study(session, made.study_id)
+        earlier = session.get(Study, made.study_id)
+        if earlier is None:
+            raise Conflict(
+                "the study the first request with this Idempotency-Key made was deleted since: use a new key"
+            )
+        return earlier
     study = Study(
         name=resolved.name,
         description=resolved.description,
@@ -74,10 +81,14 @@ def queue_study(
     return study
 
 
-def list_studies(session: Session, offset: int, limit: int) -> tuple[list[StudyPublic], int]:
+def list_studies(
+    session: Session, offset: int, limit: int, archived: Archived = "exclude"
+) -> tuple[list[StudyPublic], int]:
     """One page of studies, newest first, with their status counts, and how many there are."""
-    count = session.exec(select(func.count()).select_from(Study)).one()
-    studies = list(session.exec(select(Study).order_by(col(Study.id).desc()).offset(offset).limit(limit)).all())
+    where = archived_clauses(Study, archived)
+    count = session.exec(select(func.count()).select_from(Study).where(*where)).one()
+    query = select(Study).where(*where).order_by(col(Study.id).desc()).offset(offset).limit(limit)
+    studies = list(session.exec(query).all())
     counts = status_counts(session, [s.id for s in studies if s.id is not None])
     return [public(s, counts[s.id]) for s in studies if s.id is not None], count
 
@@ -121,8 +132,14 @@ def study_groups(members: Sequence[RunPublic]) -> list[StudyGroup]:
     return groups
 
 
+def study_public(session: Session, study: Study) -> StudyPublic:
+    """One study's public shape, with its status counts."""
+    assert study.id is not None
+    return public(study, status_counts(session, [study.id])[study.id])
+
+
 def study_detail(session: Session, study: Study, idle_queue: str | None = None) -> StudyDetail:
     assert study.id is not None
     members = [runs.public(run, idle_queue) for run in study_runs(session, study.id)]
-    summary = public(study, status_counts(session, [study.id])[study.id])
+    summary = study_public(session, study)
     return StudyDetail(**summary.model_dump(), data=members, reported=study.reported, groups=study_groups(members))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDep, SettingsDep, TokensDep
-from backend.services import run_list, runs, studies
+from backend.services import artifacts, run_list, runs, studies
 from backend.services.errors import Invalid
 from backend.web import forms
 from backend.web.runs_view import PAGE_SIZES, RunsView
@@ -42,6 +42,7 @@ def runs_page(
         sid,
         tokens,
         runs=[runs.public(r, idle) for r in shown],
+        sizes=artifacts.sizes(session, [r.id for r in shown if r.id is not None]),
         count=count,
         since=since,
         view=view,
@@ -118,6 +119,7 @@ def run_page(
 ) -> HTMLResponse:
     since = feed.token()  # a finished run's page follows /api/events from here for its tags and notes
     session.refresh(run)
+    assert run.id is not None
     study = studies.get_study(session, run.study_id) if run.study_id is not None else None
     return render(
         request,
@@ -128,4 +130,7 @@ def run_page(
         classes=CLASS_NAMES.get(run.dataset, []),
         study=study,
         since=since,
+        disk_bytes=artifacts.sizes(session, [run.id]).get(run.id, 0),
+        has_checkpoint=artifacts.latest_checkpoint(session, run.id) is not None,
+        weights=artifacts.weights(session, run.id),
     )

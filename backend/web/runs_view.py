@@ -13,12 +13,13 @@ from urllib.parse import urlencode
 
 from backend.services.run_list import RunFilter, SortKey
 from trainboard.protocol import MAX_ID
-from trainboard.schemas import TAG_PATTERN, RunStatus
+from trainboard.schemas import TAG_PATTERN, Archived, RunStatus
 from trainboard.text import NUL
 
 T = TypeVar("T")
 
 SORT_KEYS: tuple[str, ...] = typing.get_args(SortKey)
+_FILTER_DEFAULTS: dict[str, object] = {"archived": "exclude"}  # a filter field whose default is not empty
 PAGE_SIZES = (50, 100, 200)
 _MAX_PAGE = 10**7
 
@@ -53,6 +54,7 @@ class RunsView:
                 tag=tag if re.fullmatch(TAG_PATTERN, tag) else None,
                 q=text("q", 200),
                 study=_whole(params.get("study"), 1, MAX_ID, None),
+                archived=_archived(params.get("archived")),
             ),
             sort=typing.cast(SortKey, sort) if sort in SORT_KEYS else "-created",
             page=_whole(params.get("page"), 1, _MAX_PAGE, 1),
@@ -65,7 +67,8 @@ class RunsView:
 
     @property
     def filtered(self) -> bool:
-        return any(getattr(self.filter, f.name) for f in fields(self.filter))
+        chosen = [f.name for f in fields(self.filter) if getattr(self.filter, f.name) != _FILTER_DEFAULTS.get(f.name)]
+        return any(getattr(self.filter, name) for name in chosen)
 
     @property
     def is_default_listing(self) -> bool:
@@ -76,19 +79,23 @@ class RunsView:
         """The same rows from `GET /api/runs` (what the page re-reads after a `reload` event)."""
         pairs = {f.name: getattr(self.filter, f.name) for f in fields(self.filter)}
         pairs |= {"sort": self.sort, "offset": self.offset, "limit": self.per_page}
-        return urlencode([(k, str(v)) for k, v in pairs.items() if v not in (None, "")])
+        return urlencode([(k, str(v)) for k, v in pairs.items() if v not in (None, "", _FILTER_DEFAULTS.get(k))])
 
     def query(self, **changes: Any) -> str:
         """The query string of this view with `changes` (defaults left out, so links stay short)."""
         values: dict[str, Any] = {f.name: getattr(self.filter, f.name) for f in fields(self.filter)}
         values |= {"sort": self.sort, "page": self.page, "per_page": self.per_page} | changes
-        defaults = {"sort": "-created", "page": 1, "per_page": PAGE_SIZES[0]}
+        defaults = {"sort": "-created", "page": 1, "per_page": PAGE_SIZES[0]} | _FILTER_DEFAULTS
         pairs = [
             (k, str(v.value if isinstance(v, RunStatus) else v))
             for k, v in values.items()
             if v not in (None, "") and defaults.get(k) != v
         ]
         return urlencode(pairs)
+
+
+def _archived(value: str | None) -> Archived:
+    return "include" if value == "include" else "only" if value == "only" else "exclude"
 
 
 def _whole(value: str | None, low: int, high: int, default: T) -> int | T:

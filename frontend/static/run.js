@@ -6,6 +6,7 @@ import { formatPercent, formatSeconds, localizeTime, timeElement } from "./forma
 import { reason, sendJson } from "./http.js";
 import { follow } from "./live.js";
 import { followFinishedRun, showAnnotations, startAnnotations } from "./run_notes.js";
+import { showMade, showSystem } from "./run_system.js";
 
 /* global Plotly */
 
@@ -76,6 +77,7 @@ function addEpoch(record) {
   Plotly.extendTraces(charts.acc, { x, y: [[record.train_acc * 100], [record.test_acc * 100]] }, [0, 1]);
   drawn.push(record);
   drawPerClass(perClassRecord());
+  showSystem(record);
   lastEpoch = record.epoch;
 }
 
@@ -119,6 +121,7 @@ function showInfo(info) {
   setField(document, "info-lr-groups", (info.lr_groups ?? []).join(", ") || "—");
   document.getElementById("info-list").hidden = false;
   document.getElementById("info-pending").hidden = true;
+  showMade(info);
 }
 
 function showRun(next) {
@@ -162,6 +165,10 @@ function followRun() {
   const stream = follow(() => `/api/runs/${run.id}/events?after=${lastEpoch}`, {
     epoch: addEpoch,
     run: onRunEvent,
+    deleted: () => {
+      stream.close();
+      notice.textContent = "This run was deleted.";
+    },
     end: (ended) => {
       stream.close();
       onRunEvent(ended);

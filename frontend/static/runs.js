@@ -21,6 +21,7 @@ const compareButton = document.getElementById("compare-selected");
 const newRunsNotice = document.getElementById("new-runs");
 const filters = document.getElementById("runs-filters");
 const PAGE_SIZE_DEFAULT = "50";
+const archivedView = table.dataset.archived; // exclude (the default), include or only
 
 const rows = new Map();
 for (const row of tbody.rows) rows.set(Number(row.dataset.runId), row);
@@ -75,7 +76,24 @@ function showCount() {
   if (!filtered && offset === 0) empty.hidden = shown > 0;
 }
 
+/** A run deleted, or archived or restored out of this view: its row goes. */
+function removeRow(id) {
+  const row = rows.get(id);
+  if (!row) return;
+  row.remove();
+  rows.delete(id);
+  selected.delete(id);
+  count -= 1;
+  showCount();
+  showSelection();
+}
+
 function upsert(run) {
+  const archived = run.archived_at != null;
+  if ((archivedView === "exclude" && archived) || (archivedView === "only" && !archived)) {
+    removeRow(run.id);
+    return;
+  }
   const row = rows.get(run.id);
   if (row) {
     fillRow(row, run);
@@ -164,4 +182,5 @@ filters.addEventListener("submit", (event) => {
 follow(() => `/api/events?since=${encodeURIComponent(table.dataset.since)}`, {
   run: upsert,
   reload: () => { reloadAll(); },
+  deleted: (gone) => removeRow(gone.id),
 }, liveLine);

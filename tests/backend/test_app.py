@@ -60,7 +60,10 @@ def test_every_route_but_login_static_and_docs_needs_credentials(app: Any) -> No
                 assert response.headers["location"].startswith("/login?next=")
             # The other side's token does not open it either: workers reach the worker routes only, scripts the rest.
             if path.startswith("/api/"):
-                worker_route = method == "POST" and path.rsplit("/", 1)[-1] in WORKER_ROUTES
+                worker_route = (method == "POST" and path.rsplit("/", 1)[-1] in WORKER_ROUTES) or (method, path) in (
+                    ("PUT", "/api/runs/{run_id}/artifacts/{name}"),
+                    ("GET", "/api/runs/{run_id}/checkpoints/{name}"),
+                )
                 other = API if worker_route else WORKER
                 denied = client.request(method, url, headers=other, follow_redirects=False)
                 assert denied.status_code == 401, f"{method} {path} let the wrong token in ({denied.status_code})"

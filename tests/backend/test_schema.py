@@ -147,16 +147,51 @@ def rows(engine: Engine, table: str) -> list[dict[str, Any]]:
     return out
 
 
+def assert_rows_intact(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]]) -> None:
+    """Every row is still there with every column it had, unchanged (new columns may have been added)."""
+    for table, old_rows in before.items():
+        assert len(after[table]) == len(old_rows), table
+        for old, new in zip(old_rows, after[table], strict=True):
+            assert {k: v for k, v in new.items() if k in old} == old, table
+
+
+def test_a_filled_0004_database_upgrades_to_head_with_every_row_intact(engine: Engine) -> None:
+    """The revision before issue 11's (artifacts, archive, retry): leases, kills, workers and idempotency keys."""
+    schema.upgrade(engine, schema.BASELINE)
+    fill_baseline(engine)
+    schema.upgrade(engine, "0004")
+    meta = MetaData()
+    run, worker, key = (Table(name, meta, autoload_with=engine) for name in ("run", "worker", "idempotency_key"))
+    with engine.begin() as db:
+        db.execute(run.update().where(run.c.id == 3).values(lease_hash="ab" * 32, last_kill_epoch=2))
+        db.execute(
+            insert(worker).values(
+                id=1, name="w@h", host="h", pid=7, version="0.1", queues=["q"], device={"kind": "cpu"}, slots=2,
+                running=[1], state="up", started_at=CREATED, last_seen=CREATED,
+            )
+        )  # fmt: skip
+        db.execute(
+            insert(key).values(
+                id=1, scope="runs", key="k", request_hash="cd" * 32, run_ids=[1, 2], study_id=None, created_at=CREATED
+            )
+        )
+    tables = ("study", "run", "epoch_metric", "worker", "idempotency_key")
+    before = {table: rows(engine, table) for table in tables}
+    assert schema.upgrade(engine) == ("0004", schema.head())
+    after = {table: rows(engine, table) for table in tables}
+    assert_rows_intact(before, after)
+    assert [(r["attempt_base"], r["resumed_from"], r["archived_at"]) for r in after["run"]] == [(0, None, None)] * 3
+    assert all(study["archived_at"] is None for study in after["study"])
+    assert rows(engine, "artifact") == []
+
+
 def test_a_filled_baseline_database_upgrades_to_head_with_every_row_intact(engine: Engine) -> None:
     schema.upgrade(engine, schema.BASELINE)
     fill_baseline(engine)
     before = {table: rows(engine, table) for table in ("study", "run", "epoch_metric")}
     assert schema.upgrade(engine) == (schema.BASELINE, schema.head())
     after = {table: rows(engine, table) for table in ("study", "run", "epoch_metric")}
-    assert after["study"] == before["study"] and after["epoch_metric"] == before["epoch_metric"]
-    assert len(after["run"]) == 3
-    for old, new in zip(before["run"], after["run"], strict=True):
-        assert {k: v for k, v in new.items() if k in old} == old  # every column it had, unchanged
+    assert_rows_intact(before, after)
     # 0002 filled in the epoch each ended run ended with: the last, or the restored one.
     assert [run["final_epoch"] for run in after["run"]] == [3, 1, None]
 

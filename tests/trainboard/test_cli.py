@@ -117,3 +117,44 @@ def test_serve_places_its_embedded_workers_one_per_gpu_sharing_the_cores(monkeyp
     assert embedded.placements(workers=0, slots=1, gpus=None) == []
     with pytest.raises(ValueError, match="GPU numbers separated by commas"):
         embedded.placements(workers=1, slots=1, gpus="zero")
+
+
+def test_gc_removes_the_files_of_deleted_runs_and_unlisted_files(tmp_path: Path) -> None:
+    from sqlmodel import Session
+
+    from backend import schema
+    from backend.db import make_engine
+    from backend.services import lifecycle
+    from backend.tables import Artifact
+    from trainboard.spec import RunSpec
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")}
+    refused = trainboard("gc", "--data-dir", str(tmp_path), env=env)  # no database yet: nothing is guessed
+    assert refused.returncode == 2 and "trainboard db upgrade" in refused.stderr
+    engine = make_engine(f"sqlite:///{tmp_path / 'trainboard.db'}")
+    schema.upgrade(engine)
+    with Session(engine) as session:
+        run = lifecycle.create_runs(session, [RunSpec.model_validate(tiny_spec())])[0]
+        assert run.id is not None
+        session.add(
+            Artifact(
+                run_id=run.id, kind="weights", name="weights.safetensors", attempt=1, epoch=1, size=5, sha256="0" * 64
+            )
+        )
+        session.commit()
+        run_id = run.id
+    engine.dispose()
+    root = tmp_path / "artifacts"
+    kept = root / str(run_id)
+    kept.mkdir(parents=True)
+    (kept / "weights.safetensors").write_bytes(b"12345")
+    (kept / "checkpoint-1.pt").write_bytes(b"x" * 100)  # superseded: no row names it
+    (kept / "checkpoint-2.pt.part").write_bytes(b"y" * 7)  # an upload under way: left alone
+    gone = root / str(run_id + 1)
+    gone.mkdir()
+    (gone / "weights.safetensors").write_bytes(b"z" * 1000)
+    result = trainboard("gc", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{root}: 1,100 bytes freed"
+    assert sorted(f.name for f in kept.iterdir()) == ["checkpoint-2.pt.part", "weights.safetensors"]
+    assert not gone.exists()

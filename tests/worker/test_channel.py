@@ -84,3 +84,14 @@ def test_wrong_worker_token_is_a_clear_error(live_server: LiveServer) -> None:
         channel.close()
     with httpx.Client(base_url=live_server.url, headers=API) as api:
         assert api.get(f"/api/runs/{run_id}").json()["status"] == "queued"
+
+
+def test_a_run_deleted_before_its_claim_is_nothing_to_do(live_server: LiveServer) -> None:
+    run_id = create_run(live_server)
+    with live_server.api() as api:
+        assert api.delete(f"/api/runs/{run_id}").status_code == 204
+    channel = channel_for(live_server, run_id)
+    try:
+        assert channel.claim("w:1") is None  # the 404 is "not claimed", not an error
+    finally:
+        channel.close()

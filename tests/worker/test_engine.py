@@ -360,3 +360,29 @@ def test_a_cuda_out_of_memory_error_reads_as_one() -> None:
     assert text.startswith("CUDA out of memory: this run needs more GPU memory than was free. Lower batch_size")
     assert "Tried to allocate 2.00 GiB" in text and text.endswith("Traceback ...")
     assert failure_text(ValueError("bad"), "tb").startswith("ValueError: bad\n\n")
+
+
+def test_each_epoch_reports_its_system_figures_and_the_run_how_it_was_made(digits: Dataset) -> None:
+    import platform
+
+    import torchvision
+
+    prepared: list[RunInfo] = []
+    records, _ = run(make_spec(), digits, on_prepared=prepared.append)
+    for record in records:
+        assert record.system is not None
+        assert record.system.rss_bytes > 10 * 2**20  # a process with torch loaded: tens of MB at least
+        assert record.system.cpu_seconds > 0
+        assert record.system.gpu_allocated_bytes is None and record.system.gpu_utilization is None  # CPU: null
+    (info,) = prepared
+    assert info.environment is not None
+    assert (info.environment.torch, info.environment.torchvision) == (torch.__version__, torchvision.__version__)
+    assert info.environment.python == platform.python_version() and info.environment.cuda is None
+    assert info.environment.host and info.environment.device_name
+    # The fingerprint is of the tensors trained on: the same data hashes the same, other data otherwise.
+    again: list[RunInfo] = []
+    run(make_spec(epochs=1), digits, on_prepared=again.append)
+    fewer: list[RunInfo] = []
+    smaller = dataclasses.replace(digits, train_x=digits.train_x[:100], train_y=digits.train_y[:100])
+    run(make_spec(epochs=1), smaller, on_prepared=fewer.append)
+    assert info.data_sha256 == again[0].data_sha256 != fewer[0].data_sha256

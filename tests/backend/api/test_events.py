@@ -187,8 +187,95 @@ def test_a_requeued_run_resets_the_stream(live_server: LiveServer, driver: Drive
     assert ("epoch", 1) in after_reset and after_reset[-1][0] == "end"
 
 
+def test_a_run_resumed_from_a_checkpoint_rewinds_the_stream_to_it(live_server: LiveServer, driver: Driver) -> None:
+    import hashlib
+
+    for n in (1, 2, 3):
+        driver.epoch(n)
+    headers = WORKER | {
+        "X-Trainboard-Attempt": str(driver.attempt),
+        "X-Trainboard-Lease": driver.lease,
+        "X-Trainboard-Epoch": "2",
+        "X-Trainboard-Sha256": hashlib.sha256(b"ck").hexdigest(),
+    }
+    put = driver.http.put(
+        f"/api/runs/{driver.run_id}/artifacts/checkpoint-2.safetensors", content=b"ck", headers=headers
+    )
+    assert put.status_code == 200, put.text
+    events: list[tuple[str, Any]] = []
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        with http.stream("GET", f"/api/runs/{driver.run_id}/events") as response:
+            stream = sse(response)
+            for event, _, data in stream:
+                if event == "epoch" and data["epoch"] == 3:
+                    break
+
+            def kill_and_resume() -> None:
+                killed = {"attempt": driver.attempt, "lease": driver.lease, "signal": 9}
+                driver.http.post(f"/api/runs/{driver.run_id}/killed", json=killed, headers=WORKER)
+                claim = driver.http.post(
+                    f"/api/runs/{driver.run_id}/claim", json={"worker": "t2"}, headers=WORKER
+                ).json()
+                assert claim["resume"]["epoch"] == 2
+                driver.attempt, driver.lease = claim["attempt"], claim["lease"]
+                driver.epoch(3)
+                driver.finish()
+
+            timer = later(kill_and_resume)
+            for event, _, data in stream:
+                events.append((event, data["epoch"] if event in ("epoch", "rewind") else None))
+            timer.join()
+    assert ("rewind", 2) in events and ("reset", None) not in events
+    after = events[events.index(("rewind", 2)) :]
+    assert [e for e in after if e[0] == "epoch"] == [("epoch", 3)]  # epoch 3 again, of the new attempt; 1-2 kept
+    assert after[-1][0] == "end"
+
+
+def test_the_first_claim_of_a_run_is_no_reset(live_server: LiveServer) -> None:
+    events: list[str] = []
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        run_id = int(http.post("/api/runs", json=tiny_spec(epochs=1)).json()["id"])
+        with http.stream("GET", f"/api/runs/{run_id}/events") as response:
+            stream = sse(response)
+            event, _, data = next(stream)
+            assert (event, data["attempt"]) == ("run", 0)  # queued, never claimed
+
+            def claim_and_finish() -> None:
+                claim = http.post(f"/api/runs/{run_id}/claim", json={"worker": "t"}, headers=WORKER).json()
+                body = {"attempt": claim["attempt"], "lease": claim["lease"], "record": epoch_record(1)}
+                http.post(f"/api/runs/{run_id}/epochs", json=body, headers=WORKER)
+                result = {"stopped": "completed", "epochs_run": 1, "total_seconds": 1.0}
+                finish = {"attempt": claim["attempt"], "lease": claim["lease"], "result": result}
+                http.post(f"/api/runs/{run_id}/finish", json=finish, headers=WORKER)
+
+            timer = later(claim_and_finish)
+            events = [event for event, _, _ in stream]
+            timer.join()
+    assert "reset" not in events and "rewind" not in events
+    assert "epoch" in events and events[-1] == "end"
+
+
 def test_a_page_from_before_a_restart_is_told_to_reload(live_server: LiveServer) -> None:
     with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
         with http.stream("GET", "/api/events?since=deadbeef.3") as response:
             event, _, _ = next(sse(response))
     assert event == "reload"
+
+
+def test_a_deleted_run_ends_its_stream_and_leaves_the_runs_list(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        run_id = int(http.post("/api/runs", json=tiny_spec()).json()["id"])
+        run_events: list[tuple[str, dict[str, Any]]] = []
+        with http.stream("GET", f"/api/runs/{run_id}/events") as response:
+            timer = later(lambda: http.delete(f"/api/runs/{run_id}"))
+            run_events = [(event, data) for event, _, data in sse(response)]  # the stream ends by itself
+            timer.join()
+        assert run_events[0][0] == "run"
+        assert run_events[-1] == ("deleted", {"id": run_id})
+        other = int(http.post("/api/runs", json=tiny_spec()).json()["id"])
+        with http.stream("GET", "/api/events") as response:
+            timer = later(lambda: http.delete(f"/api/runs/{other}"))
+            for event, _, data in sse(response):
+                assert (event, data) == ("deleted", {"id": other})
+                break
+            timer.join()

@@ -190,3 +190,36 @@ def test_a_run_restored_to_an_earlier_epoch_ends_with_that_epochs_accuracy(sessi
     )
     done = lifecycle.finish_run(session, run, 1, lease, result, None)
     assert (done.final_test_acc, done.best_test_acc, done.stop_reason) == (0.9, 0.9, "test_acc did not improve...")
+
+
+def test_a_retried_run_has_a_fresh_budget_of_attempts(session: Session) -> None:
+    run = new_run(session)
+    lease = claim(session, run)
+    failed = lifecycle.run_killed(session, run, 1, lease, 9, max_attempts=1)
+    assert failed.status == RunStatus.failed and "attempt 1 of 1" in (failed.error or "")
+    retried = lifecycle.retry_run(session, run)
+    assert (retried.status, retried.attempt, retried.attempt_base, retried.error) == (RunStatus.queued, 1, 1, None)
+    assert retried.last_kill_epoch is None  # killed at epoch 0 again is not "the same epoch as before the retry"
+    lease = claim(session, run, "b:2")
+    again = lifecycle.run_killed(session, run, 2, lease, 9, max_attempts=2)
+    assert again.status == RunStatus.queued  # attempt 1 of 2 since the retry, though the run's second attempt
+    lease = claim(session, run, "c:3")
+    go_silent(session, run, 300)
+    lifecycle.recover_lost_runs(session, lost_after_seconds=120, max_attempts=2)
+    session.refresh(run)
+    assert run.status == RunStatus.failed and "attempt 2 of 2" in (run.error or "")
+    with pytest.raises(Conflict, match="only a failed or cancelled run can be retried"):
+        lifecycle.retry_run(session, new_run(session))
+
+
+def test_two_retries_at_once_queue_the_run_once(engine: Engine, session: Session) -> None:
+    run = new_run(session)
+    lifecycle.request_cancel(session, run)
+    with Session(engine) as a, Session(engine) as b:
+        seen_by_a, seen_by_b = a.get(Run, run.id), b.get(Run, run.id)
+        assert seen_by_a is not None and seen_by_b is not None
+        a.commit()
+        b.commit()
+        lifecycle.retry_run(a, seen_by_a)
+        with pytest.raises(Conflict):
+            lifecycle.retry_run(b, seen_by_b)

@@ -103,3 +103,26 @@ def test_links_keep_the_view_and_drop_defaults() -> None:
     assert view.query(sort="-created", page=1, per_page=50) == "tag=keep&q=loss"
     assert view.api_query() == "tag=keep&q=loss&sort=name&offset=200&limit=100"
     assert RunsView.from_query({}).query() == ""
+
+
+def test_the_run_page_offers_its_weights_and_says_where_it_resumed(browser: Any) -> None:
+    from tests.backend.api.test_artifacts import report, upload
+    from tests.backend.api.test_runs import claim, create
+    from tests.conftest import WORKER
+
+    run = create(browser)
+    attempt, lease = claim(browser, run["id"])
+    page = browser.get(f"/runs/{run['id']}").text
+    assert "download-weights" not in page and "run-resumed" not in page
+    for epoch in (1, 2):
+        report(browser, run["id"], attempt, lease, epoch)
+    upload(browser, run["id"], attempt, lease, "checkpoint-2.safetensors", b"c" * 100, 2)
+    killed = {"attempt": attempt, "lease": lease, "signal": 9}
+    browser.post(f"/api/runs/{run['id']}/killed", json=killed, headers=WORKER)
+    attempt, lease = claim(browser, run["id"])
+    upload(browser, run["id"], attempt, lease, "weights.safetensors", b"w" * 2048, 2)
+    page = browser.get(f"/runs/{run['id']}").text
+    assert "resumed from epoch 2 (attempt 2)" in page
+    assert f'href="/api/runs/{run["id"]}/weights"' in page and "Download weights (2.0 kB)" in page
+    download = browser.get(f"/api/runs/{run['id']}/weights")  # with the browser's session, as the link does
+    assert download.status_code == 200 and download.content == b"w" * 2048
