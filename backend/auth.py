@@ -2,7 +2,8 @@
 
 - Scripts send `Authorization: Bearer <api token>`.
 - The browser logs in once with the token (a login form, or `/?token=...` as `trainboard serve`
-  prints), and gets an HttpOnly, SameSite=Strict session cookie. Requests that change something with
+  prints), and gets an HttpOnly, SameSite=Strict session cookie, valid while the server keeps its
+  session (backend/services/sessions.py: 30 days, or until logout). Requests that change something with
   that cookie must also carry the session's CSRF token (a hidden form field or an X-CSRF-Token header).
 - Workers report with `Authorization: Bearer <worker token>`; it grants the report routes only.
 """
@@ -18,6 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from sqlmodel import Session
+
+from backend.services import sessions
 
 SESSION_COOKIE = "trainboard_session"
 CSRF_HEADER = "x-csrf-token"
@@ -72,7 +76,13 @@ def bearer_token(request: Request) -> str | None:
 
 
 def browser_session(request: Request, tokens: Tokens) -> str | None:
-    return tokens.session_id(request.cookies.get(SESSION_COOKIE))
+    """The session id of the request's cookie: signed by this server, and open in the database (not expired,
+    not logged out); else None."""
+    sid = tokens.session_id(request.cookies.get(SESSION_COOKIE))
+    if sid is None:
+        return None
+    with Session(request.app.state.engine) as session:
+        return sid if sessions.is_open(session, sid) else None
 
 
 class LoginThrottle:

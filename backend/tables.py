@@ -164,3 +164,13 @@ class IdempotencyKey(SQLModel, table=True):
     run_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     study_id: int | None = None
     created_at: datetime = _ts(default_factory=utcnow)
+
+
+class BrowserSession(SQLModel, table=True):
+    """A logged-in browser (backend/services/sessions.py): the sha256 of its session id, and until when."""
+
+    __tablename__ = "browser_session"
+
+    sid_hash: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime = _ts(index=True)

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backend.auth import SESSION_COOKIE, LoginThrottle
+from backend.auth import LoginThrottle
 from backend.deps import TokensDep
-from backend.web.session import PageSession, PostedForm, check_form_csrf, logged_in, safe_next
+from backend.web.session import PageSession, PostedForm, check_form_csrf, log_out, logged_in, safe_next
 from backend.web.templating import render_public
 
 router = APIRouter(include_in_schema=False)
@@ -44,12 +44,10 @@ def login(
             request, "login.html", status.HTTP_401_UNAUTHORIZED, next=safe_next(next), error="Wrong token."
         )
     throttle.succeeded(address)
-    return logged_in(safe_next(next), tokens)
+    return logged_in(request, safe_next(next), tokens)
 
 
 @router.post("/logout")
-def logout(sid: PageSession, form: PostedForm, tokens: TokensDep) -> RedirectResponse:
+def logout(request: Request, sid: PageSession, form: PostedForm, tokens: TokensDep) -> RedirectResponse:
     check_form_csrf(sid, tokens, form)
-    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(SESSION_COOKIE)
-    return response
+    return log_out(request, sid)

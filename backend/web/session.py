@@ -8,14 +8,17 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.auth import SESSION_COOKIE, Tokens, browser_session
 from backend.deps import TokensDep
+from backend.services import sessions
 from trainboard.redaction import TOKEN_PARAMETER, drop_tokens
 
-SESSION_DAYS = 30
+SESSION_DAYS = sessions.SESSION_DAYS
 
 
 class LoginRequired(Exception):
@@ -50,12 +53,24 @@ def check_form_csrf(sid: str, tokens: Tokens, form: dict[str, str]) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token: reload the page")
 
 
-def logged_in(next_url: str, tokens: Tokens) -> RedirectResponse:
-    """Go to `next_url` with a new session cookie."""
+def logged_in(request: Request, next_url: str, tokens: Tokens) -> RedirectResponse:
+    """Go to `next_url` with a new session: kept by the server, its signed id in the cookie."""
+    cookie = tokens.new_session()
+    sid = tokens.session_id(cookie)
+    assert sid is not None
+    with Session(request.app.state.engine) as session:
+        sessions.start(session, sid, SESSION_DAYS)
     response = RedirectResponse(next_url, status_code=status.HTTP_303_SEE_OTHER)
-    response.set_cookie(
-        SESSION_COOKIE, tokens.new_session(), httponly=True, samesite="strict", max_age=SESSION_DAYS * 24 * 3600
-    )
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict", max_age=SESSION_DAYS * 24 * 3600)
+    return response
+
+
+def log_out(request: Request, sid: str) -> RedirectResponse:
+    """End the session on the server (every API process sees it at once), and drop the cookie."""
+    with Session(request.app.state.engine) as session:
+        sessions.end(session, sid)
+    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE)
     return response
 
 
@@ -82,7 +97,9 @@ class TokenLogin:
             tokens: Tokens = request.app.state.tokens
             if token is not None and tokens.is_api_token(token):
                 query = drop_tokens(request.url.query)
-                response: Response = logged_in(str(URL(path=request.url.path, query=query)), tokens)
+                response: Response = await run_in_threadpool(
+                    logged_in, request, str(URL(path=request.url.path, query=query)), tokens
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

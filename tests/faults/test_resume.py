@@ -20,7 +20,7 @@ from worker.trained import accuracy_on_test_set, load_model
 TIMING = {"seconds", "images_per_s", "system"}
 CNN = tiny_spec(
     name="resume-cnn",
-    epochs=6,
+    epochs=5,
     dataset={"name": "digits"},
     batch_size=8,
     model={"arch": "custom_cnn", "blocks": [16, 32], "dropout": 0.1, "hidden": [32]},
@@ -32,7 +32,7 @@ CNN = tiny_spec(
 )
 MLP = tiny_spec(
     name="resume-mlp",
-    epochs=6,
+    epochs=5,
     dataset={"name": "digits"},
     batch_size=4,
     model={"arch": "mlp", "hidden": [128, 64], "dropout": 0.2},

@@ -87,8 +87,18 @@ def anonymous_page(context: BrowserContext) -> Iterator[Page]:
 
 @pytest.fixture
 def page(context: BrowserContext, live_server: LiveServer) -> Iterator[Page]:
-    """A logged-in page: the session cookie the login form would set."""
-    cookie = Tokens(api=API_TOKEN, worker=WORKER_TOKEN).new_session()
+    """A logged-in page: the session (and its cookie) the login form would make."""
+    from sqlmodel import Session
+
+    from backend.services import sessions
+
+    tokens = Tokens(api=API_TOKEN, worker=WORKER_TOKEN)
+    cookie = tokens.new_session()
+    sid = tokens.session_id(cookie)
+    assert sid is not None
+    app = live_server.server.config.app
+    with Session(app.state.engine) as session:  # type: ignore[attr-defined]
+        sessions.start(session, sid)
     context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "url": live_server.url}])
     page, errors = _watched_page(context)
     yield page

@@ -107,6 +107,14 @@ def test_a_later_attempt_resumes_from_the_newest_checkpoint_and_drops_what_came_
     # The claim's answer, lost and asked for again, names the same checkpoint.
     again = client.post(f"/api/runs/{run_id}/claim", json={"worker": "test:2"}, headers=WORKER).json()
     assert again["resume"] == answer["resume"]
+    # Its time is the kept epochs' (2 x 0.5 s) plus the new attempt's.
+    lease = again["lease"]
+    report(client, run_id, 2, lease, 3)
+    result = {"stopped": "completed", "epochs_run": 3, "total_seconds": 4.0}
+    body = {"attempt": 2, "lease": lease, "result": result}
+    assert client.post(f"/api/runs/{run_id}/finish", json=body, headers=WORKER).json()["status"] == "succeeded"
+    ended = client.get(f"/api/runs/{run_id}", headers=API).json()
+    assert ended["summary"]["total_seconds"] == 5.0 and ended["summary"]["epochs_done"] == 3
 
 
 def test_a_checkpoint_ahead_of_the_stored_epochs_is_not_resumed_from(client: Any) -> None:

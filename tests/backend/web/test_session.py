@@ -60,8 +60,48 @@ def test_missing_pages_are_html_and_missing_api_objects_json(browser: Any) -> No
 def test_logout_needs_csrf_and_ends_the_browser_session(browser: Any) -> None:
     token = csrf_of(browser.get("/").text)
     assert browser.post("/logout", data={"csrf": "forged"}, follow_redirects=False).status_code == 403
+    cookie = browser.cookies["trainboard_session"]
     response = browser.post("/logout", data={"csrf": token}, follow_redirects=False)
     assert response.status_code == 303 and 'trainboard_session=""' in response.headers["set-cookie"]
+    # The server ended it: the same cookie, kept by a browser (or stolen), opens nothing any more.
+    browser.cookies.clear()
+    browser.cookies.set("trainboard_session", cookie)
+    assert browser.get("/", follow_redirects=False).status_code == 303
+    assert browser.get("/api/runs").status_code == 401
+
+
+def test_a_session_expires_on_the_server_whatever_the_cookie_says(browser: Any) -> None:
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+
+    from backend.db import utcnow
+    from backend.tables import BrowserSession
+
+    assert browser.get("/", follow_redirects=False).status_code == 200
+    with Session(browser.app.state.engine) as session:
+        (row,) = session.exec(select(BrowserSession)).all()
+        assert timedelta(days=29) < row.expires_at - utcnow() <= timedelta(days=30)
+        row.expires_at = utcnow() - timedelta(seconds=1)  # 30 days later
+        session.add(row)
+        session.commit()
+    assert browser.get("/", follow_redirects=False).status_code == 303  # to the login page
+    assert browser.get("/api/runs").status_code == 401
+
+
+def test_sessions_work_across_api_processes(browser: Any, tmp_path: Any) -> None:
+    """Another API process on the same database (same tokens) knows the session, and its logout."""
+    from fastapi.testclient import TestClient
+
+    from backend.app import create_app
+
+    settings = browser.app.state.settings
+    with TestClient(create_app(settings)) as other:
+        other.cookies.set("trainboard_session", browser.cookies["trainboard_session"])
+        assert other.get("/", follow_redirects=False).status_code == 200
+        token = csrf_of(other.get("/").text)
+        assert other.post("/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
+    assert browser.get("/", follow_redirects=False).status_code == 303  # ended in the first process too
 
 
 def test_plotly_is_served_locally(browser: Any) -> None:
