@@ -57,6 +57,13 @@ class Summary(BaseModel):
     stop_reason: str | None = Field(None, description="Set when early stopping ended the run")
 
 
+class ProgressBar(BaseModel):
+    """Where a run is, as every page shows it (backend/services/runs.py progress_bar decides)."""
+
+    percent: float = Field(description="0 to 100, one decimal")
+    label: str = Field(description='e.g. "epoch 3/10 · batch 5/23"')
+
+
 class RunPublic(BaseModel):
     id: int
     study_id: int | None
@@ -72,6 +79,7 @@ class RunPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     progress: Progress
+    progress_bar: ProgressBar
     summary: Summary
     cancel_requested: bool
     device: str | None
@@ -425,6 +433,7 @@ class StudyReport(BaseModel):
 
 class SeriesPoint(BaseModel):
     run_id: int
+    after: int = Field(0, description="The points are those of the epochs after this one; 0: the whole curve")
     x: list[float]
     y: list[float]
 
@@ -462,6 +471,9 @@ class Comparison(BaseModel):
     series: dict[str, list[SeriesPoint]]
     per_class: list[PerClass]
     groups: list[SeedGroup] = []
+    confusion: list[ConfusionPublic] = Field(
+        [], description="Each run's confusion matrix (null until it has ended), in the order of `runs`"
+    )
 
 
 # -- workers ---------------------------------------------------------------------------------------

@@ -36,6 +36,23 @@ RunIds = Annotated[
 Mode = Annotated[SummaryMode, Query(description="Which epoch a run's accuracy is taken from")]
 
 
+After = Annotated[
+    str | None,
+    Query(
+        pattern=rf"^\d{{1,10}}:\d{{1,6}}(,\d{{1,10}}:\d{{1,6}}){{0,{MAX_COMPARED_RUNS - 1}}}$",
+        examples=["1:3,2:5"],
+        description="RUN:EPOCH pairs: the caller has those runs' curves up to that epoch, so their `series` carry "
+        "only the points after it (a downsampled curve comes whole; `series[].after` says which)",
+    ),
+]
+
+
+def _after(text: str | None) -> dict[int, int]:
+    if not text:
+        return {}
+    return {int(run): int(epoch) for run, epoch in (part.split(":") for part in text.split(","))}
+
+
 def _ids(run_ids: str) -> list[int]:
     return list(dict.fromkeys(int(i) for i in run_ids.split(",")))  # de-duplicated, in order
 
@@ -50,9 +67,11 @@ def read_comparison(
     all_fields: Annotated[
         bool, Query(description="`diff` lists every config field, not only those that differ")
     ] = False,
+    after: After = None,
 ) -> Comparison:
-    """Everything the compare page shows for up to 50 runs, in one request."""
-    return comparison.compare(session, _ids(runs), summary, max_points, x, all_fields)
+    """Everything the compare page shows for up to 50 runs, in one request; with `after`, the curves' new
+    points only, for a page that follows the runs live."""
+    return comparison.compare(session, _ids(runs), summary, max_points, x, all_fields, _after(after))
 
 
 @router.get(

@@ -7,7 +7,7 @@ Tables always use exact values; only chart series are downsampled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
@@ -36,12 +36,17 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def load(session: Session, ids: Sequence[int]) -> tuple[list[RunPublic], dict[int, list[EpochRecord]]]:
-    """The runs in the order given (NotFound naming any missing) and each one's epochs."""
+def _rows(session: Session, ids: Sequence[int]) -> dict[int | None, Run]:
     found = {r.id: r for r in session.exec(select(Run).where(col(Run.id).in_(list(ids)))).all()}
     missing = [i for i in ids if i not in found]
     if missing:
         raise NotFound(f"runs not found: {', '.join(map(str, missing))}")
+    return found
+
+
+def load(session: Session, ids: Sequence[int]) -> tuple[list[RunPublic], dict[int, list[EpochRecord]]]:
+    """The runs in the order given (NotFound naming any missing) and each one's epochs."""
+    found = _rows(session, ids)
     records: dict[int, list[EpochRecord]] = dict(epochs.for_runs(session, ids))
     return [runs.public(found[i]) for i in ids], records
 
@@ -100,8 +105,12 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tup
     return [xs[i] for i in ordered], [ys[i] for i in ordered]
 
 
-def series(records: Records, metric: str, x: Literal["epoch", "seconds"], max_points: int) -> dict[str, list[float]]:
-    """One run's curve of `metric` (for `lr`, the first param group's), against epoch or elapsed seconds."""
+def series(
+    records: Records, metric: str, x: Literal["epoch", "seconds"], max_points: int, after: int = 0
+) -> dict[str, list[float]]:
+    """One run's curve of `metric` (for `lr`, the first param group's), against epoch or elapsed seconds.
+    `after`: only the points of the epochs after it (a page that has the others extends its curve); a
+    curve past `max_points` is downsampled whole, so `after` is for curves that are not."""
     if x == "epoch":
         xs = [float(r.epoch) for r in records]
     else:
@@ -110,8 +119,17 @@ def series(records: Records, metric: str, x: Literal["epoch", "seconds"], max_po
             elapsed += r.seconds
             xs.append(round(elapsed, 3))
     ys = [statistics.metric_value(r, metric) for r in records]
+    if after and len(records) <= max_points:
+        keep = [i for i, r in enumerate(records) if r.epoch > after]
+        return {"x": [xs[i] for i in keep], "y": [ys[i] for i in keep]}
     xs, ys = downsample(xs, ys, max_points)
     return {"x": xs, "y": ys}
+
+
+def tail_start(records: Records, max_points: int, after: int | None) -> int:
+    """Where a run's curve in the answer starts: after epoch `after` when it was asked for and the curve is
+    short enough to be sent as it is; 0 (the whole curve) otherwise."""
+    return after if after and len(records) <= max_points else 0
 
 
 def per_class(run: RunPublic, records: Records, mode: SummaryMode) -> PerClass:
@@ -162,11 +180,23 @@ def compare(
     max_points: int,
     x: Literal["epoch", "seconds"],
     all_fields: bool,
+    after: Mapping[int, int] | None = None,
 ) -> Comparison:
-    loaded, records = load(session, ids)
+    """`after` ({run id: epoch}): the page has those runs' curves up to that epoch; their curves in the answer
+    are the points after it (SeriesPoint.after says from where), unless a curve is downsampled: then whole.
+    Everything else (tables, bands, confusion matrices) is always whole."""
+    found = _rows(session, ids)
+    loaded = [runs.public(found[i]) for i in ids]
+    records: dict[int, list[EpochRecord]] = dict(epochs.for_runs(session, ids))
     rows = [statistics.summary_row(run, records[run.id], mode) for run in loaded]
+    starts = {run.id: tail_start(records[run.id], max_points, (after or {}).get(run.id)) for run in loaded}
     curves = {
-        metric: [SeriesPoint(run_id=run.id, **series(records[run.id], metric, x, max_points)) for run in loaded]
+        metric: [
+            SeriesPoint(
+                run_id=run.id, after=starts[run.id], **series(records[run.id], metric, x, max_points, starts[run.id])
+            )
+            for run in loaded
+        ]
         for metric in statistics.METRICS
     }
     return Comparison(
@@ -179,6 +209,7 @@ def compare(
         series=curves,
         per_class=[per_class(run, records[run.id], mode) for run in loaded],
         groups=seed_groups(loaded, rows, records),
+        confusion=[runs.confusion(found[run.id]) for run in loaded],
     )
 
 

@@ -15,14 +15,32 @@ from backend.services.errors import Conflict, Invalid, NotFound
 from backend.tables import Run, Study
 from trainboard.memory import over_budget
 from trainboard.protocol import MAX_ID, Progress, RunInfo
-from trainboard.schemas import ConfusionPublic, MetricsPublic, RunPublic, RunUpdate, Summary
+from trainboard.schemas import ConfusionPublic, MetricsPublic, ProgressBar, RunPublic, RunStatus, RunUpdate, Summary
 from trainboard.spec import CLASS_NAMES, RunSpec
+
+
+def progress_bar(status: RunStatus, planned_epochs: int, epochs_done: int, heartbeat: Progress) -> ProgressBar:
+    """The one rule for a run's progress bar: inside an epoch (a heartbeat past the last recorded epoch) the
+    batches count too; a succeeded run is full (an early stop ends before its planned epochs)."""
+    total = max(1, planned_epochs)
+    in_epoch = status == RunStatus.running and heartbeat.batches > 0 and heartbeat.epoch > epochs_done
+    if status == RunStatus.succeeded:
+        fraction = 1.0
+    elif in_epoch:
+        fraction = (epochs_done + heartbeat.batch / heartbeat.batches) / total
+    else:
+        fraction = epochs_done / total
+    label = f"epoch {heartbeat.epoch if in_epoch else epochs_done}/{planned_epochs}"
+    if in_epoch:
+        label += f" · batch {heartbeat.batch}/{heartbeat.batches}"
+    return ProgressBar(percent=round(min(fraction, 1.0) * 100, 1), label=label)
 
 
 def public(run: Run, idle_queue: str | None = None) -> RunPublic:
     """A run as the API and the pages show it. `idle_queue`: the queue no live worker listens on
     (services/workers.py idle_queue), which a queued run of it names as the reason it waits."""
     assert run.id is not None
+    heartbeat = Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches)
     waiting = f"no worker is listening on queue {idle_queue}" if idle_queue and run.status == "queued" else None
     return RunPublic(
         waiting=waiting,
@@ -47,7 +65,8 @@ def public(run: Run, idle_queue: str | None = None) -> RunPublic:
         tags=list(run.tags or []),
         notes=run.notes or "",
         archived_at=run.archived_at,
-        progress=Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches),
+        progress=heartbeat,
+        progress_bar=progress_bar(RunStatus(run.status), int(run.spec.get("epochs", 1)), run.epochs_done, heartbeat),
         summary=Summary(
             best_test_acc=run.best_test_acc,
             best_epoch=run.best_epoch,

@@ -1,15 +1,17 @@
 // The run page: draw the recorded epochs, then follow /api/runs/{id}/events and extend the charts live.
-import {
-  TERMINAL, csrfHeaders, formatPercent, formatSeconds, localizeTime, renderProgress, renderStatus, setField,
-  timeElement, watchConnection,
-} from "./common.js";
+import { BLUES, classAxis, classNames, epochAxis, plot, valueAxis } from "./charts.js";
+import { TERMINAL, renderProgress, renderStatus, setField } from "./common.js";
+import { pageData } from "./dom.js";
+import { formatPercent, formatSeconds, localizeTime, timeElement } from "./format.js";
+import { reason, sendJson } from "./http.js";
+import { follow } from "./live.js";
 import { followFinishedRun, showAnnotations, startAnnotations } from "./run_notes.js";
 import { showMade, showSystem } from "./run_system.js";
 
 /* global Plotly */
 
-let run = JSON.parse(document.getElementById("run-data").textContent);
-const classNames = JSON.parse(document.getElementById("class-names").textContent);
+let run = pageData("run-data");
+const datasetClasses = pageData("class-names");
 const notice = document.getElementById("run-notice");
 const cancelButton = document.getElementById("cancel-run");
 const charts = {
@@ -19,9 +21,6 @@ const charts = {
   confusion: document.getElementById("confusion-chart"),
 };
 const COLORS = { train: "#2563eb", test: "#ea580c", bars: "#0f766e" };
-// ColorBrewer Blues, light to dark (Plotly's own "Blues" runs dark to light).
-const BLUES = [[0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1, "#08306b"]];
-const FONT = { family: getComputedStyle(document.body).fontFamily, size: 12, color: "#1f2937" };
 let lastEpoch = 0;
 const drawn = []; // every epoch record drawn, in order
 
@@ -31,28 +30,7 @@ function perClassRecord() {
   return drawn.find((r) => r.epoch === run.summary.final_epoch) ?? drawn.at(-1);
 }
 
-function config(name) {
-  return {
-    responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"],
-    toImageButtonOptions: { filename: `run-${run.id}-${name}`, scale: 2 },
-  };
-}
-
-/** About ten ticks on a whole-epoch axis that spans the planned epochs from the start. */
-function epochAxis() {
-  const total = run.spec.epochs;
-  const step = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000].find((s) => total / s <= 10) ?? 1000;
-  return { title: { text: "epoch" }, range: [0.5, total + 0.5], dtick: step, tick0: 0, zeroline: false };
-}
-
-function baseLayout(extra) {
-  return {
-    font: FONT, height: 300, margin: { l: 56, r: 16, t: 8, b: 44 }, hovermode: "x unified",
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#ffffff",
-    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-    ...extra,
-  };
-}
+const chart = (name, title) => ({ title: `Run ${run.id} (${run.name}): ${title}`, filename: `run-${run.id}-${name}` });
 
 function series(name, color, x, y, format) {
   return {
@@ -63,14 +41,15 @@ function series(name, color, x, y, format) {
 
 function drawCurves(records) {
   const epochs = records.map((r) => r.epoch);
-  Plotly.newPlot(charts.loss, [
+  plot(charts.loss, [
     series("train loss", COLORS.train, epochs, records.map((r) => r.train_loss), ".4f"),
     series("test loss", COLORS.test, epochs, records.map((r) => r.test_loss), ".4f"),
-  ], baseLayout({ xaxis: epochAxis(), yaxis: { title: { text: "loss" }, rangemode: "tozero" } }), config("loss"));
-  Plotly.newPlot(charts.acc, [
+  ], { xaxis: epochAxis(run.spec.epochs), yaxis: valueAxis("loss", { fromZero: true }) }, chart("loss", "loss"));
+  plot(charts.acc, [
     series("train acc", COLORS.train, epochs, records.map((r) => r.train_acc * 100), ".2f"),
     series("test acc", COLORS.test, epochs, records.map((r) => r.test_acc * 100), ".2f"),
-  ], baseLayout({ xaxis: epochAxis(), yaxis: { title: { text: "accuracy (%)" }, ticksuffix: " %" } }), config("accuracy"));
+  ], { xaxis: epochAxis(run.spec.epochs), yaxis: valueAxis("accuracy (%)", { percent: true }) },
+  chart("accuracy", "accuracy"));
   drawn.push(...records);
   drawPerClass(perClassRecord());
   lastEpoch = epochs.at(-1) ?? 0;
@@ -78,18 +57,17 @@ function drawCurves(records) {
 
 function drawPerClass(record) {
   const values = record ? record.per_class_acc.map((v) => v * 100) : [];
-  const names = values.map((_, i) => classNames[i] ?? String(i));
-  document.getElementById("per-class-title").textContent = record
-    ? `Per-class test accuracy (epoch ${record.epoch})` : "Per-class test accuracy";
-  Plotly.react(charts.perClass, [{
+  const names = classNames(datasetClasses, values.length);
+  const title = record ? `Per-class test accuracy (epoch ${record.epoch})` : "Per-class test accuracy";
+  document.getElementById("per-class-title").textContent = title;
+  plot(charts.perClass, [{
     type: "bar", x: names, y: values, marker: { color: COLORS.bars },
     text: values.map((v) => v.toFixed(1)), textposition: "outside", cliponaxis: false,
     hovertemplate: "%{x}: %{y:.2f} %<extra></extra>",
-  }], baseLayout({
-    hovermode: "closest", showlegend: false,
-    xaxis: { type: "category", title: { text: "class" }, automargin: true },
-    yaxis: { title: { text: "test accuracy (%)" }, range: [0, 105], ticksuffix: " %" },
-  }), config("per-class"));
+  }], {
+    hovermode: "closest", showlegend: false, xaxis: classAxis(names),
+    yaxis: { ...valueAxis("test accuracy (%)", { percent: true }), range: [0, 105] },
+  }, chart("per-class", title));
 }
 
 function addEpoch(record) {
@@ -115,18 +93,17 @@ async function loadConfusion() {
     empty.textContent = "Not recorded for this run.";
     return;
   }
-  const names = matrix.map((_, i) => classes[i] ?? String(i));
+  const names = classNames(classes, matrix.length);
   empty.hidden = true;
   charts.confusion.hidden = false;
-  Plotly.newPlot(charts.confusion, [{
+  plot(charts.confusion, [{
     type: "heatmap", z: matrix, x: names, y: names, colorscale: BLUES, texttemplate: "%{z}",
-    hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>", colorbar: { thickness: 12 },
-  }], baseLayout({
-    height: Math.max(300, 28 * names.length + 90), hovermode: "closest",
+    hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>", colorbar: { thickness: 12, xpad: 4 },
+  }], {
+    height: Math.max(300, 28 * names.length + 90), hovermode: "closest", showlegend: false,
     margin: { l: 90, r: 16, t: 8, b: 80 },
-    xaxis: { type: "category", title: { text: "predicted" }, automargin: true },
-    yaxis: { type: "category", title: { text: "true" }, autorange: "reversed", automargin: true },
-  }), config("confusion"));
+    xaxis: classAxis(names, "predicted"), yaxis: { ...classAxis(names, "true"), autorange: "reversed" },
+  }, chart("confusion", "confusion matrix"));
 }
 
 /** What the worker prepared (data, normalisation, parameters), as run.html renders it. */
@@ -184,39 +161,35 @@ function onRunEvent(next) {
   showRun(next);
 }
 
-function follow() {
-  const source = new EventSource(`/api/runs/${run.id}/events?after=${lastEpoch}`);
-  watchConnection(source, notice);
-  source.addEventListener("epoch", (event) => addEpoch(JSON.parse(event.data)));
-  source.addEventListener("run", (event) => onRunEvent(JSON.parse(event.data)));
-  source.addEventListener("deleted", () => {
-    source.close();
-    notice.textContent = "This run was deleted.";
-  });
-  source.addEventListener("end", (event) => {
-    source.close();
-    onRunEvent(JSON.parse(event.data));
-    drawPerClass(perClassRecord()); // the run's final epoch is known now
-    loadConfusion();
-    followFinishedRun(document.getElementById("run-annotations").dataset.since);
-  });
-  window.addEventListener("pagehide", () => source.close());
-  // Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
-  window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
+function followRun() {
+  const stream = follow(() => `/api/runs/${run.id}/events?after=${lastEpoch}`, {
+    epoch: addEpoch,
+    run: onRunEvent,
+    deleted: () => {
+      stream.close();
+      notice.textContent = "This run was deleted.";
+    },
+    end: (ended) => {
+      stream.close();
+      onRunEvent(ended);
+      drawPerClass(perClassRecord()); // the run's final epoch is known now
+      loadConfusion();
+      followFinishedRun(document.getElementById("run-annotations").dataset.since);
+    },
+  }, notice);
 }
 
 cancelButton.addEventListener("click", async () => {
   if (!window.confirm(`Cancel run ${run.id}? Epochs it has finished are kept.`)) return;
   cancelButton.disabled = true;
-  const response = await fetch(`/api/runs/${run.id}/cancel`, { method: "POST", headers: csrfHeaders() });
-  const body = await response.json().catch(() => ({}));
+  const { response, answer: body } = await sendJson("POST", `/api/runs/${run.id}/cancel`);
   if (response.ok) {
     showRun(body);
     notice.textContent = body.status === "cancelled"
       ? "Run cancelled." : "Cancel requested: the run stops at its next heartbeat, within a few seconds.";
   } else {
     cancelButton.disabled = false;
-    notice.textContent = `Could not cancel: ${body.detail ?? `HTTP ${response.status}`}`;
+    notice.textContent = `Could not cancel: ${reason(body, response)}`;
   }
 });
 
@@ -232,7 +205,7 @@ async function start() {
   if (TERMINAL.has(run.status)) {
     loadConfusion();
     followFinishedRun(document.getElementById("run-annotations").dataset.since);
-  } else follow();
+  } else followRun();
 }
 
 start();

@@ -1,6 +1,8 @@
 // The run page's tags and notes: edited with PATCH /api/runs/{id} (CSRF header from the meta tag), shown again
 // whenever the run changes elsewhere (another tab, the API).
-import { csrfHeaders } from "./common.js";
+import { el, link } from "./dom.js";
+import { reason, sendJson } from "./http.js";
+import { follow } from "./live.js";
 
 const tagList = document.getElementById("run-tags");
 const tagForm = document.getElementById("tag-form");
@@ -14,36 +16,19 @@ let runId = 0;
 let tags = [];
 let savedNotes = notesBox.value; // what the server has: a live update replaces the box only if it is not being edited
 
-/** The first reason FastAPI gives for a 422 (or the HTTP status), in words. */
-function reason(body, response) {
-  const detail = body?.detail;
-  if (Array.isArray(detail) && detail.length) return detail[0].msg ?? JSON.stringify(detail[0]);
-  if (typeof detail === "string") return detail;
-  return `HTTP ${response.status}`;
-}
-
 async function patch(changes) {
-  const response = await fetch(`/api/runs/${runId}`, {
-    method: "PATCH", headers: { "Content-Type": "application/json", ...csrfHeaders() }, body: JSON.stringify(changes),
-  });
-  const body = await response.json().catch(() => null);
-  return { response, body };
+  const { response, answer } = await sendJson("PATCH", `/api/runs/${runId}`, changes);
+  return { response, body: answer };
 }
 
 function renderTags() {
   tagList.replaceChildren(...tags.map((tag) => {
-    const item = document.createElement("li");
-    item.className = "chip";
-    const link = document.createElement("a");
-    link.href = `/?tag=${encodeURIComponent(tag)}`;
-    link.textContent = tag;
-    const remove = document.createElement("button");
+    const item = el("li", null, "chip");
+    const remove = el("button", "×", "chip-remove");
     remove.type = "button";
-    remove.className = "chip-remove";
     remove.dataset.tag = tag;
     remove.setAttribute("aria-label", `Remove tag ${tag}`);
-    remove.textContent = "×";
-    item.append(link, remove);
+    item.append(link(`/?tag=${encodeURIComponent(tag)}`, tag), remove);
     return item;
   }));
 }
@@ -108,14 +93,11 @@ export function startAnnotations(run) {
 
 /** A finished run has no run stream: follow the runs feed for this run's edits instead. */
 export function followFinishedRun(since) {
-  const source = new EventSource(`/api/events?since=${encodeURIComponent(since)}`);
-  source.addEventListener("run", (event) => {
-    const changed = JSON.parse(event.data);
-    if (changed.id === runId) showAnnotations(changed);
+  follow(() => `/api/events?since=${encodeURIComponent(since)}`, {
+    run: (changed) => { if (changed.id === runId) showAnnotations(changed); },
+    reload: async () => {
+      const response = await fetch(`/api/runs/${runId}`);
+      if (response.ok) showAnnotations(await response.json());
+    },
   });
-  source.addEventListener("reload", async () => {
-    const response = await fetch(`/api/runs/${runId}`);
-    if (response.ok) showAnnotations(await response.json());
-  });
-  window.addEventListener("pagehide", () => source.close());
 }

@@ -1,9 +1,10 @@
 // The runs list: one page rendered by the server (filters, sort and page from the URL), then kept current from
 // /api/events without a reload. Only the default view (newest first, page 1, no filters) takes new runs in;
 // any other view says that new runs exist and leaves the order the user asked for alone.
-import {
-  formatPercent, formatSeconds, localizeTime, renderProgress, renderStatus, setField, timeElement, watchConnection,
-} from "./common.js";
+import { renderProgress, renderStatus, setField } from "./common.js";
+import { el, fromTemplate } from "./dom.js";
+import { formatPercent, formatSeconds, localizeTime, timeElement } from "./format.js";
+import { follow } from "./live.js";
 
 const table = document.getElementById("runs");
 const tbody = table.tBodies[0];
@@ -51,16 +52,14 @@ function fillRow(row, run) {
 /** Tag chips, as the tag_chips macro renders them: each links to the list filtered by that tag. */
 function renderTags(container, tags) {
   container.replaceChildren(...tags.map((tag) => {
-    const chip = document.createElement("a");
-    chip.className = "chip";
+    const chip = el("a", tag, "chip");
     chip.href = `/?tag=${encodeURIComponent(tag)}`;
-    chip.textContent = tag;
     return chip;
   }));
 }
 
 function newRow(run) {
-  const row = rowTemplate.content.firstElementChild.cloneNode(true);
+  const row = fromTemplate(rowTemplate);
   fillRow(row, run);
   row.querySelector(".select-run").checked = selected.has(run.id);
   return row;
@@ -180,11 +179,8 @@ filters.addEventListener("submit", (event) => {
   window.location.href = search ? `/?${search}` : "/";
 });
 
-const source = new EventSource(`/api/events?since=${encodeURIComponent(table.dataset.since)}`);
-watchConnection(source, liveLine);
-source.addEventListener("run", (event) => upsert(JSON.parse(event.data)));
-source.addEventListener("reload", () => { reloadAll(); });
-source.addEventListener("deleted", (event) => removeRow(JSON.parse(event.data).id));
-window.addEventListener("pagehide", () => source.close());
-// Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
-window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
+follow(() => `/api/events?since=${encodeURIComponent(table.dataset.since)}`, {
+  run: upsert,
+  reload: () => { reloadAll(); },
+  deleted: (gone) => removeRow(gone.id),
+}, liveLine);

@@ -1,5 +1,8 @@
 // A study's page: its runs' rows rendered by the server, then kept current from /api/events.
-import { formatPercent, formatSeconds, renderProgress, renderStatus, setField, watchConnection } from "./common.js";
+import { renderProgress, renderStatus, setField } from "./common.js";
+import { el } from "./dom.js";
+import { formatPercent, formatSeconds, formatSpread, plural } from "./format.js";
+import { follow } from "./live.js";
 
 const table = document.getElementById("study-runs");
 const study = JSON.parse(document.getElementById("study-data").textContent);
@@ -15,30 +18,31 @@ for (const row of table.querySelectorAll("tr.group-row")) groupRows.set(Number(r
 const groupOf = new Map(); // run id -> group index
 study.groups.forEach((group, index) => group.run_ids.forEach((id) => groupOf.set(id, index)));
 
-/** Mean ± sample std (n - 1) and n, as the server's backend.compare.spread computes them. */
-function spread(values) {
-  const present = values.filter((v) => v != null);
-  if (!present.length) return null;
-  const mean = present.reduce((a, b) => a + b, 0) / present.length;
-  const variance = present.length > 1
-    ? present.reduce((a, v) => a + (v - mean) ** 2, 0) / (present.length - 1) : 0;
-  return { mean, std: Math.sqrt(variance), n: present.length };
-}
-
 function spreadText(value, format) {
   if (!value) return "—";
-  return value.std == null ? `${format(value.mean)} (${value.n})` : `${format(value.mean)} ± ${format(value.std)} (${value.n})`;
+  return `${formatSpread(value, format)} (${value.n})`;
 }
 
-function fillGroup(index) {
+/** A group's row from the server's numbers (StudyDetail.groups: mean ± std over the runs that count). */
+function fillGroup(index, group) {
   const row = groupRows.get(index);
   if (!row) return;
-  const members = study.groups[index].run_ids.map((id) => runs.get(id));
-  const done = members.filter((run) => run.status === "succeeded").map((run) => run.summary);
-  setField(row, "best", spreadText(spread(done.map((s) => s.best_test_acc)), formatPercent));
-  setField(row, "final", spreadText(spread(done.map((s) => s.final_test_acc)), formatPercent));
-  setField(row, "time", spreadText(spread(done.map((s) => s.total_seconds)), formatSeconds));
-  setField(row, "group-status", `${done.length}/${members.length} succeeded`);
+  setField(row, "best", spreadText(group.best_test_acc, formatPercent));
+  setField(row, "final", spreadText(group.final_test_acc, formatPercent));
+  setField(row, "time", spreadText(group.total_seconds, formatSeconds));
+  setField(row, "group-status", `${group.succeeded}/${group.run_ids.length} succeeded`);
+}
+
+let groupsTimer = null;
+
+/** A grouped run changed: ask the server for the groups' numbers again, at most once a second. */
+function refreshGroups() {
+  if (groupsTimer !== null) return;
+  groupsTimer = window.setTimeout(async () => {
+    groupsTimer = null;
+    const response = await fetch(`/api/studies/${study.id}`).catch(() => null);
+    if (response?.ok) (await response.json()).groups.forEach((group, index) => fillGroup(index, group));
+  }, 1000);
 }
 
 for (const button of table.querySelectorAll(".group-toggle")) {
@@ -66,11 +70,9 @@ function fillRow(row, run) {
 function showCounts() {
   const counts = {};
   for (const run of runs.values()) counts[run.status] = (counts[run.status] ?? 0) + 1;
-  const parts = [`${runs.size} run${runs.size === 1 ? "" : "s"}: `];
+  const parts = [`${plural(runs.size, "run")}: `];
   ORDER.filter((status) => counts[status]).forEach((status, index) => {
-    const number = document.createElement("strong");
-    number.textContent = String(counts[status]);
-    parts.push(index === 0 ? "" : ", ", number, ` ${status}`);
+    parts.push(index === 0 ? "" : ", ", el("strong", String(counts[status])), ` ${status}`);
   });
   countsLine.replaceChildren(...parts);
 }
@@ -80,7 +82,7 @@ function update(run) {
   if (!row || run.study_id !== study.id) return; // another run, not in this study
   runs.set(run.id, run);
   fillRow(row, run);
-  fillGroup(groupOf.get(run.id));
+  if (groupOf.has(run.id) && groupRows.has(groupOf.get(run.id))) refreshGroups();
   showCounts();
 }
 
@@ -93,10 +95,7 @@ async function reloadAll() {
   for (const run of (await response.json()).data) update(run);
 }
 
-const source = new EventSource(`/api/events?since=${encodeURIComponent(table.dataset.since)}`);
-watchConnection(source, liveLine);
-source.addEventListener("run", (event) => update(JSON.parse(event.data)));
-source.addEventListener("reload", () => { reloadAll(); });
-window.addEventListener("pagehide", () => source.close());
-// Back from the back/forward cache: the stream was closed while away, so what is shown may be stale.
-window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
+follow(() => `/api/events?since=${encodeURIComponent(table.dataset.since)}`, {
+  run: update,
+  reload: () => { reloadAll(); },
+}, liveLine);

@@ -1,6 +1,8 @@
 // The new-study page: choose a preset (or not), edit the base spec and the variants, preview what would be
 // queued (checked on the server), then queue. Every text from the user or the server goes in by textContent.
-import { csrfHeaders } from "./common.js";
+import { el, tableRow } from "./dom.js";
+import { formatPercent, formatSeconds, plural } from "./format.js";
+import { sendJson } from "./http.js";
 
 const presets = new Map(JSON.parse(document.getElementById("presets-data").textContent).map((p) => [p.name, p]));
 const form = document.getElementById("study-form");
@@ -65,15 +67,9 @@ function fitRows(textarea) {
   textarea.rows = Math.min(12, Math.max(1, textarea.value.split("\n").length));
 }
 
-/** A reported time as the report gives it (two decimals), not rounded like a measured one. */
-function formatReportedSeconds(seconds) {
-  if (seconds == null) return "—";
-  return `${seconds.toLocaleString("en-US", { maximumFractionDigits: 2 })} s`;
-}
-
-function formatPercentValue(fraction) {
-  return fraction == null ? "—" : `${Number((fraction * 100).toFixed(2))} %`;
-}
+/** A reported figure as the report gives it: a time to two decimals, a percent without trailing zeros. */
+const formatReportedSeconds = (seconds) => formatSeconds(seconds, { digits: 2 });
+const formatPercentValue = (fraction) => formatPercent(fraction, { trim: true });
 
 function reportedText(reported) {
   if (!reported) return "";
@@ -85,7 +81,7 @@ function reportedText(reported) {
 
 function renumber() {
   const count = variantList.children.length;
-  editorSummary.textContent = `Base spec and variants (${count} variant${count === 1 ? "" : "s"})`;
+  editorSummary.textContent = `Base spec and variants (${plural(count, "variant")})`;
   [...variantList.children].forEach((row, index) => {
     row.querySelector(".variant-index").textContent = String(index + 1);
     row.querySelector(".v-label").setAttribute("aria-label", `Label of variant ${index + 1}`);
@@ -148,17 +144,6 @@ function showPresetInfo(preset) {
   }));
 }
 
-function tableRow(cells) {
-  const row = document.createElement("tr");
-  for (const [text, className] of cells) {
-    const cell = document.createElement("td");
-    cell.textContent = text;
-    if (className) cell.className = className;
-    row.append(cell);
-  }
-  return row;
-}
-
 function choosePreset(name, { confirmEdits }) {
   const preset = presets.get(name);
   showPresetInfo(preset);
@@ -203,10 +188,7 @@ function clearErrors() {
 }
 
 function addMessage(container, text) {
-  const line = document.createElement("p");
-  line.className = "error";
-  line.textContent = text;
-  container.append(line);
+  container.append(el("p", text, "error"));
 }
 
 function fieldError(id, text, input) {
@@ -227,10 +209,8 @@ function variantError(index, text) {
 }
 
 function showAlert(title, lines = []) {
-  const heading = document.createElement("p");
-  const strong = document.createElement("strong");
-  strong.textContent = title;
-  heading.append(strong);
+  const heading = el("p");
+  heading.append(el("strong", title));
   alertBox.replaceChildren(heading);
   for (const line of lines) addMessage(alertBox, line);
   alertBox.hidden = false;
@@ -361,13 +341,9 @@ async function updateCount() {
   const { response, answer } = await post("/api/sweeps/preview", body);
   if (request !== countRequest) return; // a newer edit has asked since
   if (response.ok) {
-    sweepCount.textContent = `${answer.count} run${answer.count === 1 ? "" : "s"} ` +
-      `(${answer.points} point${answer.points === 1 ? "" : "s"} × ${answer.repeats} repeat${answer.repeats === 1 ? "" : "s"})`;
-    sweepLabels.replaceChildren(...answer.labels.map((label) => {
-      const item = document.createElement("li");
-      item.textContent = label;
-      return item;
-    }));
+    sweepCount.textContent =
+      `${plural(answer.count, "run")} (${plural(answer.points, "point")} × ${plural(answer.repeats, "repeat")})`;
+    sweepLabels.replaceChildren(...answer.labels.map((label) => el("li", label)));
   } else {
     sweepCount.textContent = errorLines(answer.detail).join("; ");
     sweepLabels.replaceChildren();
@@ -445,13 +421,7 @@ function requestBody() {
   return { name, description: descriptionInput.value, base: base ?? null, variants, set: overrides };
 }
 
-async function post(url, body) {
-  const response = await fetch(url, {
-    method: "POST", headers: { "Content-Type": "application/json", ...csrfHeaders() }, body: JSON.stringify(body),
-  });
-  const answer = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
-  return { response, answer };
-}
+const post = (url, body) => sendJson("POST", url, body);
 
 function showPreview(preview) {
   const body = document.querySelector("#preview-table tbody");
@@ -466,36 +436,48 @@ function showPreview(preview) {
     [reportedText(run.reported).replace(/^reported /, "") || "—", "num"],
   ])));
   document.getElementById("preview-summary").textContent =
-    `${preview.count} run${preview.count === 1 ? "" : "s"} would be queued as “${preview.name}”` +
+    `${plural(preview.count, "run")} would be queued as “${preview.name}”` +
     (preview.preset ? ` (preset ${preview.preset})` : "") + ".";
   previewSection.hidden = false;
 }
 
+// What differs between the two modes, in one place: where the study goes, what a preview shows, where errors go.
+const MODES = {
+  variants: {
+    root: "/api/studies",
+    previewed: (answer) => {
+      showPreview(answer);
+      previewSection.scrollIntoView({ block: "start" });
+    },
+    refused: (detail) => {
+      previewSection.hidden = true;
+      showServerErrors(detail);
+    },
+  },
+  sweep: {
+    root: "/api/sweeps",
+    previewed: () => updateCount(),
+    refused: (detail) => showAlert("Nothing was queued:", errorLines(detail)),
+  },
+};
+
 async function send(kind) {
+  const mode = MODES[isSweep() ? "sweep" : "variants"];
   const body = requestBody();
   if (body === null) return;
   buttons.forEach((button) => { button.disabled = true; });
   statusLine.textContent = kind === "preview" ? "Checking every run…" : "Queueing…";
   try {
-    const root = isSweep() ? "/api/sweeps" : "/api/studies";
-    const url = kind === "preview" ? `${root}/preview` : root;
-    const { response, answer } = await post(url, body);
+    const { response, answer } = await post(kind === "preview" ? `${mode.root}/preview` : mode.root, body);
     statusLine.textContent = "";
-    if (isSweep() && !response.ok) {
-      showAlert("Nothing was queued:", errorLines(answer.detail));
+    if (!response.ok) {
+      mode.refused(answer.detail);
       alertBox.scrollIntoView({ block: "start" });
-    } else if (response.ok && isSweep() && kind === "preview") {
-      updateCount();
-    } else if (response.ok && kind === "preview") {
-      showPreview(answer);
-      previewSection.scrollIntoView({ block: "start" });
-    } else if (response.ok) {
+    } else if (kind === "preview") {
+      mode.previewed(answer);
+    } else {
       window.location.assign(`/studies/${answer.id}`);
       return; // the buttons stay disabled: one click, one study
-    } else {
-      previewSection.hidden = true;
-      showServerErrors(answer.detail);
-      alertBox.scrollIntoView({ block: "start" });
     }
   } catch (error) {
     statusLine.textContent = `Could not reach the server: ${error.message}`;

@@ -1,12 +1,12 @@
 // A study's report page, drawn from GET /api/studies/{id}/report: the summary table, curve overlays with a
 // mean and ± std band per version that has several seeds, and per-class grouped bars. Every number comes
 // computed from the server (no statistics here); every text goes in by textContent.
-import { formatPercent, formatSeconds } from "./common.js";
+import { classAxis, color, epochAxis, plot, plotText, translucent, valueAxis } from "./charts.js";
+import { el, headerCell, pageData } from "./dom.js";
+import { formatPercent, formatSeconds, formatSpread } from "./format.js";
 
-const { study } = JSON.parse(document.getElementById("report-data").textContent);
+const { study } = pageData("report-data");
 const $ = (id) => document.getElementById(id);
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-  "#17becf"];
 const METRICS = { test_acc: "test accuracy", train_loss: "train loss", test_loss: "test loss" };
 const FORMATS = {
   percent: (v) => formatPercent(v), seconds: (v) => formatSeconds(v),
@@ -17,30 +17,18 @@ const FORMATS = {
 function cellText(value, kind) {
   if (value == null) return "—";
   const format = FORMATS[kind] ?? FORMATS.text;
-  if (typeof value === "object") {
-    return value.std == null ? format(value.mean) : `${format(value.mean)} ± ${format(value.std)}`;
-  }
-  return format(value);
+  return typeof value === "object" ? formatSpread(value, format) : format(value);
 }
 
 function drawSummary(summary) {
   $("report-caption").textContent = summary.caption;
-  const head = $("report-summary").tHead.rows[0];
-  head.replaceChildren(...summary.columns.map((column) => {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = column.title;
-    if (column.kind !== "text") th.className = "num";
-    return th;
-  }));
+  const numeric = (column) => (column.kind !== "text" ? "num" : "");
+  $("report-summary").tHead.rows[0].replaceChildren(
+    ...summary.columns.map((column) => headerCell(column.title, "col", numeric(column))),
+  );
   $("report-summary").tBodies[0].replaceChildren(...summary.rows.map((row) => {
-    const tr = document.createElement("tr");
-    for (const column of summary.columns) {
-      const td = document.createElement("td");
-      td.textContent = cellText(row[column.key], column.kind);
-      if (column.kind !== "text") td.className = "num";
-      tr.append(td);
-    }
+    const tr = el("tr");
+    for (const column of summary.columns) tr.append(el("td", cellText(row[column.key], column.kind), numeric(column)));
     return tr;
   }));
 }
@@ -51,42 +39,45 @@ async function fetchJson(url) {
   return response.json();
 }
 
-function layout(extra) {
-  return { height: 300, margin: { l: 64, r: 16, t: 8, b: 44 }, paper_bgcolor: "rgba(0,0,0,0)",
-    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" }, ...extra };
-}
-
-const CONFIG = { responsive: true, displaylogo: false };
+const chart = (name, title) => ({ title: `${document.title}: ${title}`, filename: `study-${study}-${name}` });
 
 /** Each version's mean curve, with its ± std band where it has several seeds: all computed by the server. */
 function drawCurves(report) {
-  for (const metric of Object.keys(METRICS)) {
+  const epochs = Math.max(1, ...report.labels.flatMap((label) => label.curves.test_acc.x));
+  for (const [metric, title] of Object.entries(METRICS)) {
+    const percent = metric === "test_acc";
     const traces = [];
     report.labels.forEach((label, i) => {
-      const color = PALETTE[i % PALETTE.length];
       const { x, mean, std } = label.curves[metric];
       if (!x.length) return;
+      const name = plotText(label.label);
+      const ys = mean;
       if (label.n > 1) {
-        const band = { x, mode: "lines", line: { width: 0, color }, hoverinfo: "skip", showlegend: false,
-          legendgroup: label.label };
-        traces.push({ ...band, y: mean.map((m, j) => m - (std[j] ?? 0)), name: `${label.label} − std` });
-        traces.push({ ...band, y: mean.map((m, j) => m + (std[j] ?? 0)), name: `${label.label} + std`,
-          fill: "tonexty", fillcolor: `${color}33` });
+        const band = { x, mode: "lines", line: { width: 0, color: color(i) }, hoverinfo: "skip", showlegend: false,
+          legendgroup: name };
+        traces.push({ ...band, y: ys.map((m, j) => m - (std[j] ?? 0)), name: `${name} − std` });
+        traces.push({ ...band, y: ys.map((m, j) => m + (std[j] ?? 0)), name: `${name} + std`,
+          fill: "tonexty", fillcolor: translucent(color(i), 0.2) });
       }
-      const name = label.n > 1 ? `${label.label} (mean of ${label.n})` : label.label;
-      traces.push({ x, y: mean, name, mode: "lines+markers", line: { color }, legendgroup: label.label });
+      traces.push({ x, y: ys, name: label.n > 1 ? `${name} (mean of ${label.n})` : name, mode: "lines+markers",
+        line: { color: color(i) }, legendgroup: name });
     });
-    Plotly.react($(`report-${metric}`), traces, layout({ xaxis: { title: { text: "epoch" } },
-      yaxis: { title: { text: METRICS[metric] }, tickformat: metric === "test_acc" ? ".0%" : "" } }), CONFIG);
+    plot($(`report-${metric}`), traces, {
+      xaxis: epochAxis(epochs),
+      yaxis: { ...valueAxis(title, { fromZero: !percent }), ...(percent ? { tickformat: ".0%" } : {}) },
+    }, chart(metric.replace("_", "-"), title));
   }
 }
 
 function drawPerClass(report) {
   const traces = report.labels.filter((label) => label.per_class.length).map((label, i) => ({
-    type: "bar", x: report.classes, y: label.per_class, name: label.label,
-    marker: { color: PALETTE[i % PALETTE.length] },
+    type: "bar", x: report.classes, y: label.per_class, name: plotText(label.label),
+    marker: { color: color(i) }, hovertemplate: "%{x}: %{y:.2%}",
   }));
-  Plotly.react($("report-per-class"), traces, layout({ barmode: "group", yaxis: { tickformat: ".0%" } }), CONFIG);
+  plot($("report-per-class"), traces, {
+    barmode: "group", hovermode: "x unified", xaxis: classAxis(report.classes),
+    yaxis: { ...valueAxis("test accuracy"), tickformat: ".0%", range: [0, 1] },
+  }, chart("per-class", "per-class test accuracy"));
 }
 
 async function main() {

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
+from tests.backend.web.test_forms import SPECS as FORM_SPECS
 from trainboard.spec import MODEL_GROUPS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tests.conftest import LiveServer
     from tests.frontend.conftest import Worker
 
     MakeWorker = Callable[[int], Worker]
@@ -219,3 +221,26 @@ def test_the_run_page_shows_what_the_worker_prepared(page: Page, api: httpx.Clie
     page.reload()
     assert page.locator("#info-list").inner_text() == live
     expect(page.locator("#run-study")).to_have_count(0)  # not in a study
+
+
+STATE = "() => [...document.querySelectorAll('#run-form [data-when]')].map((e) => `${e.dataset.when} ${e.disabled}`)"
+
+
+@pytest.mark.parametrize("name", sorted(FORM_SPECS))
+def test_the_servers_initial_form_state_is_what_form_js_computes(
+    name: str, page: Page, api: httpx.Client, browser: Browser, live_server: LiveServer
+) -> None:
+    """run_form.html's is_on and form.js's applies decide the same parts (the server renders the first
+    state, the script every later one): for each kind of spec, the page without script equals it with."""
+    run = api.post("/api/runs", json=FORM_SPECS[name] | {"device": "cpu", "epochs": 1})
+    assert run.status_code == 201, run.text
+    page.goto(f"/runs/new?clone={run.json()['id']}")
+    with_script = page.evaluate(STATE)
+    plain = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    plain.add_cookies(page.context.cookies())
+    try:
+        static = plain.new_page()
+        static.goto(f"/runs/new?clone={run.json()['id']}")
+        assert static.evaluate(STATE) == with_script
+    finally:
+        plain.close()

@@ -120,3 +120,22 @@ def test_the_report_page_shows_the_numbers_report_md_gives_for_a_study_with_a_fa
     names = page.evaluate("document.getElementById('report-test_acc').data.map((t) => t.name)")
     assert names[-1] == "v (mean of 2)"
     assert page.evaluate("document.getElementById('report-test_acc').data.at(-1).y") == pytest.approx([0.65, 0.85])
+
+
+def test_the_study_page_shows_the_servers_mean_and_std_of_a_group_live(
+    page: Page, api: httpx.Client, worker: MakeWorker
+) -> None:
+    response = api.post("/api/studies", json={"name": "live", "base": BASE, "variants": [{"label": "s", "repeats": 2}]})
+    assert response.status_code == 201, response.text
+    study = response.json()
+    page.goto(f"/studies/{study['id']}")
+    group = page.locator("#study-runs tr.group-row")
+    expect(group.locator('[data-field="best"]')).to_have_text("—")
+    for index, run in enumerate(study["data"]):
+        w = worker(run["id"])
+        w.claim()
+        w.epoch(1, test_acc=0.7 + index / 10)
+        assert w.finish(1, confusion=[]) == "succeeded"
+        expected = "70.00 % (1)" if index == 0 else "75.00 % ± 7.07 % (2)"
+        expect(group.locator('[data-field="best"]')).to_have_text(expected)
+        expect(group.locator('[data-field="group-status"]')).to_have_text(f"{index + 1}/2 succeeded")

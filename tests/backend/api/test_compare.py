@@ -54,6 +54,31 @@ def test_compare_downsamples_curves_but_not_the_table(client: Any) -> None:
     assert body["summary"][0]["best_test_acc"] == max(accs) and body["summary"][0]["epochs_run"] == 60
 
 
+def test_after_answers_only_the_new_points_and_a_downsampled_curve_whole(client: Any) -> None:
+    a = trained(client, [0.6, 0.8, 0.7])
+    b = trained(client, [0.5, 0.6])
+    long = trained(client, [0.5 + i / 100 for i in range(30)])
+    body = client.get(f"/api/compare?runs={a},{b},{long}&max_points=12&after={a}:1,{long}:20", headers=API).json()
+    by_run = {s["run_id"]: s for s in body["series"]["test_acc"]}
+    assert (by_run[a]["after"], by_run[a]["x"], by_run[a]["y"]) == (1, [2.0, 3.0], [0.8, 0.7])
+    assert (by_run[b]["after"], by_run[b]["x"]) == (0, [1.0, 2.0])  # not asked: whole
+    assert by_run[long]["after"] == 0 and by_run[long]["x"][-1] == 30.0  # past max_points: whole, downsampled
+    assert body["summary"][0]["epochs_run"] == 3  # the tables stay whole
+    seconds = client.get(f"/api/compare?runs={a},{b}&x=seconds&after={a}:2", headers=API).json()
+    assert seconds["series"]["test_acc"][0]["x"] == [1.5]  # 3 epochs of 0.5 s: elapsed time counts from the first
+    for bad in (f"{a}", f"{a}:x", f"{a}:1;{b}:2"):
+        assert client.get(f"/api/compare?runs={a},{b}&after={bad}", headers=API).status_code == 422, bad
+
+
+def test_the_answer_carries_each_runs_confusion_matrix(client: Any) -> None:
+    a = trained(client, [0.6])
+    running = create(client, tiny_spec())
+    body = client.get(f"/api/compare?runs={a},{running['id']}", headers=API).json()
+    assert [c["run_id"] for c in body["confusion"]] == [a, running["id"]]
+    assert body["confusion"][1]["matrix"] is None
+    assert body["confusion"][0] == client.get(f"/api/runs/{a}/confusion", headers=API).json()
+
+
 def test_summary_exports(client: Any) -> None:
     a = trained(client, [0.6, 0.8], name="k_3")
     b = trained(client, [0.7, 0.75], name="k_5")

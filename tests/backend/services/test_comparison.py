@@ -56,7 +56,7 @@ def test_the_diff_tells_apart_runs_made_on_other_data_or_software() -> None:
     from datetime import UTC, datetime
 
     from trainboard.protocol import Environment, Progress, RunInfo
-    from trainboard.schemas import RunPublic, Summary
+    from trainboard.schemas import ProgressBar, RunPublic, Summary
 
     def made(data: str, torch_version: str) -> RunPublic:
         environment = Environment(
@@ -69,8 +69,8 @@ def test_the_diff_tells_apart_runs_made_on_other_data_or_software() -> None:
         return RunPublic(
             id=1, study_id=None, label=None, repeat=0, name="r", dataset="digits", arch="mlp", status="succeeded",
             attempt=1, spec={"epochs": 3}, created_at=datetime.now(UTC), started_at=None, finished_at=None,
-            progress=Progress(epoch=0, batch=0, batches=0), cancel_requested=False, device=None, error=None,
-            info=info, tags=[], notes="",
+            progress=Progress(epoch=0, batch=0, batches=0), progress_bar=ProgressBar(percent=100, label="epoch 0/3"),
+            cancel_requested=False, device=None, error=None, info=info, tags=[], notes="",
             summary=Summary(
                 best_test_acc=None, best_epoch=None, final_test_acc=None, epochs_done=0, total_seconds=None
             ),

@@ -10,7 +10,7 @@ import pytest
 
 from backend.services import statistics
 from trainboard.protocol import EpochRecord, Progress
-from trainboard.schemas import RunPublic, Spread, Summary
+from trainboard.schemas import ProgressBar, RunPublic, Spread, Summary
 
 
 def records(accs: list[float], per_class: list[list[float]] | None = None) -> list[EpochRecord]:
@@ -55,6 +55,7 @@ def run(
         started_at=now,
         finished_at=now,
         progress=Progress(epoch=0, batch=0, batches=0),
+        progress_bar=ProgressBar(percent=100.0, label="epoch 4/4"),
         cancel_requested=False,
         device="cpu",
         error=None,

@@ -1,0 +1,31 @@
+"""The one rule for a run's progress bar (services/runs.progress_bar), which the pages' macro and scripts show."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.services.runs import progress_bar
+from trainboard.protocol import Progress
+from trainboard.schemas import ProgressBar, RunStatus
+
+
+@pytest.mark.parametrize(
+    ("status", "done", "heartbeat", "expected"),
+    [
+        (RunStatus.queued, 0, (0, 0, 0), ProgressBar(percent=0.0, label="epoch 0/10")),
+        (RunStatus.running, 0, (0, 0, 0), ProgressBar(percent=0.0, label="epoch 0/10")),  # still preparing
+        (RunStatus.running, 2, (3, 5, 23), ProgressBar(percent=22.2, label="epoch 3/10 · batch 5/23")),
+        (RunStatus.running, 3, (3, 23, 23), ProgressBar(percent=30.0, label="epoch 3/10")),  # epoch 3 recorded
+        (RunStatus.succeeded, 6, (6, 23, 23), ProgressBar(percent=100.0, label="epoch 6/10")),  # early stop: full
+        (
+            RunStatus.cancelled,
+            4,
+            (5, 2, 23),
+            ProgressBar(percent=40.0, label="epoch 4/10"),
+        ),  # batches count while running only
+        (RunStatus.running, 12, (0, 0, 0), ProgressBar(percent=100.0, label="epoch 12/10")),  # never past full
+    ],
+)
+def test_progress_bar(status: RunStatus, done: int, heartbeat: tuple[int, int, int], expected: ProgressBar) -> None:
+    epoch, batch, batches = heartbeat
+    assert progress_bar(status, 10, done, Progress(epoch=epoch, batch=batch, batches=batches)) == expected
