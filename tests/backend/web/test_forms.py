@@ -149,3 +149,13 @@ def test_shared_model_fields_default_to_the_first_arch_that_has_them() -> None:
     }
     groups = {tuple(s["groups"]): s["archs"] for s in forms.options()["group_sets"]}
     assert groups[("features", "classifier")] == ["cnn", "vgg16", "alexnet"]
+
+
+def test_the_forms_default_run_is_the_minimal_spec() -> None:
+    """The new-run form, posted untouched, queues exactly the spec's defaults for digits and the cnn: the run
+    tests/worker/test_defaults.py trains to over 90 %."""
+    spec, errors = forms.validate_form(browser_post(forms.form_defaults()))
+    assert errors == {} and spec is not None
+    minimal = RunSpec.model_validate({"dataset": {"name": "digits"}, "model": {"arch": "cnn"}})
+    assert spec.model_dump(mode="json") == minimal.model_dump(mode="json")
+    assert (spec.optimizer.name, spec.optimizer.lr, spec.optimizer.momentum) == ("sgd", 0.01, 0.9)
