@@ -315,9 +315,12 @@ class FinetuneSpec(_Strict):
 
 
 class OptimizerSpec(_Strict):
+    # The defaults are a recipe that trains: SGD, lr 0.01 with momentum 0.9 takes the minimal spec on the
+    # 8x8 digits to 97 % (mlp) and 98 % (cnn) in the default 10 epochs (tests/worker/test_defaults.py).
+    # Without momentum the same run reached 62 % and 30 %: a first run that looked broken.
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: Float = Field(0.01, gt=0, le=10)
-    momentum: Float = Field(0.0, ge=0, lt=1, description="SGD only.")
+    momentum: Float = Field(0.9, ge=0, lt=1, description="SGD only (Adam and AdamW ignore it); 0 is plain SGD.")
     nesterov: bool = Field(False, description="SGD only; needs momentum > 0.")
     weight_decay: Float = Field(0.0, ge=0, le=1)
 
@@ -420,7 +423,7 @@ class RunSpec(_Strict):
                         "pool": "max",
                         "hidden": [128, 64],
                     },
-                    "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
+                    "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
                     "epochs": 10,
                     "batch_size": 64,
                     "seed": 0,

@@ -1,9 +1,11 @@
 """A summary table as CSV, Markdown or LaTeX, ready to paste into a report.
 
-CSV keeps every number exact (a spreadsheet formats it); Markdown and LaTeX show what a report
-shows: accuracies in percent with two decimals, seconds with one, speeds as whole numbers. A value
-that is a Spread (seeds of one variant) shows as "mean ± std" when it has more than one value; in CSV
-a spread column is two columns, the mean and "<title> std" (empty for a single value; the count is the
+Every format says a number in the unit its header gives: accuracies (kind `percent`, headers "(%)") are
+percentages everywhere, rounded to two decimals (0.01 %, one image in 10,000) — the JSON answers keep
+fractions. Markdown and LaTeX show what a report shows: seconds with one decimal, speeds as whole
+numbers; CSV keeps the other numbers exact (a spreadsheet formats them). A value that is a Spread (seeds
+of one variant) shows as "mean ± std" when it has more than one value; in CSV a spread column is two
+columns, the mean and "<title> std" (empty for a single value: one run has no spread; the count is the
 caller's own column).
 """
 
@@ -29,6 +31,22 @@ class Column:
     spread: bool = False  # values are Spreads (or None)
 
 
+PERCENT_DECIMALS = 2
+
+
+def percent(fraction: float) -> float:
+    """A fraction (0.97125) as the percentage every export shows (97.12): the one rounding of accuracies."""
+    return round(100 * fraction, PERCENT_DECIMALS)
+
+
+def csv_value(value: Any, kind: str) -> Any:
+    """A value as its CSV cell: accuracies in percent (the header's unit), other values as they are; empty
+    if missing."""
+    if value is None:
+        return ""
+    return percent(value) if kind == "percent" else value
+
+
 def format_value(value: Any, kind: str) -> str:
     if isinstance(value, Spread):
         if value.std is None:  # one value: no spread to show
@@ -39,7 +57,7 @@ def format_value(value: Any, kind: str) -> str:
     if value is None:
         return "–"
     if kind == "percent":
-        return f"{100 * value:.2f}"
+        return f"{percent(value):.{PERCENT_DECIMALS}f}"
     if kind == "seconds":
         return f"{value:.1f}"
     if kind in ("integer", "rate"):
@@ -66,9 +84,9 @@ def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
         for c in columns:
             value = row.get(c.key)
             if c.spread:
-                cells += ["", ""] if value is None else [value.mean, "" if value.std is None else value.std]
+                cells += ["", ""] if value is None else [csv_value(value.mean, c.kind), csv_value(value.std, c.kind)]
             else:
-                cells.append("" if value is None else value)
+                cells.append(csv_value(value, c.kind))
         writer.writerow(cells)
     return out.getvalue()
 

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from backend.web.error_wording import in_words
 from trainboard.spec import (
     MODEL_GROUPS,
     AugmentSpec,
@@ -91,6 +92,7 @@ def options() -> dict[str, Any]:
         # Architectures with the same parameter groups share one block of fine-tuning fields.
         "group_sets": [{"groups": list(groups), "archs": archs} for groups, archs in group_sets.items()],
         "arch_defaults": arch_defaults(),
+        "placeholders": placeholders(),
     }
 
 
@@ -200,7 +202,7 @@ def validate_form(form: Mapping[str, str]) -> tuple[RunSpec | None, dict[str, st
         errors: dict[str, str] = {}
         for error in exc.errors():
             field, item = _form_field(error_field(error["loc"], error["msg"]))
-            message = error["msg"].removeprefix("Value error, ").removeprefix(f"{field}: ")
+            message = in_words(error, field)
             if item is not None:  # one entry of a comma-separated list: say which
                 message = f"item {item + 1} ({error['input']}): {message}"
             errors[field] = f"{errors[field]}; {message}" if field in errors else message
@@ -267,6 +269,29 @@ def arch_defaults() -> dict[str, dict[str, str]]:
         for key, value in _defaults(model_cls, "model", skip={"arch"}).items():
             shared.setdefault(key, {})[arch] = value
     return {key: by_arch for key, by_arch in shared.items() if len(set(by_arch.values())) > 1}
+
+
+def _scalar_keys(model: type[BaseModel], prefix: str) -> set[str]:
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        if _kind(info) == "model":
+            keys |= _scalar_keys(_unwrap(info.annotation), f"{prefix}.{name}")
+        elif _kind(info) == "scalar" and typing.get_origin(_unwrap(info.annotation)) is not typing.Literal:
+            keys.add(f"{prefix}.{name}")  # a choice is a select, never empty
+    return keys
+
+
+def placeholders() -> dict[str, str]:
+    """The default a text field left empty takes, which the form shows greyed in the empty box. Not for a
+    list (emptied, it means no items), nor for a field whose default depends on the architecture."""
+    keys = {key for key in TOP_LEVEL if _kind(RunSpec.model_fields[key]) == "scalar"}
+    sections = [("model", m) for m in MODEL_SPECS.values()] + [(f"augment.{n}", m) for n, m in AUGMENTS.items()]
+    sections += list(SECTIONS.items()) + [("scheduler", m) for m in SCHEDULER_SPECS.values()]
+    sections += [("early_stopping", EarlyStoppingSpec)]
+    for prefix, model_cls in sections:
+        keys |= _scalar_keys(model_cls, prefix)
+    defaults, shared = form_defaults(), arch_defaults()
+    return {key: defaults[key] for key in sorted(keys) if defaults.get(key) and key not in shared}
 
 
 def checkbox_keys() -> set[str]:

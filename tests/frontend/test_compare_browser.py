@@ -263,9 +263,9 @@ def test_summary_mode_caption_and_exports(page: Page, runs: Runs, api: httpx.Cli
     assert download.value.suggested_filename == "trainboard-summary.csv"
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert [(r["Run"], float(r["Test acc (%)"]), r["Epoch"]) for r in rows] == [
-        ("sgd-0.1", 0.7, "3"),
-        ("sgd-0.01", 0.75, "3"),
-        ("adam", 0.7, "1"),
+        ("sgd-0.1", 70.0, "3"),  # percent, as the header says
+        ("sgd-0.01", 75.0, "3"),
+        ("adam", 70.0, "1"),
     ]
 
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])

@@ -238,8 +238,7 @@ def test_form_shows_only_the_chosen_arch_and_keeps_values_on_error(page: Page, s
     expect(hidden).to_have_attribute("aria-invalid", "true")
     expect(hidden).to_have_attribute("aria-describedby", "f-model-hidden-error f-model-hidden-hint")
     expect(page.locator("#f-model-hidden-error")).to_have_text(
-        "item 1 (0): Input should be greater than or equal to 1; "
-        "item 2 (x): Input should be a valid integer, unable to parse string as an integer"
+        "item 1 (0): must be at least 1; item 2 (x): must be a whole number, like 10"
     )
     expect(page.locator("#form-errors")).to_contain_text("Fix the 1 field marked below.")
     expect(page.get_by_label("Name")).to_have_value("wide-mlp")

@@ -154,6 +154,29 @@ def test_a_fine_tuning_run_from_the_form_and_its_errors(page: Page, api: httpx.C
     expect(page.locator("table.spec")).to_contain_text("finetune.lr.layer4")
 
 
+def test_errors_are_in_the_users_words_and_an_empty_number_field_shows_and_takes_its_default(
+    page: Page, api: httpx.Client
+) -> None:
+    page.goto("/runs/new")
+    expect(page.locator("#empty-fields")).to_contain_text("left empty takes its default")
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("ten")
+    page.get_by_label("Learning rate").fill("0.01.0")
+    page.get_by_role("button", name="Queue run").click()
+    expect(epochs).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#f-epochs-error")).to_have_text("must be a whole number, like 10")
+    expect(page.locator("#f-optimizer-lr-error")).to_have_text("must be a number, like 0.01")
+    expect(page.locator("#form-errors")).to_contain_text("Fix the 2 fields marked below.")
+
+    epochs.fill("")
+    expect(epochs).to_have_attribute("placeholder", "10")  # what an empty box takes, shown in it
+    page.get_by_label("Learning rate").fill("0.05")
+    page.get_by_role("button", name="Queue run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    spec = api.get(f"/api/runs/{page.url.rsplit('/', 1)[1]}").json()["spec"]
+    assert (spec["epochs"], spec["optimizer"]["lr"]) == (10, 0.05)
+
+
 def test_clone_round_trips_a_resnet18_fine_tuning_spec(page: Page, api: httpx.Client, screenshots: Path) -> None:
     response = api.post("/api/runs", json=FINETUNE)
     assert response.status_code == 201, response.text

@@ -86,7 +86,7 @@ def test_summary_exports(client: Any) -> None:
     assert response.headers["content-type"].startswith("text/csv")
     assert 'filename="trainboard-summary.csv"' in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert [(r["Run"], float(r["Test acc (%)"])) for r in rows] == [("k_3", 0.8), ("k_5", 0.75)]
+    assert [(r["Run"], float(r["Test acc (%)"])) for r in rows] == [("k_3", 80.0), ("k_5", 75.0)]  # percent
     tex = client.get(f"/api/compare/summary?runs={a},{b}&format=tex", headers=API).text
     assert r"k\_3 & 80.00 & 2" in tex
     md = client.get(f"/api/compare/summary?runs={a},{b}&format=md&summary=last", headers=API).text

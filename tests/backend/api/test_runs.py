@@ -31,7 +31,7 @@ def test_create_fills_defaults_and_queues(client: Any) -> None:
     assert run["spec"]["optimizer"] == {
         "name": "sgd",
         "lr": 0.01,
-        "momentum": 0.0,
+        "momentum": 0.9,
         "nesterov": False,
         "weight_decay": 0.0,
     }

@@ -22,12 +22,25 @@ ROWS = [
 ]
 
 
-def test_csv_keeps_exact_numbers() -> None:
+def test_csv_gives_accuracies_in_percent_as_the_header_says_and_other_numbers_exact() -> None:
     parsed = list(csv.reader(io.StringIO(exports.render(ROWS, COLUMNS, "csv"))))
     assert parsed[0] == ["Run", "Test acc (%)", "Time (s)", "Images/s", "Early stop"]
     assert parsed[1][0] == "lr_0.1 & 50% | wd"
-    assert float(parsed[1][1]) == 0.97125 and float(parsed[1][2]) == 128.88 and float(parsed[1][3]) == 41234.7
+    assert (parsed[1][1], parsed[2][1]) == ("97.12", "90.0")  # percent to two decimals, not 0.97125 and 0.9
+    assert exports.csv_value(0.29, "percent") == 29.0  # not 100 * 0.29 = 28.999999999999996
+    assert float(parsed[1][2]) == 128.88 and float(parsed[1][3]) == 41234.7
     assert parsed[2][2] == ""  # missing, not zero
+
+
+def test_every_format_shows_the_same_percentage() -> None:
+    """One rounding of accuracies for CSV, Markdown and LaTeX: a report pasted from one matches the others."""
+    rows = [{"label": "x", "acc": 0.27294, "seconds": 1.0, "rate": 1.0, "stopped": False}]
+    shown = {
+        float(list(csv.reader(io.StringIO(exports.render(rows, COLUMNS, "csv"))))[1][1]),
+        float(exports.render(rows, COLUMNS, "md").splitlines()[2].split("|")[2]),
+        float(exports.render(rows, COLUMNS, "tex").splitlines()[6].split("&")[1]),
+    }
+    assert shown == {27.29}
 
 
 def test_markdown_round_trips_the_shown_numbers() -> None:
@@ -66,8 +79,8 @@ def test_spread_values_show_mean_and_std_and_split_into_two_csv_columns() -> Non
     ]
     assert exports.render(rows, columns, "csv").splitlines() == [
         "Version,Acc (%),Acc (%) std,Epochs,Epochs std",
-        "a_b,0.9,0.0125,2.5,0.5",
-        "c,0.8,,2.0,",  # one value: no std
+        "a_b,90.0,1.25,2.5,0.5",  # mean and std in percent, like the header
+        "c,80.0,,2.0,",  # one value: no std (empty, not 0)
         "none,,,,",
     ]
     md = exports.render(rows, columns, "md")

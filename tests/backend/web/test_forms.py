@@ -106,22 +106,26 @@ def test_only_the_chosen_architectures_groups_and_lrs_are_read() -> None:
     ("changes", "field", "words"),
     [
         ({"model.arch": "resnet18", "finetune.train": "groups"}, "finetune.train", "name at least one group"),
-        ({"model.arch": "resnet18", "finetune.lr.fc": "-1"}, "finetune.lr.fc", "greater than 0"),
+        ({"model.arch": "resnet18", "finetune.lr.fc": "-1"}, "finetune.lr.fc", "must be greater than 0"),
         (
             {"augment.random_crop": "true", "augment.random_crop.size": "16"},
             "augment.random_crop.size",
             "must be the image size, 32",
         ),
-        ({"augment.hflip": "true", "augment.hflip.p": "2"}, "augment.hflip.p", "less than or equal to 1"),
+        ({"augment.hflip": "true", "augment.hflip.p": "2"}, "augment.hflip.p", "must be at most 1"),
         (
             {"scheduler.name": "multistep", "scheduler.milestones": "5, 2"},
             "scheduler.milestones",
             "strictly increasing",
         ),
-        ({"scheduler.name": "multistep"}, "scheduler.milestones", "at least 1 item"),
+        ({"scheduler.name": "multistep"}, "scheduler.milestones", "needs at least 1 item"),
         ({"optimizer.name": "adam", "optimizer.nesterov": "true"}, "optimizer.nesterov", "needs the sgd optimizer"),
-        ({"early_stopping": "true", "early_stopping.patience": "0"}, "early_stopping.patience", "greater than"),
-        ({"model.arch": "vgg16", "model.head.kind": "mlp", "model.head.hidden": "0"}, "model.head.hidden", "greater"),
+        ({"early_stopping": "true", "early_stopping.patience": "0"}, "early_stopping.patience", "must be at least 1"),
+        (
+            {"model.arch": "vgg16", "model.head.kind": "mlp", "model.head.hidden": "0"},
+            "model.head.hidden",
+            "at least 1",
+        ),
         ({"dataset.name": "digits", "model.arch": "alexnet"}, "model", "at least 32x32"),
     ],
 )
@@ -149,3 +153,53 @@ def test_shared_model_fields_default_to_the_first_arch_that_has_them() -> None:
     }
     groups = {tuple(s["groups"]): s["archs"] for s in forms.options()["group_sets"]}
     assert groups[("features", "classifier")] == ["cnn", "vgg16", "alexnet"]
+
+
+def test_the_forms_default_run_is_the_minimal_spec() -> None:
+    """The new-run form, posted untouched, queues exactly the spec's defaults for digits and the cnn: the run
+    tests/worker/test_defaults.py trains to over 90 %."""
+    spec, errors = forms.validate_form(browser_post(forms.form_defaults()))
+    assert errors == {} and spec is not None
+    minimal = RunSpec.model_validate({"dataset": {"name": "digits"}, "model": {"arch": "cnn"}})
+    assert spec.model_dump(mode="json") == minimal.model_dump(mode="json")
+    assert (spec.optimizer.name, spec.optimizer.lr, spec.optimizer.momentum) == ("sgd", 0.01, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"epochs": "ten"}, "epochs", "must be a whole number, like 10"),
+        ({"batch_size": "6.5"}, "batch_size", "must be a whole number, like 10"),
+        ({"optimizer.lr": "0,01"}, "optimizer.lr", "must be a number, like 0.01"),
+        ({"optimizer.name": "rmsprop"}, "optimizer.name", "must be one of: sgd, adam, adamw"),
+        ({"dataset.normalize": "zscore"}, "dataset.normalize", "must be one of: none, standard, computed"),
+        ({"epochs": "0"}, "epochs", "must be at least 1"),
+        ({"optimizer.momentum": "1"}, "optimizer.momentum", "must be less than 1"),
+        ({"augment.hflip": "true", "augment.hflip.p": "1.5"}, "augment.hflip.p", "must be at most 1"),
+        ({"optimizer.lr": "0"}, "optimizer.lr", "must be greater than 0"),
+        ({"device": "gpu"}, "device", "must be auto, cpu, cuda or cuda:N (cuda:1 is the second GPU)"),
+        ({"name": "x" * 121}, "name", "takes at most 120 characters"),
+        (
+            {"model.channels": "8, x", "model.kernel_sizes": "3, 3"},
+            "model.channels",
+            "item 2 (x): must be a whole number, like 10",
+        ),
+        ({"model.channels": "", "model.kernel_sizes": ""}, "model.channels", "needs at least 1 item"),
+    ],
+)
+def test_errors_say_what_the_field_takes_in_the_users_words(changes: dict[str, str], field: str, message: str) -> None:
+    spec, errors = forms.validate_form(browser_post(forms.form_defaults()) | changes)
+    assert spec is None
+    assert errors[field] == message
+    assert not any("Input should" in text or "unable to parse" in text for text in errors.values()), errors
+
+
+def test_an_empty_number_field_takes_its_default_which_the_form_shows_as_its_placeholder() -> None:
+    form = browser_post(forms.form_defaults()) | {"epochs": "", "optimizer.lr": " ", "optimizer.momentum": ""}
+    spec, errors = forms.validate_form(form)
+    assert errors == {} and spec is not None
+    assert (spec.epochs, spec.optimizer.lr, spec.optimizer.momentum) == (10, 0.01, 0.9)
+    shown = forms.placeholders()
+    assert (shown["epochs"], shown["optimizer.lr"], shown["optimizer.momentum"]) == ("10", "0.01", "0.9")
+    # No placeholder where empty does not mean the default: a list (no items), an arch-dependent field, a choice.
+    assert not {"model.hidden", "model.channels", "model.dropout", "optimizer.name", "dataset.resize"} & set(shown)
