@@ -118,10 +118,16 @@ def series(
         for r in records:
             elapsed += r.seconds
             xs.append(round(elapsed, 3))
-    ys = [statistics.metric_value(r, metric) for r in records]
+    # Epochs without the figure (a GPU figure of a CPU run) have no point.
+    points = [
+        (x, r.epoch, y)
+        for x, r in zip(xs, records, strict=True)
+        if (y := statistics.metric_value(r, metric)) is not None
+    ]
     if after and len(records) <= max_points:
-        keep = [i for i, r in enumerate(records) if r.epoch > after]
-        return {"x": [xs[i] for i in keep], "y": [ys[i] for i in keep]}
+        kept = [(x, y) for x, epoch, y in points if epoch > after]
+        return {"x": [x for x, _ in kept], "y": [y for _, y in kept]}
+    xs, ys = [x for x, _, _ in points], [y for _, _, y in points]
     xs, ys = downsample(xs, ys, max_points)
     return {"x": xs, "y": ys}
 

@@ -33,7 +33,20 @@ CAPTIONS: dict[str, str] = {
 }
 # The curves a comparison or a report draws, and which way is better per summary column (the table
 # highlights the best value of each).
-METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "lr")
+# The curves of a comparison: what training computed, then what each epoch cost the machine (EpochRecord.system;
+# the GPU figures only where runs trained on one).
+METRICS = (
+    "train_loss",
+    "test_loss",
+    "train_acc",
+    "test_acc",
+    "lr",
+    "images_per_s",
+    "rss_bytes",
+    "cpu_seconds",
+    "gpu_allocated_bytes",
+)
+SYSTEM_METRICS = frozenset({"rss_bytes", "cpu_seconds", "gpu_allocated_bytes", "gpu_reserved_bytes"})
 GOALS: dict[str, Literal["max", "min"]] = {
     "test_acc": "max",
     "best_test_acc": "max",
@@ -104,10 +117,14 @@ def summary_row(run: RunPublic, records: Records, mode: SummaryMode) -> SummaryR
     )
 
 
-def metric_value(record: EpochRecord, metric: str) -> float:
-    """A record's value of a curve's metric; `lr` is the first param group's."""
+def metric_value(record: EpochRecord, metric: str) -> float | None:
+    """A record's value of a curve's metric; `lr` is the first param group's. None where the record has no such
+    figure (a system figure of a run recorded before they were, a GPU figure of a CPU run)."""
     if metric == "lr":
-        return float(record.lr[0]) if record.lr else math.nan
+        return float(record.lr[0]) if record.lr else None
+    if metric in SYSTEM_METRICS:
+        value = getattr(record.system, metric) if record.system is not None else None
+        return None if value is None else float(value)
     return float(getattr(record, metric))
 
 
@@ -183,7 +200,9 @@ def band(curves: Sequence[Records], metric: str) -> Band:
     where only one run is there). Empty when the runs share no epoch."""
     if not curves:
         return Band(x=[], mean=[], std=[])
-    by_epoch = [{r.epoch: metric_value(r, metric) for r in records} for records in curves]
+    by_epoch = [
+        {r.epoch: value for r in records if (value := metric_value(r, metric)) is not None} for records in curves
+    ]
     shared = sorted(set(by_epoch[0]).intersection(*by_epoch[1:]))
     spreads = [spread(values[epoch] for values in by_epoch) for epoch in shared]
     kept = [(epoch, s) for epoch, s in zip(shared, spreads, strict=True) if s is not None]

@@ -52,6 +52,7 @@ function drawCurves(records) {
   chart("accuracy", "accuracy"));
   drawn.push(...records);
   drawPerClass(perClassRecord());
+  showSystem(records.at(-1));
   lastEpoch = epochs.at(-1) ?? 0;
 }
 

@@ -297,6 +297,16 @@ def test_curve_toggles_x_axis_log_and_smoothing(page: Page, runs: Runs) -> None:
     expect(page).to_have_url(re.compile(r"x=seconds.*log=1.*smooth=0.5"))
 
 
+def test_the_machine_figures_compare_as_curves_and_a_chart_without_any_stays_hidden(page: Page, runs: Runs) -> None:
+    open_compare(page, runs)
+    page.wait_for_function("() => document.getElementById('chart-rss_bytes').data?.length === 3")
+    assert traces(page, "chart-rss_bytes")[0]["y"] == pytest.approx([301.0, 302.0, 303.0])  # MB, not bytes
+    assert page.evaluate("document.getElementById('chart-rss_bytes').layout.yaxis.title.text") == "memory (MB)"
+    assert traces(page, "chart-cpu_seconds")[1]["y"] == pytest.approx([2.5, 2.5, 2.5])
+    assert traces(page, "chart-images_per_s")[2]["y"] == pytest.approx([4000.0])
+    expect(page.locator("#chart-gpu_allocated_bytes")).to_be_hidden()  # CPU runs: no GPU figure to draw
+
+
 def test_per_class_bars_and_confusion_matrices(page: Page, runs: Runs, screenshots: Path) -> None:
     open_compare(page, runs)
     wait_drawn(page, "per-class-chart", [10, 10, 10])

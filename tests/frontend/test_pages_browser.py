@@ -394,6 +394,40 @@ def test_finished_run_page_draws_everything_on_load(page: Page, api: httpx.Clien
     expect(page.locator('[data-field="best"]')).to_have_text("60.00 %")
 
 
+def test_the_run_page_shows_how_the_run_was_made_and_what_its_last_epoch_cost(
+    page: Page, api: httpx.Client, worker: MakeWorker
+) -> None:
+    run_id = create_run(api, name="made")["id"]
+    run = worker(run_id)
+    run.claim()
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("#run-made")).to_be_hidden()  # nothing recorded yet
+    environment = {
+        "trainboard": "0.1.0", "git_commit": "0123456789abcdef0123", "python": "3.11.7", "torch": "2.14.1",
+        "torchvision": "0.29.1", "cuda": None, "cudnn": None, "device_name": "AMD EPYC 9654",
+        "device_memory_bytes": 24_000_000_000, "host": "lab-1",
+    }  # fmt: skip
+    info = {
+        "train_images": 1437, "test_images": 360, "image_size": [1, 8, 8], "mean": [0.3], "std": [0.4],
+        "normalize": "standard", "parameters": 100, "trainable_parameters": 100, "environment": environment,
+        "data_sha256": "ab" * 32,
+    }  # fmt: skip
+    run.client.post("/info", json={"attempt": run.attempt, "lease": run.lease, "info": info}).raise_for_status()
+    run.epoch(1, test_acc=0.5)  # live, over the stream
+    expect(page.locator('[data-field="made-torch"]')).to_have_text("2.14.1 / 0.29.1")
+    expect(page.locator('[data-field="made-trainboard"]')).to_have_text("0.1.0 (0123456789ab)")
+    expect(page.locator('[data-field="made-device"]')).to_have_text("AMD EPYC 9654 (24.00 GB)")
+    expect(page.locator('[data-field="made-data"]')).to_have_text("ab" * 32)
+    expect(page.locator('[data-field="system-epoch"]')).to_have_text("1")
+    expect(page.locator('[data-field="system-rss"]')).to_have_text("301.0 MB")
+    expect(page.locator('[data-field="system-cpu"]')).to_have_text("2.50 s")
+    expect(page.locator('[data-field="system-gpu-util"]')).to_have_text("—")
+    page.reload()  # and the same from the server's page
+    expect(page.locator('[data-field="made-cuda"]')).to_have_text("—")
+    expect(page.locator('[data-field="made-host"]')).to_have_text("lab-1")
+    expect(page.locator('[data-field="system-rss"]')).to_have_text("301.0 MB")
+
+
 def test_an_early_stopped_run_shows_the_per_class_accuracy_of_its_restored_epoch(
     page: Page, api: httpx.Client, worker: MakeWorker
 ) -> None:

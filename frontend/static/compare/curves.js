@@ -12,7 +12,15 @@ const CURVES = {
   train_acc: { axis: "accuracy (%)", title: "Train accuracy", format: ".2f", percent: true },
   test_acc: { axis: "accuracy (%)", title: "Test accuracy", format: ".2f", percent: true },
   lr: { axis: "learning rate", title: "Learning rate (first parameter group)", format: ".3~g" },
+  // What each epoch cost the machine (EpochRecord.system): a chart with no point in any run stays hidden.
+  images_per_s: { axis: "images/s", title: "Training speed", format: ",.0f" },
+  rss_bytes: { axis: "memory (MB)", title: "Process memory (RSS)", format: ",.1f", scale: 1e-6 },
+  cpu_seconds: { axis: "CPU time (s)", title: "CPU time per epoch", format: ".2f" },
+  gpu_allocated_bytes: { axis: "GPU memory (MB)", title: "GPU memory allocated (peak)", format: ",.1f", scale: 1e-6 },
 };
+
+/** The factor between the server's value and the chart's: percent for accuracies, MB for bytes. */
+const scaleOf = (curve) => curve.scale ?? (curve.percent ? 100 : 1);
 
 // metric -> run id -> {x, y}: every point of each run the page has, as the server sent it.
 const points = new Map(Object.keys(CURVES).map((metric) => [metric, new Map()]));
@@ -76,7 +84,7 @@ function bandTraces(group, band, scale, format) {
 
 /** A run's points of `metric` as the chart shows them: in percent for accuracies, smoothed as asked. */
 function shownPoints(metric, runId) {
-  const scale = CURVES[metric].percent ? 100 : 1;
+  const scale = scaleOf(CURVES[metric]);
   const { x, y } = points.get(metric).get(runId) ?? { x: [], y: [] };
   return { x, y: smooth(y.map((v) => v * scale), view.smoothing) };
 }
@@ -93,7 +101,10 @@ export function drawCurves() {
   const grouped = new Set(groups.flatMap((group) => group.run_ids));
   $("seed-groups-field").hidden = !data.groups?.length;
   for (const [metric, curve] of Object.entries(CURVES)) {
-    const scale = curve.percent ? 100 : 1;
+    const scale = scaleOf(curve);
+    const figure = $(`chart-${metric}`).closest("figure");
+    figure.hidden = data.runs.every((run) => !(points.get(metric).get(run.id)?.x.length));
+    if (figure.hidden) continue;
     const traces = data.runs.map((run, i) => {
       const { x, y } = shownPoints(metric, run.id);
       return {
@@ -123,8 +134,16 @@ export function extendCurves(before) {
     drawCurves();
     return;
   }
+  const appeared = Object.keys(CURVES).some(
+    (metric) => $(`chart-${metric}`).closest("figure").hidden && [...points.get(metric).values()].some((p) => p.x.length),
+  );
+  if (appeared) {  // a chart that had no point yet (a first system figure): draw them all
+    drawCurves();
+    return;
+  }
   for (const metric of Object.keys(CURVES)) {
     const div = $(`chart-${metric}`);
+    if (div.closest("figure").hidden) continue;
     const indices = [];
     const update = { x: [], y: [] };
     state.data.runs.forEach((run, i) => {
