@@ -12,14 +12,12 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from trainboard.protocol import MEASURED_FIELDS, EpochRecord, RunResult
+from tests.worker.test_engine import run as train
+from tests.worker.test_engine import untimed
 from trainboard.spec import RunSpec
 from worker.checkpoints import CheckpointMismatch, checkpoint_epoch, spec_hash
 from worker.data import Dataset
-from worker.engine import fit
 from worker.models import build_model
-
-NO_DATA_DIR = Path("/nonexistent/trainboard-data")
 
 # The cases of issue 11: an MLP with dropout and Adam; a CNN with augmentation, a step schedule and early
 # stopping that restores the best weights (patience high enough that it runs to the end).
@@ -66,16 +64,6 @@ class Files:
 
     def weights(self, path: Path, epoch: int) -> None:
         self.final.append((path, epoch))
-
-
-def train(spec: RunSpec, digits: Dataset, **kwargs: Any) -> tuple[list[EpochRecord], RunResult]:
-    records: list[EpochRecord] = []
-    result = fit(spec, data_dir=NO_DATA_DIR, on_epoch=records.append, dataset=digits, **kwargs)
-    return records, result
-
-
-def untimed(records: list[EpochRecord]) -> list[dict[str, Any]]:
-    return [r.model_dump(exclude=set(MEASURED_FIELDS)) for r in records]
 
 
 @pytest.mark.parametrize("case", list(CASES))
