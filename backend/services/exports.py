@@ -15,6 +15,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from trainboard.schemas import Spread
@@ -35,8 +36,11 @@ PERCENT_DECIMALS = 2
 
 
 def percent(fraction: float) -> float:
-    """A fraction (0.97125) as the percentage every export shows (97.12): the one rounding of accuracies."""
-    return round(100 * fraction, PERCENT_DECIMALS)
+    """A fraction (0.97125) as the percentage every export and page shows (97.13): the one rounding of
+    accuracies. Half away from zero on the float's exact value, as the browser's toFixed rounds
+    (frontend/static/format.js), so a page drawn by the server and one updated live agree."""
+    exact = Decimal(100 * fraction)
+    return float(exact.quantize(Decimal(1).scaleb(-PERCENT_DECIMALS), rounding=ROUND_HALF_UP))
 
 
 def csv_value(value: Any, kind: str) -> Any:

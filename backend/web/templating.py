@@ -12,10 +12,12 @@ from fastapi.templating import Jinja2Templates
 
 import frontend
 from backend.auth import Tokens
+from backend.services import exports
 
 FRONTEND = Path(frontend.__file__).parent
 templates = Jinja2Templates(directory=FRONTEND / "templates")  # autoescape is on for .html
 # The run page shows its spec as the JSON `POST /api/runs` takes (autoescaped, unlike `tojson`'s \u003c).
+templates.env.filters["percent"] = lambda fraction: f"{exports.percent(fraction):.{exports.PERCENT_DECIMALS}f}"
 templates.env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
 
 

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 from sqlmodel import Session
 
-from backend.services import lifecycle
+from backend.services import exports, lifecycle
 from backend.services.recovery import RecoveryLoop
 from tests.conftest import WorkerProcess
 from trainboard.spec import CLASS_NAMES, RunSpec
@@ -556,5 +556,5 @@ def test_a_real_worker_trains_a_run_from_the_form(
     matrix = page.evaluate("() => document.getElementById('confusion-chart').data[0].z")
     assert sum(map(sum, matrix)) == 256  # every test image once
     expect(page.locator('[data-field="device"]')).to_have_text("cpu")
-    expect(page.locator('[data-field="final"]')).to_have_text(f"{metrics[-1]['test_acc'] * 100:.2f} %")
+    expect(page.locator('[data-field="final"]')).to_have_text(f"{exports.percent(metrics[-1]['test_acc']):.2f} %")
     page.screenshot(path=screenshots / "run-real-worker.png", full_page=True, animations="disabled")

@@ -47,7 +47,7 @@ def test_a_run_over_the_memory_budget_is_refused_with_the_figures(client: Any) -
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert (error["field"], error["type"]) == ("batch_size", "memory_budget")
-    assert "this run needs about 38.5 GB" in error["msg"] and "the memory budget of 16 GB" in error["msg"]
+    assert "this run needs about 39.0 GB" in error["msg"] and "the memory budget of 16 GB" in error["msg"]
     assert client.get("/api/runs", headers=API).json()["count"] == 0
     assert client.post("/api/runs", json=VGG_224 | {"batch_size": 32}, headers=API).status_code == 201
 

@@ -26,7 +26,7 @@ def test_csv_gives_accuracies_in_percent_as_the_header_says_and_other_numbers_ex
     parsed = list(csv.reader(io.StringIO(exports.render(ROWS, COLUMNS, "csv"))))
     assert parsed[0] == ["Run", "Test acc (%)", "Time (s)", "Images/s", "Early stop"]
     assert parsed[1][0] == "lr_0.1 & 50% | wd"
-    assert (parsed[1][1], parsed[2][1]) == ("97.12", "90.0")  # percent to two decimals, not 0.97125 and 0.9
+    assert (parsed[1][1], parsed[2][1]) == ("97.13", "90.0")  # percent, two decimals (rounded as the browser does)
     assert exports.csv_value(0.29, "percent") == 29.0  # not 100 * 0.29 = 28.999999999999996
     assert float(parsed[1][2]) == 128.88 and float(parsed[1][3]) == 41234.7
     assert parsed[2][2] == ""  # missing, not zero
@@ -51,14 +51,14 @@ def test_markdown_round_trips_the_shown_numbers() -> None:
     assert rule == "| --- | ---: | ---: | ---: | --- |"
     cells = [c.strip() for c in re.split(r"(?<!\\)\|", first)[1:-1]]
     assert cells[0] == "lr_0.1 & 50% \\| wd"
-    assert float(cells[1]) == round(100 * 0.97125, 2) and float(cells[2]) == 128.9
+    assert float(cells[1]) == exports.percent(0.97125) == 97.13 and float(cells[2]) == 128.9
     assert int(cells[3].replace(",", "")) == 41235 and cells[4] == "no"
     assert second == "| cnn_k5 | 90.00 | – | 998 | yes |"
 
 
 def test_latex_escapes_and_round_trips() -> None:
     text = exports.render(ROWS, COLUMNS, "tex", caption="acc_best 100%")
-    assert r"lr\_0.1 \& 50\% | wd & 97.12 & 128.9 & 41,235 & no \\" in text
+    assert r"lr\_0.1 \& 50\% | wd & 97.13 & 128.9 & 41,235 & no \\" in text
     assert r"\caption{acc\_best 100\%}" in text
     assert r"\begin{tabular}{lrrrl}" in text
     assert exports.latex_escape("a_b%c&d#e$f{g}h~i^j\\k") == (
