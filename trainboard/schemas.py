@@ -420,12 +420,22 @@ class LabelCurves(BaseModel):
     per_class: list[float] = Field(description="Mean per-class test accuracy at each run's summary epoch.")
 
 
+class RunFailure(BaseModel):
+    """A failed run of a study and why, in one line (the first line of its error)."""
+
+    run_id: int
+    label: str
+    reason: str
+
+
 class StudyReport(BaseModel):
     """Everything the study report page draws, computed on the server: the table, the curves, per-class bars."""
 
     summary: StudySummary
     classes: list[str]
     labels: list[LabelCurves]
+    none_succeeded: bool = Field(description="Every run has ended and none succeeded: there is nothing to report.")
+    failures: list[RunFailure] = Field(description="The failed runs and their reasons, in the study's order.")
 
 
 # -- comparison ------------------------------------------------------------------------------------

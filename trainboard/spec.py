@@ -93,6 +93,12 @@ _TORCHVISION_BODY: dict[str, tuple[int, int]] = {
 }
 
 
+# The architectures whose parameter groups are worth choosing between, which the new-run form offers
+# fine-tuning for: the torchvision ones (ImageNet weights to keep frozen or to train gently). The small models
+# train whole; the spec still accepts a `finetune` for any architecture.
+FINETUNE_ARCHS: tuple[str, ...] = tuple(_TORCHVISION_BODY)
+
+
 def refuse_bool(value: object) -> object:
     """JSON's true and false are not numbers (pydantic would take them as 1 and 0): a typo caught, not 1 epoch."""
     if isinstance(value, bool):

@@ -20,16 +20,21 @@ from trainboard.spec import CLASS_NAMES, RunSpec
 
 
 def progress_bar(status: RunStatus, planned_epochs: int, epochs_done: int, heartbeat: Progress) -> ProgressBar:
-    """The one rule for a run's progress bar: inside an epoch (a heartbeat past the last recorded epoch) the
-    batches count too; a succeeded run is full (an early stop ends before its planned epochs)."""
+    """The one rule for a run's progress bar, which the runs list, the run page, the study page and their scripts
+    show. While it trains, inside an epoch (a heartbeat past the last recorded epoch) the batches count too. An
+    ended run says how it ended: a succeeded run is full ("finished", or "finished early" when it stopped before
+    its planned epochs); a failed or cancelled one keeps the epochs it recorded and says where it stopped (its
+    last heartbeat, an epoch it never finished, no longer counts)."""
     total = max(1, planned_epochs)
     in_epoch = status == RunStatus.running and heartbeat.batches > 0 and heartbeat.epoch > epochs_done
     if status == RunStatus.succeeded:
-        fraction = 1.0
-    elif in_epoch:
-        fraction = (epochs_done + heartbeat.batch / heartbeat.batches) / total
-    else:
-        fraction = epochs_done / total
+        early = epochs_done < planned_epochs
+        label = f"finished early: epoch {epochs_done}/{planned_epochs}" if early else f"finished: {epochs_done} epochs"
+        return ProgressBar(percent=100.0, label=label)
+    if status in (RunStatus.failed, RunStatus.cancelled):
+        where = f"after epoch {epochs_done}/{planned_epochs}" if epochs_done else "before epoch 1"
+        return ProgressBar(percent=round(min(epochs_done / total, 1.0) * 100, 1), label=f"{status.value} {where}")
+    fraction = (epochs_done + heartbeat.batch / heartbeat.batches) / total if in_epoch else epochs_done / total
     label = f"epoch {heartbeat.epoch if in_epoch else epochs_done}/{planned_epochs}"
     if in_epoch:
         label += f" · batch {heartbeat.batch}/{heartbeat.batches}"

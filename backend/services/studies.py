@@ -17,7 +17,16 @@ from backend.services.run_list import archived_clauses
 from backend.services.study_plans import ResolvedStudy
 from backend.tables import Run, Study
 from trainboard.protocol import MAX_ID
-from trainboard.schemas import Archived, RunPublic, RunStatus, StatusCounts, StudyDetail, StudyGroup, StudyPublic
+from trainboard.schemas import (
+    Archived,
+    RunFailure,
+    RunPublic,
+    RunStatus,
+    StatusCounts,
+    StudyDetail,
+    StudyGroup,
+    StudyPublic,
+)
 
 
 def get_study(session: Session, study_id: int) -> Study:
@@ -130,6 +139,29 @@ def study_groups(members: Sequence[RunPublic]) -> list[StudyGroup]:
             )
         )
     return groups
+
+
+def failure_reason(error: str | None) -> str:
+    """A failed run's reason in one line: the first non-empty line of its error."""
+    return next((line.strip() for line in (error or "").splitlines() if line.strip()), "no error recorded")
+
+
+def failures(members: Sequence[RunPublic]) -> list[RunFailure]:
+    """The study's failed runs with their reasons, in the study's order (the study page and the report list them)."""
+    return [
+        RunFailure(run_id=run.id, label=run.label or run.name, reason=failure_reason(run.error))
+        for run in members
+        if run.status == RunStatus.failed
+    ]
+
+
+def none_succeeded(members: Sequence[RunPublic]) -> bool:
+    """Every run of the study has ended and none succeeded: the pages say so instead of drawing empty charts."""
+    return (
+        bool(members)
+        and all(run.status.terminal for run in members)
+        and not any(run.status == RunStatus.succeeded for run in members)
+    )
 
 
 def study_public(session: Session, study: Study) -> StudyPublic:

@@ -116,7 +116,11 @@ def report(session: Session, study: Study, mode: SummaryMode) -> StudyReport:
     labels = label_curves(members, records, mode)
     width = max((len(label.per_class) for label in labels), default=0)
     return StudyReport(
-        summary=summary(study, members, records, mode), classes=class_names(members, width), labels=labels
+        summary=summary(study, members, records, mode),
+        classes=class_names(members, width),
+        labels=labels,
+        none_succeeded=studies.none_succeeded(members),
+        failures=studies.failures(members),
     )
 
 
@@ -129,6 +133,9 @@ def report_markdown(session: Session, study: Study, mode: SummaryMode) -> str:
     if study.description:
         parts += [study.description, ""]
     parts += ["## Summary", "", table]
+    if studies.none_succeeded(members):
+        parts += ["", "## No run succeeded", ""]
+        parts += [f"- {f.label} (run {f.run_id}): {f.reason}" for f in studies.failures(members)]
     labels = label_curves(members, records, mode)
     if labels:
         width = max(len(label.per_class) for label in labels)

@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from backend.web.error_wording import in_words
 from trainboard.spec import (
+    FINETUNE_ARCHS,
     MODEL_GROUPS,
     AugmentSpec,
     CNNSpec,
@@ -91,6 +92,7 @@ def options() -> dict[str, Any]:
         "metrics": _literal_options(EarlyStoppingSpec, "metric"),
         # Architectures with the same parameter groups share one block of fine-tuning fields.
         "group_sets": [{"groups": list(groups), "archs": archs} for groups, archs in group_sets.items()],
+        "finetune_archs": list(FINETUNE_ARCHS),
         "arch_defaults": arch_defaults(),
         "placeholders": placeholders(),
     }

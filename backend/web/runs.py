@@ -15,6 +15,7 @@ from backend.web import forms
 from backend.web.runs_view import PAGE_SIZES, RunsView
 from backend.web.session import PageSession, PostedForm, check_form_csrf
 from backend.web.templating import render
+from trainboard.presets import presets
 from trainboard.protocol import MAX_ID
 from trainboard.schemas import RunStatus
 from trainboard.spec import CLASS_NAMES
@@ -50,6 +51,7 @@ def runs_page(
         statuses=[s.value for s in RunStatus],
         page_sizes=PAGE_SIZES,
         newest=newest,
+        presets=list(presets().values()),
     )
 
 

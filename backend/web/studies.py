@@ -18,7 +18,7 @@ from backend.services.comparison import MAX_COMPARED_RUNS
 from backend.web.session import PageSession
 from backend.web.templating import render
 from trainboard.presets import presets
-from trainboard.schemas import Archived, RunStatus
+from trainboard.schemas import Archived
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,7 +34,16 @@ def studies_page(
     """The studies, newest first; archived ones only with `?archived=include` or `only`."""
     shown_archived: Archived = "include" if archived == "include" else "only" if archived == "only" else "exclude"
     shown, count = studies.list_studies(session, 0, 200, shown_archived)
-    return render(request, "studies.html", sid, tokens, studies=shown, count=count, archived=shown_archived)
+    return render(
+        request,
+        "studies.html",
+        sid,
+        tokens,
+        studies=shown,
+        count=count,
+        archived=shown_archived,
+        presets=list(presets().values()),
+    )
 
 
 @router.get("/studies/new", response_class=HTMLResponse)
@@ -69,13 +78,19 @@ def study_page(
     detail = studies.study_detail(session, study, idle)
     run_ids = [run.id for run in detail.data]
     compare_url = f"/compare?runs={','.join(map(str, run_ids))}" if 2 <= len(run_ids) <= MAX_COMPARED_RUNS else None
-    failed = [(run, first_line(run.error)) for run in detail.data if run.status == RunStatus.failed]
-    return render(request, "study.html", sid, tokens, study=detail, since=since, compare_url=compare_url, failed=failed)
-
-
-def first_line(error: str | None) -> str:
-    """A failed run's reason in one line: the first non-empty line of its error."""
-    return next((line.strip() for line in (error or "").splitlines() if line.strip()), "no error recorded")
+    by_id = {run.id: run for run in detail.data}
+    failed = [(by_id[failure.run_id], failure.reason) for failure in studies.failures(detail.data)]
+    return render(
+        request,
+        "study.html",
+        sid,
+        tokens,
+        study=detail,
+        since=since,
+        compare_url=compare_url,
+        failed=failed,
+        none_succeeded=studies.none_succeeded(detail.data),
+    )
 
 
 @router.get("/studies/{study_id}/report", response_class=HTMLResponse)

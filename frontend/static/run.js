@@ -23,6 +23,13 @@ const charts = {
 const COLORS = { train: "#2563eb", test: "#ea580c", bars: "#0f766e" };
 let lastEpoch = 0;
 const drawn = []; // every epoch record drawn, in order
+// A cancel notice this page showed gives way to how the run ended, once it has (showRun).
+let cancelNoticeShown = false;
+const ENDED_AFTER_CANCEL = {
+  cancelled: "Run cancelled: the epochs it finished are kept.",
+  succeeded: "The run finished before the cancel reached it.",
+  failed: "The run failed before the cancel reached it.",
+};
 
 /** The epoch whose per-class accuracy the page shows: the one the run ended with (the server's
  * summary.final_epoch: the restored best epoch of an early-stopped run), else, while it trains, the latest. */
@@ -151,6 +158,18 @@ function showRun(next) {
   cancelButton.hidden = TERMINAL.has(run.status);
   cancelButton.disabled = run.cancel_requested;
   cancelButton.textContent = run.cancel_requested ? "Cancel requested" : "Cancel run";
+  if (cancelNoticeShown && TERMINAL.has(run.status)) {
+    notice.textContent = ENDED_AFTER_CANCEL[run.status];
+    cancelNoticeShown = false;
+  }
+}
+
+/** A run that ended before its first epoch has nothing to chart (run.html renders the same on load). */
+function hideEmptyCharts() {
+  const nothing = TERMINAL.has(run.status) && drawn.length === 0;
+  document.getElementById("run-charts").hidden = nothing;
+  document.getElementById("charts-none").hidden = !nothing;
+  return nothing;
 }
 
 function onRunEvent(next) {
@@ -173,8 +192,10 @@ function followRun() {
     end: (ended) => {
       stream.close();
       onRunEvent(ended);
-      drawPerClass(perClassRecord()); // the run's final epoch is known now
-      loadConfusion();
+      if (!hideEmptyCharts()) {
+        drawPerClass(perClassRecord()); // the run's final epoch is known now
+        loadConfusion();
+      }
       followFinishedRun(document.getElementById("run-annotations").dataset.since);
     },
   }, notice);
@@ -185,9 +206,9 @@ cancelButton.addEventListener("click", async () => {
   cancelButton.disabled = true;
   const { response, answer: body } = await sendJson("POST", `/api/runs/${run.id}/cancel`);
   if (response.ok) {
-    showRun(body);
-    notice.textContent = body.status === "cancelled"
-      ? "Run cancelled." : "Cancel requested: the run stops at its next heartbeat, within a few seconds.";
+    notice.textContent = "Cancel requested: the run stops at its next heartbeat, within a few seconds.";
+    cancelNoticeShown = true;
+    showRun(body); // a queued run is cancelled at once: the notice says so straight away
   } else {
     cancelButton.disabled = false;
     notice.textContent = `Could not cancel: ${reason(body, response)}`;
@@ -202,7 +223,13 @@ async function start() {
     notice.textContent = `Could not load the metrics (HTTP ${response.status}): reload the page.`;
     return;
   }
-  drawCurves((await response.json()).data);
+  const records = (await response.json()).data;
+  if (TERMINAL.has(run.status) && records.length === 0) {
+    hideEmptyCharts();
+    followFinishedRun(document.getElementById("run-annotations").dataset.since);
+    return;
+  }
+  drawCurves(records);
   if (TERMINAL.has(run.status)) {
     loadConfusion();
     followFinishedRun(document.getElementById("run-annotations").dataset.since);

@@ -2,7 +2,7 @@
 // mean and ± std band per version that has several seeds, and per-class grouped bars. Every number comes
 // computed from the server (no statistics here); every text goes in by textContent.
 import { classAxis, color, epochAxis, plot, plotText, translucent, valueAxis } from "./charts.js";
-import { el, headerCell, pageData } from "./dom.js";
+import { el, headerCell, link, pageData } from "./dom.js";
 import { formatPercent, formatSeconds, formatSpread } from "./format.js";
 
 const { study } = pageData("report-data");
@@ -80,12 +80,26 @@ function drawPerClass(report) {
   }, chart("per-class", "per-class test accuracy"));
 }
 
+/** No run succeeded: say so, with each failed run's reason (the server's), instead of charts without a curve. */
+function drawFailures(report) {
+  $("report-none").hidden = !report.none_succeeded;
+  $("report-failures").replaceChildren(...report.failures.map((failure) => {
+    const item = el("li");
+    item.append(link(`/runs/${failure.run_id}`, failure.label), ": ", el("span", failure.reason, "failed-reason"));
+    return item;
+  }));
+}
+
 async function main() {
   try {
     const report = await fetchJson(`/api/studies/${study}/report`);
     drawSummary(report.summary);
-    drawCurves(report);
-    drawPerClass(report);
+    drawFailures(report);
+    // A chart with no curve would show Plotly's empty axes (epochs -1 to 6): leave it out.
+    $("report-curves").hidden = report.labels.length === 0;
+    $("report-per-class-section").hidden = !report.labels.some((label) => label.per_class.length);
+    if (!$("report-curves").hidden) drawCurves(report);
+    if (!$("report-per-class-section").hidden) drawPerClass(report);
     document.body.dataset.reportReady = "true";
   } catch (error) {
     $("report-error").hidden = false;

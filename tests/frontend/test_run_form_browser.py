@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.backend.web.test_forms import SPECS as FORM_SPECS
-from trainboard.spec import MODEL_GROUPS
+from trainboard.spec import FINETUNE_ARCHS, MODEL_GROUPS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,9 +65,13 @@ def test_each_architecture_shows_its_own_fields_and_fine_tuning_groups(page: Pag
     expect(page.get_by_label("Conv channels")).to_be_visible()
     expect(page.get_by_label("Block widths")).to_be_hidden()
     expect(page.get_by_label("Start from the ImageNet weights (pretrained)")).to_be_hidden()
-    assert groups_shown(page) == MODEL_GROUPS["cnn"]
+    # Fine-tuning only for the models whose groups are worth choosing (the torchvision ones).
+    expect(page.locator("#finetune-fields")).to_be_hidden()
+    expect(page.get_by_label("Train every parameter")).to_be_disabled()  # not posted: the spec's default, train all
+    assert groups_shown(page) == []
 
     arch.select_option("resnet18")
+    expect(page.locator("#finetune-fields")).to_be_visible()
     expect(page.get_by_label("Start from the ImageNet weights (pretrained)")).to_be_visible()
     for hidden in ("Conv channels", "Hidden layers", "Block widths"):
         expect(page.get_by_label(hidden)).to_be_hidden()
@@ -94,7 +98,10 @@ def test_each_architecture_shows_its_own_fields_and_fine_tuning_groups(page: Pag
     expect(page.get_by_label("Block widths")).to_be_visible()
     expect(page.get_by_label("Hidden layers")).to_have_value("128")  # the custom CNN's own defaults
     expect(page.get_by_label("Dropout", exact=True)).to_have_value("0.25")
+    expect(page.locator("#finetune-fields")).to_be_visible()  # "train only some groups" was chosen: it stays in view
     assert groups_shown(page) == MODEL_GROUPS["custom_cnn"]
+    page.get_by_label("Train every parameter").check()
+    expect(page.locator("#finetune-fields")).to_be_hidden()  # a small model trains whole
     arch.select_option("mlp")
     expect(page.get_by_label("Dropout", exact=True)).to_have_value("0.0")
     expect(page.get_by_label("Batch norm after each hidden layer")).to_be_visible()
@@ -246,7 +253,11 @@ def test_the_run_page_shows_what_the_worker_prepared(page: Page, api: httpx.Clie
     expect(page.locator("#run-study")).to_have_count(0)  # not in a study
 
 
-STATE = "() => [...document.querySelectorAll('#run-form [data-when]')].map((e) => `${e.dataset.when} ${e.disabled}`)"
+# Each conditional part: its condition, whether it is disabled (not posted) and whether it is hidden (a fieldset).
+STATE = (
+    "() => [...document.querySelectorAll('#run-form [data-when]')]"
+    ".map((e) => `${e.dataset.when} ${e.disabled} ${e.tagName === 'FIELDSET' ? e.hidden : ''}`)"
+)
 
 
 @pytest.mark.parametrize("name", sorted(FORM_SPECS))
@@ -265,5 +276,9 @@ def test_the_servers_initial_form_state_is_what_form_js_computes(
         static = plain.new_page()
         static.goto(f"/runs/new?clone={run.json()['id']}")
         assert static.evaluate(STATE) == with_script
+        # The fine-tuning section: shown for a torchvision model, or a clone that trains only some groups.
+        finetune = static.locator("#finetune-fields")
+        shown = FORM_SPECS[name]["model"]["arch"] in FINETUNE_ARCHS or "train" in FORM_SPECS[name].get("finetune", {})
+        assert finetune.is_hidden() is not shown
     finally:
         plain.close()
