@@ -474,6 +474,9 @@ class SeedGroup(BaseModel):
 class Comparison(BaseModel):
     runs: list[RunPublic]
     summary: list[dict[str, Any]]
+    columns: list[dict[str, Any]] = Field(
+        [], description="The summary's columns in this mode (key, title, kind), less those that repeat another"
+    )
     summary_mode: str
     caption: str
     best: dict[str, list[int]]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Annotated, Literal
+import types
+import typing
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -571,3 +573,31 @@ def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
             continue
         parts.append(str(item))
     return ".".join(parts)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The spec models an annotation holds (`X | None`, a discriminated union of models); none for a leaf."""
+    if typing.get_origin(annotation) is Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+    return []
+
+
+def _leaf_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested = _models_in(info.annotation)
+        if not nested:
+            paths.append(path)
+        for sub in nested:
+            paths += [p for p in _leaf_paths(sub, f"{path}.") if p not in paths]
+    return paths
+
+
+# Every dotted path of a run spec's values, of every architecture and schedule ("optimizer.lr", "model.hidden"):
+# the fields a list can show as columns. A list is one field (shown whole).
+SPEC_FIELDS: tuple[str, ...] = tuple(_leaf_paths(RunSpec))

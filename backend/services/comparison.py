@@ -8,6 +8,7 @@ Tables always use exact values; only chart series are downsampled.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
@@ -24,16 +25,21 @@ MAX_COMPARED_RUNS = 50
 
 SUMMARY_COLUMNS = [
     exports.Column("label", "Run"),
-    exports.Column("test_acc", "Test acc (%)", "percent"),
+    exports.Column("test_acc", "Test acc", "percent"),
     exports.Column("summary_epoch", "Epoch", "integer"),
-    exports.Column("best_test_acc", "Best acc (%)", "percent"),
+    exports.Column("best_test_acc", "Best acc", "percent"),
     exports.Column("best_epoch", "Best epoch", "integer"),
-    exports.Column("final_test_acc", "Final acc (%)", "percent"),
+    exports.Column("final_test_acc", "Final acc", "percent"),
     exports.Column("epochs_run", "Epochs", "integer"),
     exports.Column("early_stopped", "Early stop", "flag"),
-    exports.Column("total_seconds", "Time (s)", "seconds"),
+    exports.Column("total_seconds", "Time", "seconds"),
     exports.Column("images_per_s", "Images/s", "rate"),
 ]
+
+
+def summary_columns(mode: SummaryMode) -> list[exports.Column]:
+    """The summary table's columns in `mode`, less those that only repeat another there (statistics.REPEATED)."""
+    return [column for column in SUMMARY_COLUMNS if column.key not in statistics.REPEATED[mode]]
 
 
 def _rows(session: Session, ids: Sequence[int]) -> dict[int | None, Run]:
@@ -208,6 +214,7 @@ def compare(
     return Comparison(
         runs=loaded,
         summary=[row.as_dict() for row in rows],
+        columns=[asdict(column) for column in summary_columns(mode)],
         summary_mode=mode,
         caption=statistics.CAPTIONS[mode],
         best=statistics.best_per_column(rows),
@@ -223,4 +230,4 @@ def summary_file(session: Session, ids: Sequence[int], mode: SummaryMode, fmt: e
     """The summary table as CSV, Markdown or LaTeX."""
     loaded, records = load(session, ids)
     rows = [statistics.summary_row(run, records[run.id], mode).as_dict() for run in loaded]
-    return exports.render(rows, SUMMARY_COLUMNS, fmt, caption=statistics.CAPTIONS[mode])
+    return exports.render(rows, summary_columns(mode), fmt, caption=statistics.CAPTIONS[mode])

@@ -1,6 +1,7 @@
 """A summary table as CSV, Markdown or LaTeX, ready to paste into a report.
 
-Every format says a number in the unit its header gives: accuracies (kind `percent`, headers "(%)") are
+Every format says a number in the unit its header gives (`Column.heading`: the title with its kind's unit,
+"Test acc (%)"; a page shows the title alone and puts the unit in each cell, format.js): accuracies are
 percentages everywhere, rounded to two decimals (0.01 %, one image in 10,000) — the JSON answers keep
 fractions. Markdown and LaTeX show what a report shows: seconds with one decimal, speeds as whole
 numbers; CSV keeps the other numbers exact (a spreadsheet formats them). A value that is a Spread (seeds
@@ -30,6 +31,16 @@ class Column:
     title: str
     kind: Literal["text", "percent", "seconds", "integer", "rate", "flag"] = "text"
     spread: bool = False  # values are Spreads (or None)
+
+    @property
+    def heading(self) -> str:
+        """The title a file's header row gives: with the unit its bare numbers are in ("Test acc (%)")."""
+        unit = UNITS.get(self.kind)
+        return f"{self.title} ({unit})" if unit else self.title
+
+
+# The unit of a kind's numbers: a file says it once in the header; a page's table says it in every cell.
+UNITS = {"percent": "%", "seconds": "s"}
 
 
 PERCENT_DECIMALS = 2
@@ -82,7 +93,9 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: Forma
 def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([title for c in columns for title in ((c.title, f"{c.title} std") if c.spread else (c.title,))])
+    writer.writerow(
+        [title for c in columns for title in ((c.heading, f"{c.heading} std") if c.spread else (c.heading,))]
+    )
     for row in rows:
         cells: list[Any] = []
         for c in columns:
@@ -100,7 +113,7 @@ def _markdown(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption
         return text.replace("|", "\\|").replace("\n", " ")
 
     align = ["---" if c.kind in ("text", "flag") else "---:" for c in columns]
-    lines = [f"| {' | '.join(cell(c.title) for c in columns)} |", f"| {' | '.join(align)} |"]
+    lines = [f"| {' | '.join(cell(c.heading) for c in columns)} |", f"| {' | '.join(align)} |"]
     for row in rows:
         lines.append(f"| {' | '.join(cell(format_value(row.get(c.key), c.kind)) for c in columns)} |")
     return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + "\n"
@@ -131,7 +144,7 @@ def _latex(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption: s
         r"\centering",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\hline",
-        " & ".join(latex_escape(c.title) for c in columns) + r" \\",
+        " & ".join(latex_escape(c.heading) for c in columns) + r" \\",
         r"\hline",
     ]
     for row in rows:

@@ -54,6 +54,14 @@ GOALS: dict[str, Literal["max", "min"]] = {
     "images_per_s": "max",
     "total_seconds": "min",
 }
+# Per summary mode, the columns that only repeat another there (a table shows each number once): at the best
+# epoch the test accuracy is the best accuracy and its epoch the best epoch; at the epoch a run ended with it
+# is the final accuracy.
+REPEATED: dict[SummaryMode, frozenset[str]] = {
+    "best": frozenset({"best_test_acc", "best_epoch"}),
+    "last": frozenset(),
+    "stop": frozenset({"final_test_acc"}),
+}
 # The numbers of a summary row that a group of repeats reports as mean ± std.
 SPREAD_FIELDS = ("test_acc", "best_test_acc", "final_test_acc", "epochs_run", "total_seconds", "images_per_s")
 

@@ -38,16 +38,16 @@ def summary_columns(reported: bool) -> list[exports.Column]:
     columns = [
         exports.Column("label", "Version"),
         exports.Column("n", "n", "integer"),
-        exports.Column("test_acc", "Test acc (%)", "percent", spread=True),
+        exports.Column("test_acc", "Test acc", "percent", spread=True),
         exports.Column("epochs_run", "Epochs", "integer", spread=True),
         exports.Column("early_stops", "Early stops", "integer"),
-        exports.Column("total_seconds", "Time (s)", "seconds", spread=True),
+        exports.Column("total_seconds", "Time", "seconds", spread=True),
         exports.Column("images_per_s", "Images/s", "rate", spread=True),
     ]
     if reported:
         columns += [
-            exports.Column("reported_test_acc", "Reported acc (%)", "percent"),
-            exports.Column("reported_seconds", "Reported time (s)", "seconds"),
+            exports.Column("reported_test_acc", "Reported acc", "percent"),
+            exports.Column("reported_seconds", "Reported time", "seconds"),
         ]
     return columns
 

@@ -12,7 +12,7 @@ from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDe
 from backend.services import artifacts, run_list, runs, studies
 from backend.services.errors import Invalid
 from backend.web import forms
-from backend.web.runs_view import PAGE_SIZES, RunsView
+from backend.web.runs_view import COLUMN_CHOICES, MAX_COLUMNS, PAGE_SIZES, STUDY_COLUMN, RunsView, spec_value
 from backend.web.session import PageSession, PostedForm, check_form_csrf
 from backend.web.templating import render
 from trainboard.presets import presets
@@ -52,6 +52,10 @@ def runs_page(
         page_sizes=PAGE_SIZES,
         newest=newest,
         presets=list(presets().values()),
+        column_choices=COLUMN_CHOICES,
+        max_columns=MAX_COLUMNS,
+        study_column=STUDY_COLUMN,
+        spec_value=spec_value,
     )
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from backend.services.run_list import RunFilter, SortKey
 from trainboard.protocol import MAX_ID
 from trainboard.schemas import TAG_PATTERN, Archived, RunStatus
+from trainboard.spec import SPEC_FIELDS
 from trainboard.text import NUL
 
 T = TypeVar("T")
@@ -22,6 +23,9 @@ SORT_KEYS: tuple[str, ...] = typing.get_args(SortKey)
 _FILTER_DEFAULTS: dict[str, object] = {"archived": "exclude"}  # a filter field whose default is not empty
 PAGE_SIZES = (50, 100, 200)
 _MAX_PAGE = 10**7
+STUDY_COLUMN = "study"  # the study and label of a run, beside the spec fields a list can show as columns
+COLUMN_CHOICES = (STUDY_COLUMN, *SPEC_FIELDS)
+MAX_COLUMNS = 8
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class RunsView:
     sort: SortKey = "-created"
     page: int = 1
     per_page: int = PAGE_SIZES[0]
+    columns: tuple[str, ...] = ()  # extra columns (`?cols=study,optimizer.lr`): COLUMN_CHOICES, at most MAX_COLUMNS
+    ignored_columns: tuple[str, ...] = ()  # what `cols` asked for that is not shown (unknown, or past the limit)
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> RunsView:
@@ -46,6 +52,8 @@ class RunsView:
         status = params.get("status", "")
         tag = params.get("tag", "").strip().lower()
         sort = params.get("sort", "")
+        getlist = getattr(params, "getlist", None)  # a form without JS sends cols=a&cols=b
+        columns, ignored = _columns(",".join(getlist("cols")) if getlist else params.get("cols", ""))
         return cls(
             filter=RunFilter(
                 status=RunStatus(status) if status in RunStatus._value2member_map_ else None,
@@ -59,6 +67,8 @@ class RunsView:
             sort=typing.cast(SortKey, sort) if sort in SORT_KEYS else "-created",
             page=_whole(params.get("page"), 1, _MAX_PAGE, 1),
             per_page=next((s for s in PAGE_SIZES if params.get("per_page") == str(s)), PAGE_SIZES[0]),
+            columns=columns,
+            ignored_columns=ignored,
         )
 
     @property
@@ -84,7 +94,8 @@ class RunsView:
     def query(self, **changes: Any) -> str:
         """The query string of this view with `changes` (defaults left out, so links stay short)."""
         values: dict[str, Any] = {f.name: getattr(self.filter, f.name) for f in fields(self.filter)}
-        values |= {"sort": self.sort, "page": self.page, "per_page": self.per_page} | changes
+        values |= {"sort": self.sort, "page": self.page, "per_page": self.per_page, "cols": ",".join(self.columns)}
+        values |= changes
         defaults = {"sort": "-created", "page": 1, "per_page": PAGE_SIZES[0]} | _FILTER_DEFAULTS
         pairs = [
             (k, str(v.value if isinstance(v, RunStatus) else v))
@@ -100,3 +111,27 @@ def _archived(value: str | None) -> Archived:
 
 def _whole(value: str | None, low: int, high: int, default: T) -> int | T:
     return int(value) if value is not None and value.isdigit() and low <= int(value) <= high else default
+
+
+def _columns(raw: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`cols` as (the columns shown, in the order asked, each once; what is ignored): a name that is no spec field
+    and everything past MAX_COLUMNS is ignored (the page says so), never refused."""
+    shown: list[str] = []
+    ignored: list[str] = []
+    for name in (part.strip() for part in raw.split(",")):
+        if not name or name in shown:
+            continue
+        if name in COLUMN_CHOICES and len(shown) < MAX_COLUMNS:
+            shown.append(name)
+        elif len(ignored) < MAX_COLUMNS:
+            ignored.append(name[:60])
+    return tuple(shown), tuple(ignored)
+
+
+def spec_value(spec: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a spec (None where the spec has none: another architecture's field).
+    runs.js specValue reads the same for a live row."""
+    value: Any = spec
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value

@@ -2,7 +2,7 @@
 import { BLUES, classAxis, classNames, epochAxis, plot, valueAxis } from "./charts.js";
 import { TERMINAL, renderProgress, renderStatus, setField } from "./common.js";
 import { pageData } from "./dom.js";
-import { formatPercent, formatSeconds, localizeTime, timeElement } from "./format.js";
+import { formatPercent, formatSeconds, timeElement } from "./format.js";
 import { reason, sendJson } from "./http.js";
 import { follow } from "./live.js";
 import { followFinishedRun, showAnnotations, startAnnotations } from "./run_notes.js";
@@ -217,7 +217,6 @@ cancelButton.addEventListener("click", async () => {
 
 async function start() {
   startAnnotations(run);
-  for (const time of document.querySelectorAll("time")) localizeTime(time);
   const response = await fetch(`/api/runs/${run.id}/metrics`);
   if (!response.ok) {
     notice.textContent = `Could not load the metrics (HTTP ${response.status}): reload the page.`;

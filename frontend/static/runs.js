@@ -2,8 +2,8 @@
 // /api/events without a reload. Only the default view (newest first, page 1, no filters) takes new runs in;
 // any other view says that new runs exist and leaves the order the user asked for alone.
 import { renderProgress, renderStatus, setField } from "./common.js";
-import { el, fromTemplate } from "./dom.js";
-import { formatPercent, formatSeconds, localizeTime, timeElement } from "./format.js";
+import { el, fromTemplate, link } from "./dom.js";
+import { formatPercent, formatSeconds, timeElement } from "./format.js";
 import { follow } from "./live.js";
 
 const table = document.getElementById("runs");
@@ -43,10 +43,33 @@ function fillRow(row, run) {
   setField(row, "best", formatPercent(run.summary.best_test_acc));
   setField(row, "time", formatSeconds(run.summary.total_seconds));
   renderTags(row.querySelector('[data-field="tags"]'), run.tags ?? []);
+  for (const cell of row.querySelectorAll("td[data-spec]")) cell.textContent = specText(specValue(run.spec, cell.dataset.spec));
+  for (const cell of row.querySelectorAll('td[data-field="study"]')) renderStudy(cell, run);
   const created = row.querySelector('[data-field="created"]');
   if (created.firstElementChild?.dateTime !== run.created_at) created.replaceChildren(timeElement(run.created_at));
   renderStatus(row.querySelector('[data-field="status"]'), run);
   renderProgress(row.querySelector('[data-field="progress"]'), run, `progress-label-${run.id}`);
+}
+
+/** The value at a dotted spec path (runs_view.py spec_value), null where the spec has none. */
+function specValue(spec, path) {
+  return path.split(".").reduce((value, key) => (value != null && typeof value === "object" ? value[key] : null), spec) ?? null;
+}
+
+/** A spec value as its cell shows it: a number or word as written, a list or mapping as JSON, a dash for none. */
+function specText(value) {
+  if (value == null) return "—";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+/** The study column as runs.html renders it: a link to the study, then the run's label. */
+function renderStudy(cell, run) {
+  if (run.study_id == null) {
+    cell.textContent = "—";
+    return;
+  }
+  cell.replaceChildren(link(`/studies/${run.study_id}`, `study ${run.study_id}`), run.label ? ` · ${run.label}` : "");
+  cell.firstElementChild.className = "study-name";
 }
 
 /** Tag chips, as the tag_chips macro renders them: each links to the list filtered by that tag. */
@@ -161,7 +184,8 @@ compareButton.addEventListener("click", () => {
   window.location.href = `/compare?runs=${ids.join(",")}`;
 });
 showSelection();
-for (const time of tbody.querySelectorAll("time")) localizeTime(time);
+// The server wrote each spec cell's value as JSON beside its text: the same words a live update will show.
+for (const cell of tbody.querySelectorAll("td[data-spec][data-value]")) cell.textContent = specText(JSON.parse(cell.dataset.value));
 
 // Filters: a select applies at once; the URL keeps only what is set (a shared link shows the same view).
 filters.addEventListener("change", (event) => {
@@ -171,10 +195,13 @@ filters.addEventListener("submit", (event) => {
   event.preventDefault();
   if (!filters.reportValidity()) return;
   const query = new URLSearchParams();
+  const columns = [];
   for (const [name, value] of new FormData(filters)) {
     const text = String(value).trim();
-    if (text && !(name === "per_page" && text === PAGE_SIZE_DEFAULT)) query.append(name, text);
+    if (name === "cols") columns.push(text);
+    else if (text && !(name === "per_page" && text === PAGE_SIZE_DEFAULT)) query.append(name, text);
   }
+  if (columns.length) query.append("cols", columns.join(",")); // one readable ?cols=a,b
   const search = query.toString();
   window.location.href = search ? `/?${search}` : "/";
 });

@@ -3,23 +3,11 @@
 // computed from the server (no statistics here); every text goes in by textContent.
 import { classAxis, color, epochAxis, plot, plotText, translucent, valueAxis } from "./charts.js";
 import { el, headerCell, link, pageData } from "./dom.js";
-import { formatPercent, formatSeconds, formatSpread } from "./format.js";
+import { formatCell } from "./format.js";
 
 const { study } = pageData("report-data");
 const $ = (id) => document.getElementById(id);
 const METRICS = { test_acc: "test accuracy", train_loss: "train loss", test_loss: "test loss" };
-const FORMATS = {
-  percent: (v) => formatPercent(v), seconds: (v) => formatSeconds(v),
-  integer: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)),
-  rate: (v) => Math.round(v).toLocaleString("en-US"), text: (v) => String(v),
-};
-
-function cellText(value, kind) {
-  if (value == null) return "—";
-  const format = FORMATS[kind] ?? FORMATS.text;
-  return typeof value === "object" ? formatSpread(value, format) : format(value);
-}
-
 function drawSummary(summary) {
   $("report-caption").textContent = summary.caption;
   const numeric = (column) => (column.kind !== "text" ? "num" : "");
@@ -28,7 +16,7 @@ function drawSummary(summary) {
   );
   $("report-summary").tBodies[0].replaceChildren(...summary.rows.map((row) => {
     const tr = el("tr");
-    for (const column of summary.columns) tr.append(el("td", cellText(row[column.key], column.kind), numeric(column)));
+    for (const column of summary.columns) tr.append(el("td", formatCell(row[column.key], column.kind), numeric(column)));
     return tr;
   }));
 }

@@ -114,6 +114,10 @@ def summary_cell(page: Page, run_id: int, column: str) -> Any:
     return page.locator(f'#summary-table tr[data-run-id="{run_id}"] td[data-column="{column}"]')
 
 
+def summary_heads(page: Page) -> list[str]:
+    return page.eval_on_selector_all("#summary-table thead th", "ths => ths.map(th => th.textContent)")  # type: ignore[no-any-return]
+
+
 def config_fields(page: Page) -> list[str]:
     return page.locator("#config-table tbody th.field-name").all_inner_texts()
 
@@ -242,6 +246,10 @@ def test_summary_mode_caption_and_exports(page: Page, runs: Runs, api: httpx.Cli
     expect(caption).to_have_text(re.compile(r"^Test accuracy at each run's best epoch"))
     expect(summary_cell(page, runs.a, "test_acc")).to_have_text("80.00 %")
     expect(summary_cell(page, runs.a, "summary_epoch")).to_have_text("2")
+    # Best mode: the best accuracy and its epoch are the test accuracy and its epoch, shown once; the unit is
+    # in the cells ("80.00 %"), never again in the header.
+    assert summary_heads(page) == ["Run", "Test acc", "Epoch", "Final acc", "Epochs", "Time", "Images/s"]
+    expect(summary_cell(page, runs.a, "best_test_acc")).to_have_count(0)
     expect(summary_cell(page, runs.a, "test_acc")).to_have_class(re.compile(r"\bbest\b"))
     expect(summary_cell(page, runs.a, "total_seconds")).to_have_text("4.5 s")
     expect(summary_cell(page, runs.b, "total_seconds")).to_have_text("6.0 s")
@@ -252,6 +260,8 @@ def test_summary_mode_caption_and_exports(page: Page, runs: Runs, api: httpx.Cli
     expect(caption).to_have_text("Test accuracy at each run's last epoch.")
     expect(summary_cell(page, runs.a, "test_acc")).to_have_text("70.00 %")
     expect(summary_cell(page, runs.a, "summary_epoch")).to_have_text("3")
+    assert summary_heads(page)[1:5] == ["Test acc", "Epoch", "Best acc", "Best epoch"]  # the best differs now
+    expect(summary_cell(page, runs.a, "best_test_acc")).to_have_text("80.00 %")
     expect(summary_cell(page, runs.b, "test_acc")).to_have_class(re.compile(r"\bbest\b"))  # 75 beats 70
     expect(page).to_have_url(re.compile(r"summary=last"))
     # Per-class accuracy follows the mode too: A's last epoch now.

@@ -83,6 +83,9 @@ def test_the_report_draws_mean_curves_with_a_band_and_per_class_bars(
     expect(page.locator("body[data-report-ready=true]")).to_have_count(1)
     expect(page.locator("#report-summary tbody tr")).to_have_count(2)
     expect(page.locator("#report-summary tbody tr").first).to_contain_text("82.00 % ± 2.00 %")
+    # One rule for every table on a page: the unit in each cell ("82.00 %"), never also in the header.
+    heads = page.eval_on_selector_all("#report-summary thead th", "ths => ths.map(th => th.textContent)")
+    assert "Test acc" in heads and "Time" in heads and not any("(" in head for head in heads), heads
     for metric in ("test_acc", "train_loss", "test_loss"):
         names = page.evaluate(f"document.getElementById('report-{metric}').data.map((t) => t.name)")
         assert names == ["three seeds − std", "three seeds + std", "three seeds (mean of 3)", "single"]

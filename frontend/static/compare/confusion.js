@@ -115,7 +115,7 @@ export function drawDiff() {
   }], {
     // The plot area a little narrower than tall: the square heatmap fills its width, so the colour bar (placed
     // by the plot area's width) stands right beside it.
-    height: size, width: Math.min(size + 60, div.parentElement.clientWidth || size + 60), hovermode: "closest",
+    height: size, width: Math.min(size + 60, div.clientWidth || size + 60), hovermode: "closest",
     showlegend: false, margin: { l: 90, r: 80, t: 8, b: 80 },
     xaxis: { ...classAxis(labels, "predicted"), scaleanchor: "y", constrain: "domain" },
     yaxis: { ...classAxis(labels, "true"), autorange: "reversed", constrain: "domain" },

@@ -1,31 +1,27 @@
 // The compare page's summary table (seed groups first, then the single runs) and its exports.
 import { el, headerCell } from "../dom.js";
-import { formatPercent, formatSeconds, formatSpread } from "../format.js";
+import { formatCell } from "../format.js";
 import { $, legendNames, runIds, runLink, seedGroups, state, swatch, view } from "./state.js";
 
-const formatInteger = (value) => (value == null ? "—" : String(value));
-const formatRate = (value) => (value == null ? "—" : Math.round(value).toLocaleString("en-US"));
+// The seed groups' numbers (mean ± std), of the columns the table shows in this mode.
+const GROUP_KEYS = ["test_acc", "best_test_acc", "final_test_acc", "total_seconds"];
 
-// Summary table columns, as GET /api/compare/summary exports them.
-const SUMMARY = [
-  ["test_acc", formatPercent], ["summary_epoch", formatInteger], ["best_test_acc", formatPercent],
-  ["best_epoch", formatInteger], ["final_test_acc", formatPercent], ["epochs_run", formatInteger],
-  ["total_seconds", formatSeconds], ["images_per_s", formatRate],
-];
-const GROUP_COLUMNS = [
-  ["Test acc", "test_acc", formatPercent], ["Best acc", "best_test_acc", formatPercent],
-  ["Final acc", "final_test_acc", formatPercent], ["Time", "total_seconds", formatSeconds],
-];
+/** The server's summary columns in this mode (each number once), less the run's name and the early-stop flag
+ * (a badge beside the epochs here). */
+function shownColumns() {
+  return state.data.columns.filter((column) => column.kind !== "text" && column.kind !== "flag");
+}
 
 export function exportUrl(format) {
   return `/api/compare/summary?${new URLSearchParams({ runs: runIds.join(","), summary: view.summary, format })}`;
 }
 
 /** Seed groups first (mean ± std over each group's succeeded runs), then a head row for the single runs. */
-function groupRows() {
+function groupRows(columns) {
   const groups = seedGroups();
   if (!groups.length) return [];
-  const span = SUMMARY.length + 1;
+  const span = columns.length + 1;
+  const groupColumns = columns.filter((column) => GROUP_KEYS.includes(column.key));
   const head = (text, columns) => {
     const tr = el("tr", null, "subhead");
     const th = headerCell(text, "colgroup");
@@ -36,7 +32,7 @@ function groupRows() {
     } else th.colSpan = span;
     return tr;
   };
-  const rows = [head("Seed groups", ["n", ...GROUP_COLUMNS.map(([title]) => title)])];
+  const rows = [head("Seed groups", ["n", ...groupColumns.map((column) => column.title)])];
   for (const group of groups) {
     const tr = el("tr", null, "group-row");
     tr.dataset.group = `${group.study_id}:${group.label}`;
@@ -46,12 +42,12 @@ function groupRows() {
     const n = el("td", `${group.n} of ${group.run_ids.length}`, "num");
     n.dataset.column = "n";
     tr.append(label, n);
-    for (const [, key, format] of GROUP_COLUMNS) {
-      const td = el("td", formatSpread(group[key], format), "num");
+    for (const { key, kind } of groupColumns) {
+      const td = el("td", formatCell(group[key], kind), "num");
       td.dataset.column = key;
       tr.append(td);
     }
-    tr.lastElementChild.colSpan = span - 1 - GROUP_COLUMNS.length;
+    tr.lastElementChild.colSpan = span - 1 - groupColumns.length;
     rows.push(tr);
   }
   rows.push(head("Single runs"));
@@ -63,14 +59,17 @@ export function drawSummary() {
   const names = legendNames();
   $("summary-caption").textContent = data.caption;
   $("summary-mode").value = data.summary_mode;
+  const columns = shownColumns();
+  $("summary-table").tHead.rows[0].replaceChildren(headerCell("Run", "col"),
+    ...columns.map((column) => headerCell(column.title, "col", "num")));
   const rows = data.summary.map((row, i) => {
     const tr = el("tr");
     tr.dataset.runId = String(row.run_id);
     const label = headerCell(null, "row", "run-col");
     label.append(swatch(i), runLink(i, names[i]));
     tr.append(label);
-    for (const [key, format] of SUMMARY) {
-      const td = el("td", format(row[key]), "num");
+    for (const { key, kind } of columns) {
+      const td = el("td", formatCell(row[key], kind), "num");
       td.dataset.column = key;
       if (key === "epochs_run" && row.early_stopped) td.append(" ", el("span", "early stop", "badge early-stop"));
       const best = data.best[key] ?? [];
@@ -82,7 +81,7 @@ export function drawSummary() {
     }
     return tr;
   });
-  $("summary-table").tBodies[0].replaceChildren(...groupRows(), ...rows);
+  $("summary-table").tBodies[0].replaceChildren(...groupRows(columns), ...rows);
   for (const a of document.querySelectorAll("a[data-format]")) a.href = exportUrl(a.dataset.format);
 }
 

@@ -174,3 +174,21 @@ def test_seed_repeats_of_a_study_variant_are_grouped(client: Any) -> None:
     assert set(group["series"]) == set(body["series"])
     alone = client.get(f"/api/compare?runs={ids[0]},{other}", headers=API).json()
     assert alone["groups"] == []
+
+
+def test_each_number_is_one_column_in_each_summary_mode(client: Any) -> None:
+    """At the best epoch the test accuracy is the best accuracy: the table and its files show it once; at the
+    epoch a run ended with it is the final accuracy."""
+    a = trained(client, [0.6, 0.8, 0.7], name="k_3")
+    keys = {
+        mode: [c["key"] for c in client.get(f"/api/compare?runs={a}&summary={mode}", headers=API).json()["columns"]]
+        for mode in ("best", "last", "stop")
+    }
+    assert "best_test_acc" not in keys["best"] and "best_epoch" not in keys["best"]
+    assert {"test_acc", "summary_epoch", "final_test_acc"} <= set(keys["best"])
+    assert {"test_acc", "best_test_acc", "best_epoch", "final_test_acc"} <= set(keys["last"])
+    assert "final_test_acc" not in keys["stop"] and "best_test_acc" in keys["stop"]
+    header = client.get(f"/api/compare/summary?runs={a}&format=csv", headers=API).text.splitlines()[0]
+    assert header == "Run,Test acc (%),Epoch,Final acc (%),Epochs,Early stop,Time (s),Images/s"  # the unit once
+    row = client.get(f"/api/compare?runs={a}", headers=API).json()["summary"][0]
+    assert (row["test_acc"], row["best_test_acc"], row["summary_epoch"], row["best_epoch"]) == (0.8, 0.8, 2, 2)

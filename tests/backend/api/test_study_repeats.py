@@ -142,7 +142,7 @@ def test_study_means_and_stds_equal_numpy_over_the_stored_numbers(client: Any) -
     report = client.get(f"/api/studies/{created['id']}/report.md", headers=API)
     assert report.headers["content-type"].startswith("text/markdown")
     assert report.text.startswith("# seeds\n") and f"| seeded | 3 | {mean:.2f} ± {std:.2f} |" in report.text
-    assert "| Class | seeded | single |" in report.text
+    assert "| Class | seeded (%) | single (%) |" in report.text  # the unit in the header, cells bare
     assert f"| 1 | {100 * np.mean([0.82, 0.78, 0.90]):.2f} | 54.00 |" in report.text  # class 1: acc - 0.01
 
 

@@ -11,8 +11,8 @@ from trainboard.schemas import Spread
 
 COLUMNS = [
     exports.Column("label", "Run"),
-    exports.Column("acc", "Test acc (%)", "percent"),
-    exports.Column("seconds", "Time (s)", "seconds"),
+    exports.Column("acc", "Test acc", "percent"),
+    exports.Column("seconds", "Time", "seconds"),
     exports.Column("rate", "Images/s", "rate"),
     exports.Column("stopped", "Early stop", "flag"),
 ]
@@ -69,7 +69,7 @@ def test_latex_escapes_and_round_trips() -> None:
 def test_spread_values_show_mean_and_std_and_split_into_two_csv_columns() -> None:
     columns = [
         exports.Column("label", "Version"),
-        exports.Column("acc", "Acc (%)", "percent", spread=True),
+        exports.Column("acc", "Acc", "percent", spread=True),
         exports.Column("epochs", "Epochs", "integer", spread=True),
     ]
     rows = [

@@ -101,7 +101,7 @@ def test_the_runs_list_selection_archives_restores_and_deletes(browser: Any) -> 
     a, b, c = create(browser), create(browser), create(browser)
     add_artifacts(browser, b)
     page = browser.get("/").text
-    assert '<td class="num col-disk">1.2 kB</td>' in page
+    assert '<td class="num col-disk col-minor">1.2 kB</td>' in page
     assert 'name="run_ids" form="selected-actions"' in page
     token = csrf_of(page)
     response = browser.post(

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from backend.web.runs_view import RunsView
+from backend.web.runs_view import MAX_COLUMNS, RunsView, spec_value
 from tests.conftest import API, tiny_spec
+from trainboard.spec import SPEC_FIELDS
 
 
 def row_ids(html: str) -> list[int]:
@@ -126,3 +127,17 @@ def test_the_run_page_offers_its_weights_and_says_where_it_resumed(browser: Any)
     assert f'href="/api/runs/{run["id"]}/weights"' in page and "Download weights (2.0 kB)" in page
     download = browser.get(f"/api/runs/{run['id']}/weights")  # with the browser's session, as the link does
     assert download.status_code == 200 and download.content == b"w" * 2048
+
+
+def test_runs_view_columns_are_known_spec_fields_at_most_eight() -> None:
+    view = RunsView.from_query({"cols": "optimizer.lr, batch_size,bogus,optimizer.lr,study"})
+    assert view.columns == ("optimizer.lr", "batch_size", "study")
+    assert view.ignored_columns == ("bogus",)
+    assert view.query() == "cols=optimizer.lr%2Cbatch_size%2Cstudy"
+    many = RunsView.from_query(
+        {"cols": "epochs,batch_size,seed,device,name,optimizer.lr,optimizer.name,model.arch,dataset.name"}
+    )
+    assert len(many.columns) == MAX_COLUMNS and many.ignored_columns == ("dataset.name",)
+    assert spec_value({"optimizer": {"lr": 0.1}, "model": {"hidden": [8]}}, "optimizer.lr") == 0.1
+    assert spec_value({"model": {"hidden": [8]}}, "model.channels") is None
+    assert "optimizer.lr" in SPEC_FIELDS and "model.head.kind" in SPEC_FIELDS and "scheduler.gamma" in SPEC_FIELDS
