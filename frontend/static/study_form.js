@@ -104,6 +104,7 @@ function addOverrideRow(row, path = "", value = "") {
     line.remove();
     nameFields(row);
     tableToJson(row);
+    row.querySelector(".v-add-field").focus(); // the keyboard's place, now that its button is gone
   });
   for (const input of line.querySelectorAll("input")) input.addEventListener("input", () => tableToJson(row));
   row.querySelector(".v-fields tbody").append(line);

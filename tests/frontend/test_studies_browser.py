@@ -313,6 +313,7 @@ def test_the_variants_fields_table_and_their_json_stay_in_step(
     assert values(first.locator(".o-path")) == ["epochs", "optimizer.nesterov", "name"]
     page.get_by_role("button", name="Remove field 3 of variant 1").click()  # the table writes valid JSON again
     expect(first.locator(".v-json-error")).to_be_hidden()
+    expect(page.get_by_role("button", name="Add a field to variant 1")).to_be_focused()  # focus is not lost
     assert json.loads(page.get_by_label("Overrides of variant 1").input_value()) == {
         "epochs": 3,
         "optimizer.nesterov": True,
