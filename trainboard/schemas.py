@@ -336,13 +336,14 @@ class SweepCreate(BaseModel):
     )
 
 
-class SweepPreview(BaseModel):
-    """What `POST /api/sweeps` would queue: how many runs, and the label of each point."""
+class SweepPreview(StudyPreview):
+    """What `POST /api/sweeps` would queue: every run (as a study's preview gives them), how many, and the
+    label of each point."""
 
     count: int = Field(description="Runs in all: points x repeats.")
     points: int
     repeats: int
-    labels: list[str]
+    labels: list[str] = Field(description="One per point of the grid, in order (a point's repeats share it).")
 
 
 class PresetVariant(BaseModel):

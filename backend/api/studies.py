@@ -98,13 +98,10 @@ def create_sweep(
 
 
 @router.post("/sweeps/preview", response_model=SweepPreview, responses=USER)
-def preview_sweep(body: SweepCreate) -> SweepPreview:
-    """How many runs `POST /api/sweeps` would queue and each point's label; checks the paths and the size
-    (not the specs, which `POST /api/sweeps` validates); queues nothing."""
-    points = study_plans.sweep_points(body)
-    return SweepPreview(
-        count=len(points) * body.repeats, points=len(points), repeats=body.repeats, labels=[p.label for p in points]
-    )
+def preview_sweep(body: SweepCreate, settings: SettingsDep) -> SweepPreview:
+    """What `POST /api/sweeps` would queue for this body: every run with its key settings (each point's
+    spec validated, as `POST /api/sweeps` does), the count and each point's label; queues nothing."""
+    return study_plans.sweep_preview(body, settings.memory_budget_gb)
 
 
 @router.post("/studies/preview", response_model=StudyPreview, responses=USER)

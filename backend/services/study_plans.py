@@ -21,7 +21,7 @@ from trainboard.presets.variants import (
     run_count_error,
     sweep_variants,
 )
-from trainboard.schemas import PlannedRun, StudyCreate, SweepCreate
+from trainboard.schemas import PlannedRun, StudyCreate, SweepCreate, SweepPreview
 from trainboard.spec import (
     DATASET_SHAPES,
     CNNSpec,
@@ -175,6 +175,22 @@ def resolve_sweep(request: SweepCreate, memory_budget_gb: float | None = None) -
         specs=specs,
         repeats=repeats,
         reported={},
+    )
+
+
+def sweep_preview(request: SweepCreate, memory_budget_gb: float | None = None) -> SweepPreview:
+    """What `POST /api/sweeps` would queue: every run, validated and in words, and the grid's points."""
+    labels = [point.label for point in sweep_points(request)]
+    planned = resolve_sweep(request, memory_budget_gb).planned()
+    return SweepPreview(
+        name=request.name.strip(),
+        description=request.description,
+        preset=None,
+        data=planned,
+        count=len(planned),
+        points=len(labels),
+        repeats=request.repeats,
+        labels=labels,
     )
 
 

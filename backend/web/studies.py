@@ -19,6 +19,7 @@ from backend.web.session import PageSession
 from backend.web.templating import render
 from trainboard.presets import presets
 from trainboard.schemas import Archived
+from trainboard.spec import SPEC_FIELDS
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,6 +62,7 @@ def new_study_page(
         presets=available,
         chosen=chosen,
         presets_json=htmlsafe_json_dumps(available),
+        spec_fields=SPEC_FIELDS,
     )
 
 

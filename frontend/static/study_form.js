@@ -1,10 +1,10 @@
 // The new-study page: choose a preset (or not), edit the base spec and the variants, preview what would be
 // queued (checked on the server), then queue. Every text from the user or the server goes in by textContent.
-import { el, tableRow } from "./dom.js";
+import { el, fromTemplate, pageData, tableRow } from "./dom.js";
 import { formatPercent, formatSeconds, plural } from "./format.js";
 import { sendJson } from "./http.js";
 
-const presets = new Map(JSON.parse(document.getElementById("presets-data").textContent).map((p) => [p.name, p]));
+const presets = new Map(pageData("presets-data").map((p) => [p.name, p]));
 const form = document.getElementById("study-form");
 const presetSelect = document.getElementById("f-preset");
 const nameInput = document.getElementById("f-name");
@@ -13,6 +13,7 @@ const baseInput = document.getElementById("f-base");
 const setInput = document.getElementById("f-set");
 const variantList = document.getElementById("variants");
 const rowTemplate = document.getElementById("variant-row");
+const overrideTemplate = document.getElementById("override-row");
 const alertBox = document.getElementById("study-errors");
 const statusLine = document.getElementById("form-status");
 const previewSection = document.getElementById("preview-section");
@@ -79,6 +80,88 @@ function reportedText(reported) {
   return parts.length ? `reported ${parts.join(" · ")}` : "";
 }
 
+// --- a variant's overrides: a table of (dotted field, value) rows, kept in step with its JSON ---------------
+
+/** A value as typed: JSON when it reads as JSON (0.1, true, [5, 5], "x"), else the text itself. */
+function parseValue(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A value as a table cell shows it: text as typed, unless it would read back as something else ("0.1"). */
+function valueText(value) {
+  return typeof value === "string" && parseValue(value) === value ? value : inlineJson(value);
+}
+
+function addOverrideRow(row, path = "", value = "") {
+  const line = fromTemplate(overrideTemplate);
+  line.querySelector(".o-path").value = path;
+  line.querySelector(".o-value").value = value;
+  line.querySelector(".o-remove").addEventListener("click", () => {
+    line.remove();
+    nameFields(row);
+    tableToJson(row);
+    row.querySelector(".v-add-field").focus(); // the keyboard's place, now that its button is gone
+  });
+  for (const input of line.querySelectorAll("input")) input.addEventListener("input", () => tableToJson(row));
+  row.querySelector(".v-fields tbody").append(line);
+  nameFields(row);
+  return line;
+}
+
+/** Each field row's inputs named by its place: "Field 2 of variant 1". */
+function nameFields(row) {
+  const variant = row.querySelector(".variant-index").textContent;
+  [...row.querySelector(".v-fields tbody").children].forEach((line, index) => {
+    const where = `${index + 1} of variant ${variant}`;
+    line.querySelector(".o-path").setAttribute("aria-label", `Field ${where}`);
+    line.querySelector(".o-value").setAttribute("aria-label", `Value ${where}`);
+    line.querySelector(".o-remove").setAttribute("aria-label", `Remove field ${where}`);
+  });
+}
+
+/** The table's rows as the variant's JSON (a row without a field is left out until it has one). */
+function tableToJson(row) {
+  const set = {};
+  for (const line of row.querySelector(".v-fields tbody").children) {
+    const path = line.querySelector(".o-path").value.trim();
+    if (path) set[path] = parseValue(line.querySelector(".o-value").value.trim());
+  }
+  const box = row.querySelector(".v-set");
+  box.value = formatObject(set);
+  box.removeAttribute("aria-invalid");
+  fitRows(box);
+  showJsonError(row, "");
+}
+
+/** The variant's JSON as the table's rows; invalid JSON is said, and the table stays as it was. */
+function jsonToTable(row) {
+  const box = row.querySelector(".v-set");
+  let set;
+  try {
+    set = box.value.trim() === "" ? {} : JSON.parse(box.value);
+  } catch (error) {
+    showJsonError(row, `Not valid JSON: ${error.message}. The fields above are as they were.`);
+    return;
+  }
+  if (!isObject(set)) {
+    showJsonError(row, "Overrides are a JSON object of dotted paths. The fields above are as they were.");
+    return;
+  }
+  showJsonError(row, "");
+  row.querySelector(".v-fields tbody").replaceChildren();
+  for (const [path, value] of Object.entries(set)) addOverrideRow(row, path, valueText(value));
+}
+
+function showJsonError(row, text) {
+  const box = row.querySelector(".v-json-error");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
 function renumber() {
   const count = variantList.children.length;
   editorSummary.textContent = `Base spec and variants (${plural(count, "variant")})`;
@@ -86,11 +169,15 @@ function renumber() {
     row.querySelector(".variant-index").textContent = String(index + 1);
     row.querySelector(".v-label").setAttribute("aria-label", `Label of variant ${index + 1}`);
     row.querySelector(".v-set").setAttribute("aria-label", `Overrides of variant ${index + 1}`);
+    row.querySelector(".v-fields-caption").textContent = `Overrides of variant ${index + 1} by field`;
+    row.querySelector(".v-add-field").setAttribute("aria-label", `Add a field to variant ${index + 1}`);
+    row.querySelector(".v-remove").setAttribute("aria-label", `Remove variant ${index + 1}`);
+    nameFields(row);
   });
 }
 
 function addVariant(variant = { label: "", set: {} }) {
-  const row = rowTemplate.content.firstElementChild.cloneNode(true);
+  const row = fromTemplate(rowTemplate);
   rowCount += 1;
   const labelId = `v-${rowCount}-label`;
   const setId = `v-${rowCount}-set`;
@@ -102,7 +189,13 @@ function addVariant(variant = { label: "", set: {} }) {
   const setBox = row.querySelector(".v-set");
   setBox.value = formatObject(variant.set);
   fitRows(setBox);
-  setBox.addEventListener("input", () => fitRows(setBox));
+  setBox.addEventListener("input", () => {
+    fitRows(setBox);
+    jsonToTable(row);
+  });
+  row.querySelector(".v-add-field").addEventListener("click", () => {
+    addOverrideRow(row).querySelector(".o-path").focus();
+  });
   if (variant.reported) row.dataset.reported = JSON.stringify(variant.reported);
   if (variant.spec) row.dataset.spec = JSON.stringify(variant.spec);
   row.querySelector(".v-reported").textContent = reportedText(variant.reported);
@@ -112,6 +205,7 @@ function addVariant(variant = { label: "", set: {} }) {
   });
   variantList.append(row);
   renumber();
+  jsonToTable(row);
   return row;
 }
 
@@ -289,13 +383,11 @@ function parseValues(text) {
       if (Array.isArray(value)) return value;
     } catch { /* not JSON: try the next reading */ }
   }
-  return trimmed.split(",").map((part) => part.trim()).filter(Boolean).map((part) => {
-    try { return JSON.parse(part); } catch { return part; }
-  });
+  return trimmed.split(",").map((part) => part.trim()).filter(Boolean).map(parseValue);
 }
 
 function addAxis(path = "", values = "") {
-  const row = gridTemplate.content.firstElementChild.cloneNode(true);
+  const row = fromTemplate(gridTemplate);
   const index = gridList.children.length;
   for (const [cls, value] of [["g-path", path], ["g-values", values]]) {
     const input = row.querySelector(`.${cls}`);
@@ -328,12 +420,18 @@ function scheduleCount() {
   countTimer = setTimeout(updateCount, 250);
 }
 
-/** The live count: how many runs the grid is, or why the server refuses it. */
+/** The live count: how many runs the grid is (each point checked on the server), or why it is refused. */
 async function updateCount() {
   const request = ++countRequest;
-  const body = sweepBody({});
-  if (!Object.keys(body.grid).length) {
-    sweepCount.textContent = "Add a field and its values.";
+  let base;
+  try {
+    base = JSON.parse(baseInput.value);
+  } catch {
+    base = null;
+  }
+  const body = sweepBody(base);
+  if (!Object.keys(body.grid).length || !isObject(base)) {
+    sweepCount.textContent = isObject(base) ? "Add a field and its values." : "The count needs the base spec as JSON.";
     sweepLabels.replaceChildren();
     return;
   }
@@ -341,13 +439,18 @@ async function updateCount() {
   const { response, answer } = await post("/api/sweeps/preview", body);
   if (request !== countRequest) return; // a newer edit has asked since
   if (response.ok) {
-    sweepCount.textContent =
-      `${plural(answer.count, "run")} (${plural(answer.points, "point")} × ${plural(answer.repeats, "repeat")})`;
-    sweepLabels.replaceChildren(...answer.labels.map((label) => el("li", label)));
+    showCount(answer);
   } else {
     sweepCount.textContent = errorLines(answer.detail).join("; ");
     sweepLabels.replaceChildren();
   }
+}
+
+/** A sweep preview's count and its points' labels, next to the grid. */
+function showCount(answer) {
+  sweepCount.textContent =
+    `${plural(answer.count, "run")} (${plural(answer.points, "point")} × ${plural(answer.repeats, "repeat")})`;
+  sweepLabels.replaceChildren(...answer.labels.map((label) => el("li", label)));
 }
 
 function errorLines(detail) {
@@ -361,6 +464,7 @@ function setMode() {
   document.getElementById("variant-fields").hidden = sweep;
   document.getElementById("start-from").hidden = sweep;
   editorSummary.textContent = sweep ? "Base spec and grid" : "Base spec and variants";
+  previewSection.hidden = true; // a preview of the other kind of study is not this one's
   if (sweep) {
     editor.open = true;
     if (!gridList.children.length) addAxis("optimizer.lr", "0.1, 0.01");
@@ -441,14 +545,17 @@ function showPreview(preview) {
   previewSection.hidden = false;
 }
 
+/** Both kinds of study preview the same: every planned run in the table, and how many. */
+function previewed(answer) {
+  showPreview(answer);
+  previewSection.scrollIntoView({ block: "start" });
+}
+
 // What differs between the two modes, in one place: where the study goes, what a preview shows, where errors go.
 const MODES = {
   variants: {
     root: "/api/studies",
-    previewed: (answer) => {
-      showPreview(answer);
-      previewSection.scrollIntoView({ block: "start" });
-    },
+    previewed,
     refused: (detail) => {
       previewSection.hidden = true;
       showServerErrors(detail);
@@ -456,8 +563,14 @@ const MODES = {
   },
   sweep: {
     root: "/api/sweeps",
-    previewed: () => updateCount(),
-    refused: (detail) => showAlert("Nothing was queued:", errorLines(detail)),
+    previewed: (answer) => {
+      showCount(answer);
+      previewed(answer);
+    },
+    refused: (detail) => {
+      previewSection.hidden = true;
+      showAlert("Nothing was queued:", errorLines(detail));
+    },
   },
 };
 
@@ -495,6 +608,7 @@ document.getElementById("add-axis").addEventListener("click", () => {
   scheduleCount();
 });
 repeatsInput.addEventListener("input", scheduleCount);
+baseInput.addEventListener("input", () => { if (isSweep()) scheduleCount(); });
 for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", setMode);
 form.addEventListener("submit", (event) => {
   event.preventDefault();

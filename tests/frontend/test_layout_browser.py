@@ -96,6 +96,7 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(
         f"/studies/{made['id']}",
         f"/studies/{made['id']}/report",
         "/studies/new",
+        "/studies/new?preset=resnet18-finetune",  # the preset's table of its variants
         "/workers",
         "/docs",
     ]

@@ -174,7 +174,7 @@ def test_a_study_of_your_own_with_errors_next_to_their_variant(
     fourth = page.locator("#variants > li").nth(3)
     expect(fourth.locator(".v-errors")).to_contain_text("Not valid JSON")
     expect(page.locator("#study-errors")).to_contain_text("Nothing was sent")
-    fourth.get_by_role("button", name="Remove").click()
+    fourth.get_by_role("button", name="Remove variant").click()
     expect(page.locator("#variants > li")).to_have_count(3)
 
     with page.expect_response("**/api/studies/preview") as answer:
@@ -215,7 +215,7 @@ def test_an_edited_preset_is_queued_as_a_study_of_your_own_keeping_the_reported_
     expect(page.get_by_label("Preset")).to_have_value("mnist-ablations")
     page.locator("#editor-summary").click()
     for index in range(17, 2, -1):  # keep the first three variants
-        page.locator("#variants > li").nth(index).get_by_role("button", name="Remove").click()
+        page.locator("#variants > li").nth(index).get_by_role("button", name="Remove variant").click()
     expect(page.locator("#editor-summary")).to_have_text("Base spec and variants (3 variants)")
     page.get_by_label("Applied to every variant").fill('{"epochs": 1}')
     with page.expect_response("**/api/studies") as answer:
@@ -227,3 +227,122 @@ def test_an_edited_preset_is_queued_as_a_study_of_your_own_keeping_the_reported_
     assert study["preset"] is None and study["runs"] == 3
     assert study["reported"]["Norm"]["test_acc"] == 0.97
     expect(page.locator("#study-runs tbody tr").nth(1).locator("td.reported")).to_have_text(["97 %", "122.81 s"])
+
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
+
+def values(inputs: Locator) -> list[str]:
+    """The values of these inputs, in order (what the page wrote into them on the last input event)."""
+    return inputs.evaluate_all("(inputs) => inputs.map((input) => input.value)")  # type: ignore[no-any-return]
+
+
+def fits(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_the_sweep_preview_lists_the_planned_runs_and_their_count(
+    page: Page, api: httpx.Client, screenshots: Path
+) -> None:
+    page.goto("/studies/new")
+    page.get_by_label("Sweep: a grid over spec fields").check()
+    expect(page.locator("#sweep-count")).to_have_text("2 runs (2 points × 1 repeat)")
+    page.get_by_role("button", name="Add field").click()
+    page.locator("#g-path-1").fill("batch_size")
+    page.locator("#g-values-1").fill("32, 64")
+    page.get_by_label("Repeats (seeds per point)").fill("2")
+    expect(page.locator("#sweep-count")).to_have_text("8 runs (4 points × 2 repeats)")
+    page.get_by_label("Name", exact=True).fill("lr x batch")
+    with page.expect_response("**/api/sweeps/preview") as previewed:
+        page.get_by_role("button", name="Preview").click()
+    assert previewed.value.status == 200
+    planned = page.locator("#preview-table tbody tr")
+    expect(planned).to_have_count(8)  # every run, a point's repeats one after the other
+    expect(page.locator("#preview-summary")).to_have_text("8 runs would be queued as “lr x batch”.")
+    expect(planned.locator("td.label")).to_have_text(
+        [f"optimizer.lr={lr}, batch_size={b}" for lr in ("0.1", "0.01") for b in (32, 64) for _ in range(2)]
+    )
+    expect(planned.nth(0)).to_contain_text("sgd lr 0.1")
+    expect(planned.nth(7)).to_contain_text("sgd lr 0.01")
+    expect(planned.nth(7)).to_contain_text("batch 64")
+    for width, viewport in (("1440", DESKTOP), ("390", PHONE)):
+        page.set_viewport_size(viewport)
+        assert fits(page), f"the sweep preview scrolls sideways at {width} px"
+        page.screenshot(path=screenshots / f"study-new-sweep-{width}.png", full_page=True, animations="disabled")
+    assert api.get("/api/studies").json()["count"] == 0  # a preview queues nothing
+
+    page.get_by_label("Repeats (seeds per point)").fill("20")
+    page.locator("#g-values-1").fill(", ".join(str(b) for b in range(8, 28)))
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#study-errors")).to_contain_text("the limit is 200")
+    expect(page.locator("#preview-section")).to_be_hidden()  # no preview of a sweep that would be refused
+
+
+def test_the_variants_fields_table_and_their_json_stay_in_step(
+    page: Page, api: httpx.Client, screenshots: Path
+) -> None:
+    page.goto("/studies/new")
+    expect(page.locator('#spec-fields option[value="optimizer.lr"]')).to_have_count(1)  # the fields offered
+    second = page.locator("#variants > li").nth(1)
+    fields = second.locator(".v-fields tbody tr")
+    expect(fields).to_have_count(1)  # the example's {"model.kernel_sizes": [5, 5]}, as a row
+    expect(fields.locator(".o-path")).to_have_value("model.kernel_sizes")
+    expect(fields.locator(".o-value")).to_have_value("[5, 5]")
+    expect(fields.locator(".o-path")).to_have_attribute("list", "spec-fields")
+
+    # a row added in the table goes into the JSON, its value read as JSON when it reads as JSON
+    page.get_by_role("button", name="Add a field to variant 2").click()
+    expect(page.get_by_label("Field 2 of variant 2", exact=True)).to_be_focused()
+    page.get_by_label("Field 2 of variant 2", exact=True).fill("optimizer.lr")
+    page.get_by_label("Value 2 of variant 2", exact=True).fill("0.05")
+    overrides = page.get_by_label("Overrides of variant 2")
+    assert json.loads(overrides.input_value()) == {"model.kernel_sizes": [5, 5], "optimizer.lr": 0.05}
+    page.get_by_role("button", name="Add a field to variant 1").click()
+    page.get_by_label("Field 1 of variant 1", exact=True).fill("optimizer.name")
+    page.get_by_label("Value 1 of variant 1", exact=True).fill("adam")  # not JSON: a string
+    assert json.loads(page.get_by_label("Overrides of variant 1").input_value()) == {"optimizer.name": "adam"}
+
+    # the JSON edited goes into the table; invalid JSON is said and leaves the table as it was
+    page.get_by_label("Overrides of variant 1").fill('{"epochs": 3, "optimizer.nesterov": true, "name": "0.5"}')
+    first = page.locator("#variants > li").nth(0)
+    assert values(first.locator(".o-path")) == ["epochs", "optimizer.nesterov", "name"]
+    assert values(first.locator(".o-value")) == ["3", "true", '"0.5"']  # a string that reads as a number
+    page.get_by_label("Overrides of variant 1").fill('{"epochs": ')
+    expect(first.locator(".v-json-error")).to_contain_text("Not valid JSON")
+    assert values(first.locator(".o-path")) == ["epochs", "optimizer.nesterov", "name"]
+    page.get_by_role("button", name="Remove field 3 of variant 1").click()  # the table writes valid JSON again
+    expect(first.locator(".v-json-error")).to_be_hidden()
+    expect(page.get_by_role("button", name="Add a field to variant 1")).to_be_focused()  # focus is not lost
+    assert json.loads(page.get_by_label("Overrides of variant 1").input_value()) == {
+        "epochs": 3,
+        "optimizer.nesterov": True,
+    }
+    page.get_by_label("Value 2 of variant 1", exact=True).fill("false")
+    page.get_by_label("Field 2 of variant 1", exact=True).fill("optimizer.momentum")
+    page.get_by_label("Value 2 of variant 1", exact=True).fill("0.9")
+    for width, viewport in (("1440", DESKTOP), ("390", PHONE)):
+        page.set_viewport_size(viewport)
+        assert fits(page), f"the variants editor scrolls sideways at {width} px"
+        page.screenshot(path=screenshots / f"study-new-fields-{width}.png", full_page=True, animations="disabled")
+    page.set_viewport_size(DESKTOP)
+
+    page.get_by_label("Name", exact=True).fill("fields")
+    with page.expect_response("**/api/studies/preview") as previewed:
+        page.get_by_role("button", name="Preview").click()
+    body = json.loads(previewed.value.request.post_data or "{}")
+    assert [v["set"] for v in body["variants"]] == [
+        {"epochs": 3, "optimizer.momentum": 0.9},
+        {"model.kernel_sizes": [5, 5], "optimizer.lr": 0.05},
+    ]
+    planned = page.locator("#preview-table tbody tr")
+    expect(planned.nth(0)).to_contain_text("sgd lr 0.01 momentum 0.9")
+    expect(planned.nth(0)).to_contain_text("3 epochs")
+    expect(planned.nth(1)).to_contain_text("sgd lr 0.05")
+
+    page.get_by_role("button", name="Queue study").click()
+    expect(page).to_have_url(re.compile(r"/studies/\d+$"))
+    study = api.get(f"/api/studies/{page.url.rsplit('/', 1)[1]}").json()
+    specs = [r["spec"] for r in study["data"]]
+    assert (specs[0]["epochs"], specs[0]["optimizer"]["momentum"]) == (3, 0.9)
+    assert (specs[1]["optimizer"]["lr"], specs[1]["model"]["kernel_sizes"]) == (0.05, [5, 5])

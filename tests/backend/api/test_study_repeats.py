@@ -168,6 +168,14 @@ def test_a_sweep_is_the_cartesian_product_in_order(client: Any) -> None:
     preview = post(client, "/api/sweeps/preview", body, 200)
     labels = [f"optimizer.lr={lr}, batch_size={b}" for lr in ("0.1", "0.01") for b in (32, 64, 128)]
     assert (preview["count"], preview["points"], preview["repeats"], preview["labels"]) == (12, 6, 2, labels)
+    # every planned run, as a study's preview lists them: the label and seed of each, its settings in words
+    assert [(r["label"], r["repeat"], r["spec"]["seed"]) for r in preview["data"][:2]] == [
+        (labels[0], 0, 7),
+        (labels[0], 1, 8),
+    ]
+    assert [r["label"] for r in preview["data"]] == [label for label in labels for _ in range(2)]
+    assert preview["name"] == "lr x batch" and preview["preset"] is None
+    assert preview["data"][0]["settings"]["training"].startswith("sgd lr 0.1")
     assert client.get("/api/studies", headers=API).json()["count"] == 0  # the preview queued nothing
 
     created = post(client, "/api/sweeps", body)
@@ -217,9 +225,10 @@ def test_bad_grids_are_422(client: Any, grid: dict[str, Any], words: str) -> Non
     assert response.status_code == 422 and words in response.text
 
 
-def test_every_point_is_validated_before_any_is_queued(client: Any) -> None:
+@pytest.mark.parametrize("url", ["/api/sweeps", "/api/sweeps/preview"])
+def test_every_point_is_validated_before_any_is_queued(client: Any, url: str) -> None:
     body = {"name": "bad", "base": BASE, "grid": {"optimizer.lr": [0.1, -1.0]}}
-    detail = post(client, "/api/sweeps", body, 422)["detail"]
+    detail = post(client, url, body, 422)["detail"]
     assert [(e["variant"], e["label"], e["field"]) for e in detail] == [(1, "optimizer.lr=-1", "optimizer.lr")]
     assert client.get("/api/runs", headers=API).json()["count"] == 0
 

@@ -9,6 +9,7 @@ from typing import Any
 from markupsafe import escape
 
 from tests.conftest import API
+from trainboard.spec import SPEC_FIELDS
 
 
 def test_study_pages_need_a_session(client: Any) -> None:
@@ -79,6 +80,14 @@ def test_the_new_study_page_carries_the_presets_with_their_overrides_in_order(br
     ]  # as the file gives them
     unknown = browser.get("/studies/new?preset=nope").text
     assert "selected>" not in unknown.split('id="f-preset"')[1].split("</select>")[0]  # nothing chosen
+
+
+def test_the_new_study_page_offers_every_dotted_spec_field(browser: Any) -> None:
+    page = browser.get("/studies/new").text
+    datalist = re.search(r'<datalist id="spec-fields">(.*?)</datalist>', page, re.S)
+    assert datalist
+    assert re.findall(r'<option value="([^"]+)">', datalist.group(1)) == list(SPEC_FIELDS)
+    assert "optimizer.lr" in SPEC_FIELDS and 'list="spec-fields"' in page  # the variants' and the grid's fields
 
 
 def test_a_run_page_links_to_its_study(browser: Any) -> None:
