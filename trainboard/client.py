@@ -80,11 +80,15 @@ class Client:
     def events(self, run_id: int, after: int = 0, retry_seconds: float = 300.0) -> Iterator[Event]:
         """The run's Server-Sent Events until its `end` event, reconnecting (with Last-Event-ID) when the
         connection drops; gives up after `retry_seconds` without a connection."""
-        delay, down_since = 0.5, None
+        delay, down_since, attempt = 0.5, None, None
         while True:
             try:
-                for event in self._stream(run_id, after):
+                for event in self._stream(run_id, after, attempt):
                     down_since, delay = None, 0.5
+                    if event.event in ("run", "reset", "end"):
+                        attempt = int(event.data["attempt"])
+                    elif event.event == "rewind":
+                        attempt = int(event.data["run"]["attempt"])
                     if event.event == "epoch" and event.id is not None:
                         after = int(event.id)
                     elif event.event == "reset":
@@ -101,8 +105,10 @@ class Client:
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    def _stream(self, run_id: int, after: int) -> Iterator[Event]:
-        with self._http.stream("GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": str(after)}) as resp:
+    def _stream(self, run_id: int, after: int, attempt: int | None) -> Iterator[Event]:
+        params = {} if attempt is None else {"attempt": attempt}  # so a newer attempt rewinds what we have
+        headers = {"Last-Event-ID": str(after)}
+        with self._http.stream("GET", f"/api/runs/{run_id}/events", headers=headers, params=params) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 self._check(resp)

@@ -70,7 +70,9 @@ def save_checkpoint(path: Path, state: TrainingState, spec: dict[str, Any]) -> N
     for index, values in optimizer["state"].items():
         for name, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{index}.{name}"] = value
+                # On the CPU and contiguous: a channels_last conv model's momentum is not, and safetensors
+                # refuses such a tensor.
+                tensors[f"optimizer.{index}.{name}"] = value.detach().to("cpu").contiguous()
             else:
                 scalars.setdefault(str(index), {})[name] = value
     stopping: dict[str, Any] | None = None
@@ -95,6 +97,7 @@ def save_checkpoint(path: Path, state: TrainingState, spec: dict[str, Any]) -> N
         "trainboard": trainboard.__version__,
         "torch": torch.__version__,
         "epoch": str(state.epoch),
+        "device_type": state.shuffle.device.type,
         "spec_sha256": spec_hash(spec),
         "param_groups": json.dumps(optimizer["param_groups"]),
         "optimizer_scalars": json.dumps(scalars),
@@ -115,6 +118,12 @@ def load_checkpoint(
         raise CheckpointMismatch(f"{path.name} is not a trainboard checkpoint (format {metadata.get('format')!r})")
     if metadata.get("spec_sha256") != spec_hash(spec):
         raise CheckpointMismatch(f"{path.name} was written for another spec than this run's: not resuming from it")
+    written_on = metadata.get("device_type", "cpu")
+    if written_on != state.shuffle.device.type:
+        raise CheckpointMismatch(
+            f"{path.name} was written by a run on {written_on}, this attempt trains on {state.shuffle.device.type}: "
+            'its random states cannot carry over (give the run a device, e.g. "device": "cuda")'
+        )
     tensors = load_file(path, device="cpu")
     model_state = _take(tensors, "model.")
     _check_shapes("model", model_state, state.model.state_dict())
@@ -127,6 +136,8 @@ def load_checkpoint(
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(epoch):
                 scheduler.step()
+    if [float(group["lr"]) for group in state.optimizer.param_groups] != json.loads(metadata["lr"]):
+        raise CheckpointMismatch(f"{path.name}: the learning rates it stored differ from this run's schedule")
     state.model.load_state_dict(model_state)
     per_param: dict[int, dict[str, Any]] = {}
     for name in [key for key in tensors if key.startswith("optimizer.")]:
@@ -138,9 +149,6 @@ def load_checkpoint(
     if [len(g["params"]) for g in groups] != [len(g["params"]) for g in state.optimizer.param_groups]:
         raise CheckpointMismatch(f"{path.name}: its optimizer has other parameter groups than this run's")
     state.optimizer.load_state_dict({"state": per_param, "param_groups": groups})
-    stored_lr = json.loads(metadata["lr"])
-    if [float(group["lr"]) for group in state.optimizer.param_groups] != stored_lr:
-        raise CheckpointMismatch(f"{path.name}: the learning rates it stored differ from this run's schedule")
 
     stopping = json.loads(metadata["early_stopping"])
     if (stopping is None) != (state.stopper is None):
@@ -156,7 +164,7 @@ def load_checkpoint(
             state.stopper.best_state = {name: t.to(device) for name, t in best.items()}
 
     torch.set_rng_state(tensors.pop("rng.torch"))
-    cuda = sorted(key for key in tensors if key.startswith("rng.cuda."))
+    cuda = sorted((key for key in tensors if key.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
     if cuda and torch.cuda.is_available():
         for key in cuda[: torch.cuda.device_count()]:
             torch.cuda.set_rng_state(tensors.pop(key), int(key.rsplit(".", 1)[1]))

@@ -47,9 +47,13 @@ class Uploads:
     # -- the task's side ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Send what is pending (the final weights last), then stop."""
+        """Send what is pending, then stop. With the final weights pending, a checkpoint not yet sent is
+        dropped: the run has ended, nothing will resume from it."""
         with self._lock:
             self._closing = True
+            if self._weights is not None and self._checkpoint is not None:
+                self._checkpoint[0].unlink(missing_ok=True)
+                self._checkpoint = None
             self._lock.notify_all()
         self._thread.join()
 

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from backend.deps import FeedDep, RunDep, RunId, SessionDep, SettingsDep, require_user, require_worker
 from backend.responses import COMMON, CONFLICT, NOT_FOUND, USER, Responses
 from backend.services import artifacts, lifecycle, runs
-from backend.services.errors import NotFound
+from backend.services.errors import NotFound, TooLarge
 from backend.tables import Artifact
 from trainboard.protocol import (
     ARTIFACT_NAME,
@@ -107,6 +107,10 @@ async def upload_artifact(
     """A checkpoint or the final weights of the attempt, as the raw body. 413 over the size limit; 422 when
     the body's sha256 is not the header's (nothing is kept); 409 when the attempt is no longer current."""
     engine: Engine = request.app.state.engine
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.artifact_max_bytes:  # before a byte is read or sent
+        raise TooLarge(f"{name} is {declared} bytes, over the limit of {settings.artifact_max_bytes} bytes "
+                       "(TRAINBOARD_ARTIFACT_MAX_BYTES)")  # fmt: skip
     await run_in_threadpool(_hold, engine, run_id, attempt, lease)
     received = await artifacts.receive(
         request.stream(), settings.artifacts_dir, run_id, name, settings.artifact_max_bytes
@@ -125,7 +129,7 @@ def download_checkpoint(
     session.commit()
     assert run.id is not None
     found = artifacts.named(session, run.id, name)
-    return FileResponse(artifacts.path(settings.artifacts_dir, found), media_type="application/octet-stream")
+    return FileResponse(artifacts.existing_file(settings.artifacts_dir, found), media_type="application/octet-stream")
 
 
 @router.get("/artifacts", response_model=ArtifactsPublic, responses=NOT_FOUND)
@@ -157,7 +161,7 @@ def download_weights(run: RunDep, session: SessionDep, settings: SettingsDep) ->
 
 def _file(settings: Settings, artifact: Artifact, filename: str) -> FileResponse:
     return FileResponse(
-        artifacts.path(settings.artifacts_dir, artifact),
+        artifacts.existing_file(settings.artifacts_dir, artifact),
         media_type="application/octet-stream",
         filename=filename,
         headers={"X-Trainboard-Sha256": artifact.sha256},

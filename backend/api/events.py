@@ -30,7 +30,7 @@ from backend.services import epochs, runs, workers
 from backend.services.changes import ChangeFeed
 from backend.services.errors import NotFound
 from backend.services.health import is_unavailable
-from trainboard.protocol import MAX_EPOCH, EpochRecord
+from trainboard.protocol import MAX_EPOCH, MAX_ID, EpochRecord
 from trainboard.schemas import RunPublic
 from trainboard.settings import Settings
 
@@ -86,12 +86,13 @@ async def _read(request: Request, read: Callable[..., T], *args: object) -> T | 
 
 
 async def _run_stream(
-    request: Request, feed: ChangeFeed, run_id: int, last_epoch: int
+    request: Request, feed: ChangeFeed, run_id: int, last_epoch: int, attempt: int | None = None
 ) -> AsyncIterator[ServerSentEvent]:
+    """`attempt`: the one the client's epochs are of (a reconnect says it), so a newer attempt that replaced
+    some of them rewinds (or resets) the client first."""
     engine: Engine = request.app.state.engine
     settings: Settings = request.app.state.settings
     last_state = ""
-    attempt: int | None = None
     seq = feed.seq
     while True:
         try:
@@ -156,12 +157,21 @@ async def run_events(
     feed: FeedDep,
     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_EPOCH)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_EPOCH, description="Same as the Last-Event-ID header")] = None,
+    attempt: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_ID,
+            description="The attempt the client's epochs are of: when a later attempt replaced some, the stream "
+            "starts with `rewind` (or `reset`)",
+        ),
+    ] = None,
 ) -> EventSourceResponse:
     """Live epochs and status of one run. Resume with the `Last-Event-ID` header (the last epoch received)."""
     # No session dependency here: it would stay open for the whole life of the stream.
     await run_in_threadpool(_check_run, request.app.state.engine, run_id)
     start = last_event_id if last_event_id is not None else (after or 0)
-    return EventSourceResponse(_run_stream(request, feed, run_id, start), ping=IDLE_WAKE_S)
+    return EventSourceResponse(_run_stream(request, feed, run_id, start, attempt), ping=IDLE_WAKE_S)
 
 
 async def _runs_stream(request: Request, feed: ChangeFeed, since: str | None) -> AsyncIterator[ServerSentEvent]:

@@ -39,7 +39,7 @@ router = APIRouter(
 @router.post("/claim", response_model=Claim)
 def claim_run(run: RunDep, body: ClaimRequest, session: SessionDep, feed: FeedDep, settings: SettingsDep) -> Claim:
     """Atomic queued -> running. 409: another worker owns the run, or it was cancelled: the worker exits."""
-    claimed = lifecycle.claim_run(session, run, body.worker)
+    claimed = lifecycle.claim_run(session, run, body.worker, settings.artifacts_dir)
     if claimed is None:
         raise Conflict(f"run {run.id} is {run.status}, not queued")
     assert claimed.run.id is not None

@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,12 @@ from trainboard.schemas import ArtifactPublic
 CHECKPOINT = "checkpoint"
 WEIGHTS = "weights"
 
+
+# An upload's temporary file older than this is one a crash cut short (8 GB at 10 MB/s take 14 minutes).
+PART_MAX_AGE_S = 24 * 3600.0
+# `trainboard gc` leaves files younger than this: an upload renames its file into place just before its row
+# is committed.
+GC_GRACE_S = 600.0
 
 # Writes go to disk in pieces of this size, in the thread pool: the event loop never waits on the disk.
 WRITE_CHUNK = 4 * 1024 * 1024
@@ -88,18 +95,28 @@ def weights(session: Session, run_id: int) -> Artifact | None:
     return session.exec(query).first()
 
 
-def resume_point(session: Session, run: Run, through_epoch: int) -> ResumePoint | None:
+def resume_point(session: Session, run: Run, through_epoch: int, root: Path | None = None) -> ResumePoint | None:
     """The newest checkpoint a new attempt of `run` can go on from: one whose epoch and every epoch before it
-    are stored (`through_epoch`: the last epoch stored with none missing before it)."""
+    are stored (`through_epoch`: the last epoch stored with none missing before it), and, given `root`, whose
+    file is there (a database restored without its artifacts volume has rows without files)."""
     query = (
         select(Artifact)
         .where(Artifact.run_id == run.id, Artifact.kind == CHECKPOINT, col(Artifact.epoch) <= through_epoch)
         .order_by(col(Artifact.epoch).desc())
     )
-    found = session.exec(query).first()
-    if found is None:
-        return None
-    return ResumePoint(epoch=found.epoch, name=found.name, sha256=found.sha256, size=found.size)
+    for found in session.exec(query):
+        if root is None or path(root, found).is_file():
+            return ResumePoint(epoch=found.epoch, name=found.name, sha256=found.sha256, size=found.size)
+    return None
+
+
+def existing_file(root: Path, artifact: Artifact) -> Path:
+    """The artifact's file; NotFound (404) when its row outlived it."""
+    file = path(root, artifact)
+    if not file.is_file():
+        raise NotFound(f"run {artifact.run_id}: the file of {artifact.name} is missing from {root} (restore it, "
+                       "or `trainboard gc`)")  # fmt: skip
+    return file
 
 
 def drop_after(session: Session, run_id: int, epoch: int) -> None:
@@ -217,19 +234,25 @@ def remove_run_files(root: Path, run_ids: Iterable[int]) -> None:
         shutil.rmtree(folder(root, run_id), ignore_errors=True)
 
 
-def remove_unlisted(session: Session, root: Path, run_id: int) -> int:
-    """Delete the files of `run_id`'s folder that no artifact row names (bytes freed). Partial uploads
-    (`*.part`) of a run that is still uploading are left alone: the upload renames or removes them itself."""
+def remove_unlisted(session: Session, root: Path, run_id: int, older_than: float = 0.0) -> int:
+    """Delete the files of `run_id`'s folder that no artifact row names (bytes freed), if last changed more than
+    `older_than` seconds ago. Partial uploads (`*.part`) are left alone unless older than PART_MAX_AGE_S (an
+    upload under way renames or removes its own; one an API crash cut short stays behind)."""
     run_folder = folder(root, run_id)
     if not run_folder.is_dir():
         return 0
     listed = {a.name for a in of_run(session, run_id)}
-    freed = 0
+    now, freed = time.time(), 0
     for file in run_folder.iterdir():
-        if file.name in listed or file.suffix == ".part":
+        try:
+            info = file.stat()
+        except FileNotFoundError:  # removed meanwhile (a parallel cleanup)
             continue
-        freed += file.stat().st_size
+        age = now - info.st_mtime
+        if file.name in listed or age < older_than or (file.suffix == ".part" and age < PART_MAX_AGE_S):
+            continue
         file.unlink(missing_ok=True)
+        freed += info.st_size
     return freed
 
 
@@ -247,7 +270,8 @@ def collect_garbage(session: Session, root: Path) -> int:
             freed += sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
             shutil.rmtree(entry, ignore_errors=True)
         else:
-            freed += remove_unlisted(session, root, run_id)
+            # A file renamed into place a moment ago may be waiting for its row's commit: leave young ones.
+            freed += remove_unlisted(session, root, run_id, older_than=GC_GRACE_S)
     return freed
 
 

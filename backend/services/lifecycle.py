@@ -14,6 +14,7 @@ import signal as signals
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
@@ -77,7 +78,7 @@ def lease_hash(lease: str) -> str:
     return hashlib.sha256(lease.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def claim_run(session: Session, run: Run, worker: str) -> Claimed | None:
+def claim_run(session: Session, run: Run, worker: str, artifacts_dir: Path | None = None) -> Claimed | None:
     """Atomically move a queued run to running. None: another worker owns it, or it was cancelled.
 
     Idempotent for its winner: the same worker claiming again (its first answer was lost) gets the same attempt
@@ -115,7 +116,9 @@ def claim_run(session: Session, run: Run, worker: str) -> Claimed | None:
         session.add(run)
         session.commit()
         session.refresh(run)
-        resume = None if run.resumed_from is None else artifacts.resume_point(session, run, run.resumed_from)
+        resume = (
+            None if run.resumed_from is None else artifacts.resume_point(session, run, run.resumed_from, artifacts_dir)
+        )
         return Claimed(run, lease, resume)
     session.refresh(run)
     resume = None
@@ -123,7 +126,7 @@ def claim_run(session: Session, run: Run, worker: str) -> Claimed | None:
     if run.attempt > 1:
         # A later attempt goes on from the run's newest checkpoint (none: from epoch 1). What the earlier
         # attempt recorded after it is dropped, so its epochs never mix with the new ones.
-        resume = artifacts.resume_point(session, run, epochs.contiguous_through(session, run))
+        resume = artifacts.resume_point(session, run, epochs.contiguous_through(session, run), artifacts_dir)
         keep = resume.epoch if resume is not None else 0
         epochs.supersede(session, run, keep_through=keep)
         artifacts.drop_after(session, run.id, keep)

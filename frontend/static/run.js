@@ -182,7 +182,7 @@ function onRunEvent(next) {
 }
 
 function followRun() {
-  const stream = follow(() => `/api/runs/${run.id}/events?after=${lastEpoch}`, {
+  const stream = follow(() => `/api/runs/${run.id}/events?after=${lastEpoch}&attempt=${run.attempt}`, {
     epoch: addEpoch,
     run: onRunEvent,
     deleted: () => {

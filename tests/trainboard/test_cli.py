@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -148,7 +149,9 @@ def test_gc_removes_the_files_of_deleted_runs_and_unlisted_files(tmp_path: Path)
     kept = root / str(run_id)
     kept.mkdir(parents=True)
     (kept / "weights.safetensors").write_bytes(b"12345")
-    (kept / "checkpoint-1.pt").write_bytes(b"x" * 100)  # superseded: no row names it
+    (kept / "checkpoint-1.pt").write_bytes(b"x" * 100)  # superseded: no row names it (for over gc's grace time)
+    hour_ago = time.time() - 3600
+    os.utime(kept / "checkpoint-1.pt", (hour_ago, hour_ago))
     (kept / "checkpoint-2.pt.part").write_bytes(b"y" * 7)  # an upload under way: left alone
     gone = root / str(run_id + 1)
     gone.mkdir()

@@ -132,3 +132,43 @@ def test_a_checkpoint_of_another_spec_or_with_other_shapes_is_refused(digits: Da
     garbage.write_bytes(b"\x80\x04not a safetensors file")  # a pickle header: never unpickled
     with pytest.raises(CheckpointMismatch, match="not a readable safetensors file"):
         train(spec, digits, resume_from=garbage)
+
+
+def test_a_channels_last_model_with_momentum_checkpoints_and_resumes(digits: Dataset, tmp_path: Path) -> None:
+    """On CUDA conv models train channels_last, so their momentum buffers are not contiguous: saved anyway."""
+    import torch
+
+    from worker.checkpoints import TrainingState, load_checkpoint, save_checkpoint
+
+    spec = make_spec("cnn")
+    model = build_model(spec).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.randn(4, 1, 8, 8).to(memory_format=torch.channels_last)
+    model(x).sum().backward()
+    optimizer.step()
+    assert any(not t.is_contiguous() for s in optimizer.state.values() for t in s.values() if t.dim() == 4)
+    state = TrainingState(1, model, optimizer, torch.Generator(), torch.Generator(), None)
+    save_checkpoint(tmp_path / "c.safetensors", state, spec.model_dump(mode="json"))
+    fresh = build_model(spec).to(memory_format=torch.channels_last)
+    again = TrainingState(0, fresh, torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9), torch.Generator(),
+                          torch.Generator(), None)  # fmt: skip
+    load_checkpoint(tmp_path / "c.safetensors", again, spec.model_dump(mode="json"), None)
+    before, after = optimizer.state_dict()["state"], again.optimizer.state_dict()["state"]
+    assert before.keys() == after.keys()
+    for index in before:
+        assert torch.equal(before[index]["momentum_buffer"], after[index]["momentum_buffer"])
+
+
+def test_a_checkpoint_of_another_device_or_schedule_is_refused(digits: Dataset, tmp_path: Path) -> None:
+    spec = make_spec("mlp")
+    files = Files(tmp_path)
+    train(spec, digits, files=files)
+    checkpoint = files.checkpoints[2]
+    with safe_open(str(checkpoint), framework="pt") as f:
+        metadata = dict(f.metadata())
+    tensors = load_file(checkpoint)
+    for change, message in (({"device_type": "cuda"}, "written by a run on cuda"), ({"lr": "[0.5]"}, "learning rates")):
+        forged = tmp_path / "forged.safetensors"
+        save_file(tensors, str(forged), metadata=metadata | change)
+        with pytest.raises(CheckpointMismatch, match=message):
+            train(spec, digits, resume_from=forged)

@@ -127,3 +127,61 @@ def test_a_checkpoint_ahead_of_the_stored_epochs_is_not_resumed_from(client: Any
     answer = client.post(f"/api/runs/{run['id']}/claim", json={"worker": "w:2"}, headers=WORKER).json()
     assert answer["resume"] is None  # epochs 2 and 3 never arrived: it starts over
     assert client.get(f"/api/runs/{run['id']}/artifacts", headers=API).json()["data"] == []
+
+
+def test_a_row_whose_file_is_gone_is_404_and_not_resumed_from(client: Any) -> None:
+    """A database restored without its artifacts volume: rows without files."""
+    run = create(client)
+    attempt, lease = claim(client, run["id"])
+    for epoch in (1, 2):
+        report(client, run["id"], attempt, lease, epoch)
+        upload(client, run["id"], attempt, lease, f"checkpoint-{epoch}.safetensors", b"c", epoch)
+    client.app.state.settings.keep_checkpoints = 2
+    upload(client, run["id"], attempt, lease, "checkpoint-1.safetensors", b"c", 1)
+    (folder(client, run["id"]) / "checkpoint-2.safetensors").unlink()
+    gone = client.get(f"/api/runs/{run['id']}/artifacts/checkpoint-2.safetensors", headers=API)
+    assert gone.status_code == 404 and "is missing" in gone.json()["detail"]
+    killed = {"attempt": attempt, "lease": lease, "signal": 9}
+    client.post(f"/api/runs/{run['id']}/killed", json=killed, headers=WORKER)
+    answer = client.post(f"/api/runs/{run['id']}/claim", json={"worker": "w:2"}, headers=WORKER).json()
+    assert answer["resume"]["name"] == "checkpoint-1.safetensors"  # the newest one that is there
+
+
+def test_an_upload_declared_over_the_limit_is_refused_before_its_body(client: Any) -> None:
+    run = create(client)
+    attempt, lease = claim(client, run["id"])
+    client.app.state.settings.artifact_max_bytes = 1024
+    headers = WORKER | {
+        "X-Trainboard-Attempt": str(attempt),
+        "X-Trainboard-Lease": lease,
+        "X-Trainboard-Epoch": "1",
+        "X-Trainboard-Sha256": "0" * 64,
+        "Content-Length": "5000",
+    }
+    response = client.put(f"/api/runs/{run['id']}/artifacts/weights.safetensors", content=b"x" * 5000, headers=headers)
+    assert response.status_code == 413 and "is 5000 bytes" in response.json()["detail"]
+    assert not folder(client, run["id"]).exists()  # nothing was written
+
+
+def test_gc_removes_a_stale_partial_upload_and_leaves_a_young_file(client: Any) -> None:
+    import os
+    import time
+
+    from sqlmodel import Session
+
+    from backend.services import artifacts
+
+    run = create(client)
+    run_folder = folder(client, run["id"])
+    run_folder.mkdir(parents=True)
+    stale, young, old = (
+        run_folder / name for name in (".w.abc.part", "checkpoint-9.safetensors", "weights.safetensors")
+    )
+    for file in (stale, young, old):
+        file.write_bytes(b"12345")
+    day_ago = time.time() - 25 * 3600
+    os.utime(stale, (day_ago, day_ago))
+    os.utime(old, (day_ago, day_ago))
+    with Session(client.app.state.engine) as session:
+        freed = artifacts.collect_garbage(session, Path(client.app.state.settings.artifacts_dir))
+    assert freed == 10 and sorted(p.name for p in run_folder.iterdir()) == ["checkpoint-9.safetensors"]

@@ -231,6 +231,36 @@ def test_a_run_resumed_from_a_checkpoint_rewinds_the_stream_to_it(live_server: L
     assert after[-1][0] == "end"
 
 
+def test_a_client_reconnecting_with_an_older_attempt_is_rewound_first(live_server: LiveServer, driver: Driver) -> None:
+    import hashlib
+
+    for n in (1, 2, 3):
+        driver.epoch(n)
+    headers = WORKER | {
+        "X-Trainboard-Attempt": str(driver.attempt),
+        "X-Trainboard-Lease": driver.lease,
+        "X-Trainboard-Epoch": "2",
+        "X-Trainboard-Sha256": hashlib.sha256(b"ck").hexdigest(),
+    }
+    driver.http.put(f"/api/runs/{driver.run_id}/artifacts/checkpoint-2.safetensors", content=b"ck", headers=headers)
+    killed = {"attempt": driver.attempt, "lease": driver.lease, "signal": 9}
+    driver.http.post(f"/api/runs/{driver.run_id}/killed", json=killed, headers=WORKER)
+    claim = driver.http.post(f"/api/runs/{driver.run_id}/claim", json={"worker": "t2"}, headers=WORKER).json()
+    driver.attempt, driver.lease = claim["attempt"], claim["lease"]
+    driver.epoch(3)
+    driver.finish()
+    # The client drew epochs 1-3 of attempt 1 and reconnects: it is told to drop epoch 3, then gets attempt 2's.
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
+        url = f"/api/runs/{driver.run_id}/events?attempt=1"
+        with http.stream("GET", url, headers={"Last-Event-ID": "3"}) as response:
+            events = [(event, data.get("epoch")) for event, _, data in sse(response)]
+    assert events[0] == ("rewind", 2) and events[1] == ("epoch", 3) and events[-1][0] == "end"
+    with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:  # already at attempt 2: no rewind
+        url = f"/api/runs/{driver.run_id}/events?attempt=2"
+        with http.stream("GET", url, headers={"Last-Event-ID": "3"}) as response:
+            assert [event for event, _, _ in sse(response)] == ["run", "end"]
+
+
 def test_the_first_claim_of_a_run_is_no_reset(live_server: LiveServer) -> None:
     events: list[str] = []
     with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
