@@ -187,7 +187,7 @@ def test_a_requeued_run_resets_the_stream(live_server: LiveServer, driver: Drive
     assert ("epoch", 1) in after_reset and after_reset[-1][0] == "end"
 
 
-def test_a_run_resumed_from_a_checkpoint_rewinds_the_stream_to_it(live_server: LiveServer, driver: Driver) -> None:
+def three_epochs_and_a_checkpoint_of_2(driver: Driver) -> None:
     import hashlib
 
     for n in (1, 2, 3):
@@ -202,6 +202,10 @@ def test_a_run_resumed_from_a_checkpoint_rewinds_the_stream_to_it(live_server: L
         f"/api/runs/{driver.run_id}/artifacts/checkpoint-2.safetensors", content=b"ck", headers=headers
     )
     assert put.status_code == 200, put.text
+
+
+def test_a_run_resumed_from_a_checkpoint_rewinds_the_stream_to_it(live_server: LiveServer, driver: Driver) -> None:
+    three_epochs_and_a_checkpoint_of_2(driver)
     events: list[tuple[str, Any]] = []
     with httpx.Client(base_url=live_server.url, headers=API, timeout=30) as http:
         with http.stream("GET", f"/api/runs/{driver.run_id}/events") as response:
@@ -232,17 +236,7 @@ def test_a_run_resumed_from_a_checkpoint_rewinds_the_stream_to_it(live_server: L
 
 
 def test_a_client_reconnecting_with_an_older_attempt_is_rewound_first(live_server: LiveServer, driver: Driver) -> None:
-    import hashlib
-
-    for n in (1, 2, 3):
-        driver.epoch(n)
-    headers = WORKER | {
-        "X-Trainboard-Attempt": str(driver.attempt),
-        "X-Trainboard-Lease": driver.lease,
-        "X-Trainboard-Epoch": "2",
-        "X-Trainboard-Sha256": hashlib.sha256(b"ck").hexdigest(),
-    }
-    driver.http.put(f"/api/runs/{driver.run_id}/artifacts/checkpoint-2.safetensors", content=b"ck", headers=headers)
+    three_epochs_and_a_checkpoint_of_2(driver)
     killed = {"attempt": driver.attempt, "lease": driver.lease, "signal": 9}
     driver.http.post(f"/api/runs/{driver.run_id}/killed", json=killed, headers=WORKER)
     claim = driver.http.post(f"/api/runs/{driver.run_id}/claim", json={"worker": "t2"}, headers=WORKER).json()
