@@ -6,9 +6,10 @@ const RETRY_MS = [1000, 2000, 5000, 10000, 30000];
 /**
  * Follow `url()` (a function: asked again on every reopen, so it can say where to resume); `handlers` maps
  * event names to functions of the parsed data. `line`: an element that says how the connection is.
- * Returns {close()}.
+ * `gone`: asked (async) when the browser gave up on the stream; true means there is nothing left to follow
+ * (the run was deleted: its stream answers 404), so no retry. Returns {close()}.
  */
-export function follow(url, handlers, line = null) {
+export function follow(url, handlers, line = null, gone = null) {
   let source = null;
   let failures = 0;
   let timer = null;
@@ -27,11 +28,19 @@ export function follow(url, handlers, line = null) {
         say("Live updates interrupted: reconnecting…");
         return;
       }
-      // The browser has given up (an HTTP error, the server gone): try again, less and less often.
+      // The browser has given up (an HTTP error, the server gone): try again, less and less often, unless
+      // what it followed is gone for good.
       const wait = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
       failures += 1;
       say("Live updates interrupted: reconnecting…");
-      timer = window.setTimeout(() => { if (!closed) open(); }, wait);
+      timer = window.setTimeout(async () => {
+        if (closed) return;
+        if (gone && await gone().catch(() => false)) {
+          close();
+          return;
+        }
+        open();
+      }, wait);
     });
     for (const [name, handle] of Object.entries(handlers)) {
       source.addEventListener(name, (event) => handle(event.data ? JSON.parse(event.data) : null));

@@ -181,14 +181,26 @@ function onRunEvent(next) {
   showRun(next);
 }
 
+function runDeleted() {
+  stream?.close();
+  notice.textContent = "This run was deleted.";
+}
+
+/** A stream the browser gave up on: was the run deleted meanwhile (before its stream could say so)? */
+async function runGone() {
+  const response = await fetch(`/api/runs/${run.id}`);
+  if (response.status !== 404) return false;
+  runDeleted();
+  return true;
+}
+
+let stream = null;
+
 function followRun() {
-  const stream = follow(() => `/api/runs/${run.id}/events?after=${lastEpoch}&attempt=${run.attempt}`, {
+  stream = follow(() => `/api/runs/${run.id}/events?after=${lastEpoch}&attempt=${run.attempt}`, {
     epoch: addEpoch,
     run: onRunEvent,
-    deleted: () => {
-      stream.close();
-      notice.textContent = "This run was deleted.";
-    },
+    deleted: runDeleted,
     end: (ended) => {
       stream.close();
       onRunEvent(ended);
@@ -198,7 +210,7 @@ function followRun() {
       }
       followFinishedRun(document.getElementById("run-annotations").dataset.since);
     },
-  }, notice);
+  }, notice, runGone);
 }
 
 cancelButton.addEventListener("click", async () => {

@@ -165,3 +165,17 @@ def test_retry_failed_runs_on_a_study_page(page: Page, api: httpx.Client, worker
     expect(page.locator(f'#study-runs tr[data-run-id="{flaky}"] .badge').first).to_have_text("queued")
     assert api.get(f"/api/runs/{fine}").json()["status"] == "queued"
     assert api.get(f"/api/runs/{flaky}").json()["attempt"] == 1
+
+
+def test_a_run_deleted_before_its_page_could_follow_it_says_so(page: Page, context: Any, api: httpx.Client) -> None:
+    """The stream cannot say `deleted` when the run is gone before it connects (its stream answers 404): the
+    page asks once the browser gives up on the stream, instead of reconnecting for ever."""
+    assert page  # logs the context in
+    run_id = create(api)
+    run_page = context.new_page()
+    run_page.route("**/api/runs/*/events*", lambda route: route.fulfill(status=404, body="{}"))
+    run_page.goto(f"/runs/{run_id}")
+    expect(run_page.locator("#run-notice")).to_have_text("Live updates interrupted: reconnecting…")
+    assert api.delete(f"/api/runs/{run_id}").status_code == 204
+    expect(run_page.locator("#run-notice")).to_have_text("This run was deleted.", timeout=15_000)
+    run_page.close()
