@@ -270,7 +270,7 @@ def fit(
     if resume_from is not None:
         load_checkpoint(resume_from, state, spec_dict, scheduler)
     if on_prepared is not None:
-        on_prepared(_run_info(spec, data, model, optimizer, device))
+        on_prepared(_run_info(spec, data, model, optimizer, device, fingerprint=data_fingerprint(loaded)))
 
     confusion: list[list[int]] = state.confusion
     epoch, stopped = state.epoch, StopState.completed
@@ -356,8 +356,14 @@ def _checkpoint_due(spec: RunSpec, epoch: int, seconds_since_last: float) -> boo
 
 
 def _run_info(
-    spec: RunSpec, data: Dataset, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+    spec: RunSpec,
+    data: Dataset,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    fingerprint: str,
 ) -> RunInfo:
+    """`fingerprint`: of the dataset as loaded on the CPU (hashing it there spares a copy back from the GPU)."""
     _, height, width = spec.input_shape
     return RunInfo(
         train_images=len(data.train_x),
@@ -371,7 +377,7 @@ def _run_info(
         lr_groups=[str(group["name"]) for group in optimizer.param_groups],
         device=str(device),
         environment=environment(device),
-        data_sha256=data_fingerprint(data),
+        data_sha256=fingerprint,
     )
 
 
