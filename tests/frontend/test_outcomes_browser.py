@@ -89,7 +89,7 @@ def test_the_run_page_puts_the_curves_under_the_summary_cards(
     run.epoch(1, 0.6)
     run.finish(epochs_run=1, confusion=CONFUSION)
     page.goto(f"/runs/{run.run_id}")
-    page.wait_for_function("document.getElementById('loss-chart').data?.length === 2")
+    page.wait_for_function("() => document.getElementById('loss-chart').data?.length === 2")
     summary, charts = page.locator("dl.summary"), page.locator("#run-charts")
     assert top(summary) < top(charts) < top(page.locator("#run-annotations")) < top(page.locator("section.details"))
     expect(page.locator("#charts-none")).to_be_hidden()
