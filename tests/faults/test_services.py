@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,19 @@ def submit(server: LiveServer, spec: dict[str, Any]) -> int:
         return int(response.json()["id"])
 
 
-def read(server: LiveServer, path: str) -> Any:
+def read(server: LiveServer, path: str, patience: float = 15.0) -> Any:
+    """A GET as a client makes it: a 503 (the database gone, or no answer within the request timeout on a
+    machine the suite keeps busy) is retried after a moment, for up to `patience` seconds; anything else but
+    a 200 fails the test with the answer's status and body."""
+    deadline = time.monotonic() + patience
     with server.api() as api:
-        return api.get(path).json()
+        while True:
+            response = api.get(path)
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
+    return response.json()
 
 
 def ended(server: LiveServer, run_id: int, worker: WorkerProcess, timeout: float = 90) -> dict[str, Any]:
