@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database)
         schema.prepare(engine, settings)
         api_token, worker_token = settings.resolved_tokens()
-        dispatcher = Dispatcher(settings.broker, settings.queue)
+        dispatcher = Dispatcher(settings.broker, settings.queue, engine, settings.lost_after_seconds)
         feed, health = ChangeFeed(), DatabaseHealth()
         recovery = RecoveryLoop(engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts, health)
         app.state.settings, app.state.engine, app.state.feed = settings, engine, feed

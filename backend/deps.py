@@ -16,6 +16,7 @@ from backend.services import runs, studies, workers
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.idempotency import KEY_PATTERN
+from backend.services.scheduling import Served
 from backend.tables import Run, Study
 from trainboard.settings import Settings
 
@@ -112,10 +113,10 @@ IdempotencyKey = Annotated[
 ]
 
 
-def get_idle_queue(session: SessionDep, settings: SettingsDep) -> str | None:
-    """The deployment's queue when no live worker listens on it (queued runs say so), else None."""
-    return workers.idle_queue(session, settings.queue, settings.lost_after_seconds)
+def get_served(session: SessionDep, settings: SettingsDep) -> Served:
+    """Where live workers take runs from: a queued run waiting anywhere else says so."""
+    return workers.served(session, settings.lost_after_seconds)
 
 
-IdleQueueDep = Annotated[str | None, Depends(get_idle_queue)]
+ServedDep = Annotated[Served, Depends(get_served)]
 StudyDep = Annotated[Study, Depends(get_study)]

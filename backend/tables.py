@@ -72,6 +72,12 @@ class Run(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     info: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     stop_reason: str | None = Field(default=None, max_length=500)
+    queue: str = Field(default="default", max_length=40, description="The queue it waits in (trainboard/queue.py).")
+    gpu: bool = Field(default=False, description="Its spec asks for a GPU: only a GPU worker may take it.")
+    priority: int = Field(default=0, description="Higher starts first within its queue (then round-robin by study).")
+    dispatched_at: datetime | None = _ts(
+        default=None, description="When its id was last sent to the broker (None: queued and not sent since)."
+    )
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     notes: str = Field(default="", sa_column=Column(Text, nullable=False))
     lease_hash: str | None = Field(
@@ -146,7 +152,7 @@ class Worker(SQLModel, table=True):
     device: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     slots: int
     running: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    state: str = Field(max_length=16, description="up, or stopped (it said goodbye)")
+    state: str = Field(max_length=16, description="up, draining (finishing its runs, taking none), or stopped")
     started_at: datetime = _ts(default_factory=utcnow)
     last_seen: datetime = _ts(default_factory=utcnow)
 

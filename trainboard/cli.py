@@ -135,9 +135,28 @@ def worker(
         bool, typer.Option(help="Import torch and the engine once, before forking each run's process (a warm start).")
     ] = True,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A run queue to take runs from (repeat for several; default: `default`). With a GPU the worker also "
+            "takes the runs of these queues that ask for one."
+        ),
+    ] = None,
 ) -> None:
-    """A Celery worker for the configured broker: up to SLOTS runs at once, a fresh process per run."""
+    """A Celery worker for the configured broker: up to SLOTS runs at once, a fresh process per run.
+
+    SIGTERM (or Ctrl-C once) drains it: it finishes the runs it has, takes no new one (the Workers page shows
+    it as draining), then exits. A second Ctrl-C stops at once."""
+    import re
     import socket
+
+    from trainboard.placement import DEFAULT_QUEUE, MAX_QUEUES, QUEUE_PATTERN, listened_queues
+
+    queues = list(dict.fromkeys(queue or [DEFAULT_QUEUE]))
+    wrong = [name for name in queues if not re.fullmatch(QUEUE_PATTERN, name)]
+    if wrong or len(queues) > MAX_QUEUES:
+        problem = f"{wrong[0]!r} is not a queue name" if wrong else f"at most {MAX_QUEUES} queues"
+        raise typer.BadParameter(f"{problem} (lowercase letters, digits, _ and -, at most 40)", param_hint="--queue")
 
     from worker.process import Placement, die_with_parent, kill_runs_with_worker
 
@@ -167,7 +186,10 @@ def worker(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     device = describe(gpu, placement.cores)
-    announce.install(announce.Announcer(settings.api_url, token, hostname, [settings.queue], slots, device))
+    broker_queues = listened_queues(settings.queue, queues, gpu=device.kind == "cuda")
+    os.environ["TRAINBOARD_WORKER_NAME"] = hostname  # its run processes claim runs under this name
+    get_settings.cache_clear()  # the settings its run processes inherit: with that name
+    announce.install(announce.Announcer(settings.api_url, token, hostname, queues, slots, device))
     run_state.make_state_dir()
     run_state.install(settings.api_url, token, settings.data_dir)
     celery_app.conf.worker_pool = "worker.pool:TaskPool"  # prefork, replacing a finished run's process at once
@@ -177,7 +199,7 @@ def worker(
                 "worker",
                 f"--loglevel={loglevel}",
                 f"--concurrency={slots}",
-                f"--queues={settings.queue}",
+                f"--queues={','.join(broker_queues)}",
                 f"--hostname={hostname}",
                 "--without-gossip",
                 "--without-mingle",
@@ -194,6 +216,8 @@ def submit(
     server: Annotated[str | None, typer.Option(help="trainboard URL (default: TRAINBOARD_API_URL).")] = None,
     watch: Annotated[bool, typer.Option(help="Show progress until the run ends; exit 1 unless it succeeded.")] = False,
     data_dir: DataDir = None,
+    queue: Annotated[str, typer.Option(help="The queue it waits in (workers take it with --queue NAME).")] = "default",
+    priority: Annotated[int, typer.Option(min=-100, max=100, help="Higher starts first in its queue.")] = 0,
 ) -> None:
     """Queue a run through the REST API."""
     from trainboard.client import Client, ClientError, watch_run
@@ -210,7 +234,7 @@ def submit(
         raise typer.Exit(2) from exc
     with Client(server or settings.api_url, api_token) as client:
         try:
-            run = client.create_run(spec)
+            run = client.create_run(spec, queue=queue, priority=priority)
         except ClientError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc

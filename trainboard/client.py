@@ -8,8 +8,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+
+from trainboard.placement import DEFAULT_QUEUE
 
 
 class ClientError(Exception):
@@ -39,10 +42,17 @@ class Client:
     def __exit__(self, *_exc: object) -> None:
         self._http.close()
 
-    def create_run(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        """Queue a run. Retried while the server is unreachable or answers 503, with one Idempotency-Key, so
-        a retry never queues it twice (a first try that timed out may still have been committed)."""
-        return self._create("/api/runs", spec, idempotency_key)
+    def create_run(
+        self,
+        spec: dict[str, Any],
+        idempotency_key: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+    ) -> dict[str, Any]:
+        """Queue a run in `queue` (workers started with `--queue NAME` take it; higher `priority` starts first).
+        Retried while the server is unreachable or answers 503, with one Idempotency-Key, so a retry never
+        queues it twice (a first try that timed out may still have been committed)."""
+        return self._create(f"/api/runs?{urlencode({'queue': queue, 'priority': priority})}", spec, idempotency_key)
 
     def create_study(self, study: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         return self._create("/api/studies", study, idempotency_key)

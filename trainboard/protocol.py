@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainboard.placement import MAX_QUEUES, QUEUE_PATTERN
 from trainboard.text import WorkerText
 
 MAX_CLASSES = 1000
@@ -265,7 +266,8 @@ class WorkerDevice(_Message):
     gpu: int | None = Field(None, ge=0, le=63, description="The GPU it is pinned to (CUDA_VISIBLE_DEVICES)")
 
 
-WorkerState = Annotated[str, Field(pattern=r"^(up|stopped)$")]
+# up; draining: finishing its runs after a SIGTERM, taking no new one; stopped: it said goodbye.
+WorkerState = Annotated[str, Field(pattern=r"^(up|draining|stopped)$")]
 
 
 class WorkerHeartbeat(_Message):
@@ -275,7 +277,11 @@ class WorkerHeartbeat(_Message):
     host: WorkerText = Field(max_length=255)
     pid: int = Field(ge=1, le=2**31 - 1)
     version: WorkerText = Field(max_length=40, description="trainboard's version on the worker")
-    queues: list[Annotated[WorkerText, Field(max_length=64)]] = Field(max_length=16)
+    queues: list[Annotated[str, Field(pattern=QUEUE_PATTERN)]] = Field(
+        min_length=1,
+        max_length=MAX_QUEUES,
+        description="The run queues it takes from (with a GPU, their GPU variants too)",
+    )
     device: WorkerDevice
     slots: int = Field(ge=1, le=64, description="Runs it trains at once")
     running: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(

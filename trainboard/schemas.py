@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from trainboard.placement import DEFAULT_QUEUE, QUEUE_PATTERN
 from trainboard.presets.variants import (
     MAX_AXIS,
     MAX_REPEATS,
@@ -87,6 +88,8 @@ class RunPublic(BaseModel):
     info: RunInfo | None
     tags: list[str]
     notes: str
+    queue: str = Field("default", description="The queue it waits in; workers listening on it take it")
+    priority: int = Field(0, description="Higher starts first within its queue; then round-robin across studies")
     waiting: str | None = Field(
         None, description="Why a queued run is not starting, e.g. no live worker listens on its queue"
     )
@@ -158,6 +161,26 @@ TAG_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
 Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
 
 
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+
+class Placement(BaseModel):
+    """Where a run (or a study's or sweep's runs) waits and in what order it starts: a property of the run, not
+    of its spec (it never shows in a config diff). A run whose spec asks for a GPU waits in its queue's GPU
+    variant, which only workers with a GPU take from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str = Field(
+        DEFAULT_QUEUE,
+        pattern=QUEUE_PATTERN,
+        description="The queue it waits in: workers started with `--queue NAME` take it",
+    )
+    priority: int = Field(
+        0, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher starts first in its queue; then round-robin by study"
+    )
+
+
 class RunUpdate(BaseModel):
     tags: list[Tag] | None = Field(
         None, max_length=20, description="Replaces the run's tags: lowercase words of letters, digits, _ . -"
@@ -210,7 +233,7 @@ _STUDY_EXAMPLES: list[JsonValue] = [
 ]
 
 
-class StudyCreate(BaseModel):
+class StudyCreate(Placement):
     """A study to queue: a base spec and its variants, or a built-in preset; either way an optional global
     override (`set`) applied to every variant after its own."""
 
@@ -316,7 +339,7 @@ _SWEEP_EXAMPLE: dict[str, JsonValue] = {
 GridAxis = Annotated[list[GridValue], Field(min_length=1, max_length=MAX_AXIS)]
 
 
-class SweepCreate(BaseModel):
+class SweepCreate(Placement):
     """A grid over dotted spec paths: one labelled run per point (times `repeats` seeds), as a study."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_SWEEP_EXAMPLE]})
@@ -502,8 +525,9 @@ class WorkerPublic(BaseModel):
     device: WorkerDevice
     slots: int
     running: list[int] = Field(description="The runs its slots train now")
-    status: Literal["live", "gone", "stopped"] = Field(
-        description="live: heard from within the lost-after time; gone: not since; stopped: it said goodbye"
+    status: Literal["live", "draining", "gone", "stopped"] = Field(
+        description="live: heard from within the lost-after time; draining: finishing its runs after a SIGTERM, "
+        "taking no new one; gone: not heard from since; stopped: it said goodbye"
     )
     started_at: datetime
     last_seen: datetime

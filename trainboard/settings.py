@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="A request not answering within this long gets 503 (a frozen database)."
     )
+    worker_name: str | None = Field(
+        None,
+        max_length=200,
+        description="Set by `trainboard worker` for its run processes: the name a run's claim gives (name@host).",
+    )
     parent_pid: int | None = Field(
         None, description="Set by `serve` for its embedded workers: they die with that process."
     )

@@ -417,6 +417,12 @@ class RunSpec(_Strict):
         "auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?)$", description="auto: the first GPU if there is one, else CPU."
     )
 
+    @property
+    def wants_gpu(self) -> bool:
+        """Whether the run must train on a GPU (device cuda or cuda:N): only a GPU worker may take it. `auto`
+        takes a GPU where its worker has one, and any worker may take it."""
+        return self.device.startswith("cuda")
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={

@@ -1,7 +1,8 @@
 """The worker's own heartbeat: the long-lived worker process tells the API who it is, what it trains on,
 which queues it listens on and what each of its slots is running — at start-up, every few seconds (the
 API's answer says how often), and once more, as `stopped`, when it shuts down. The Workers page shows
-these, and a queued run that no live worker can take says so.
+these, and a queued run that no live worker can take says so. At a warm shutdown (SIGTERM) it says
+`draining` until its runs end: the API sends it nothing more.
 
 It runs on a thread of the Celery parent process, started by Celery's `worker_ready` signal (after the
 pool has forked its first run processes) and stopped by `worker_shutdown`. A missed heartbeat is only
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from trainboard import __version__
 from trainboard.protocol import WorkerAnswer, WorkerDevice, WorkerHeartbeat
@@ -39,10 +40,11 @@ class Announcer:
     queues: list[str]
     slots: int
     device: WorkerDevice
+    state: str = "up"  # draining once a warm shutdown began (SIGTERM): it finishes its runs, takes no new one
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def heartbeat(self, state: str = "up") -> WorkerAnswer:
+    def heartbeat(self, state: str | None = None) -> WorkerAnswer:
         beat = WorkerHeartbeat(
             name=self.name,
             host=socket.gethostname(),
@@ -52,7 +54,7 @@ class Announcer:
             device=self.device,
             slots=self.slots,
             running=running_runs(),
-            state=state,
+            state=state or self.state,
         )
         response = httpx.post(
             f"{self.api_url.rstrip('/')}/api/workers/heartbeat",
@@ -79,6 +81,15 @@ class Announcer:
                 log.warning("worker heartbeat not delivered (%s); retrying in %.0f s", exc, interval)
             if self._stop.wait(interval):
                 return
+
+    def drain(self) -> None:
+        """A warm shutdown began: say so now (the API sends this worker nothing more), and in every heartbeat
+        until the runs it has end."""
+        self.state = "draining"
+        try:
+            self.heartbeat()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("could not tell the API this worker is draining (%s); the next heartbeat will", exc)
 
     def stop(self) -> None:
         """Stop the heartbeats and say goodbye (the Workers page shows the worker as stopped)."""
@@ -111,12 +122,19 @@ def install(announcer: Announcer) -> None:
     global _announcer
     _announcer = announcer
     worker_ready.connect(_on_ready, weak=False)
+    worker_shutting_down.connect(_on_shutting_down, weak=False)
     worker_shutdown.connect(_on_shutdown, weak=False)
 
 
 def _on_ready(**_kwargs: object) -> None:
     if _announcer is not None:
         _announcer.start()
+
+
+def _on_shutting_down(how: str = "Warm", **_kwargs: object) -> None:
+    """Celery's signal handler, at the first SIGTERM or Ctrl-C (a warm shutdown: the runs go on to their end)."""
+    if _announcer is not None and how == "Warm":
+        threading.Thread(target=_announcer.drain, name="trainboard-worker-drain", daemon=True).start()
 
 
 def _on_shutdown(**_kwargs: object) -> None:

@@ -48,7 +48,7 @@ def execute(run_id: int, settings: Settings) -> str:
         retry_seconds=settings.message_retry_seconds,
     )
     try:
-        claim = channel.claim(worker=f"{socket.gethostname()}:{os.getpid()}")
+        claim = channel.claim(worker=f"{settings.worker_name or socket.gethostname()}:{os.getpid()}")
         if claim is None:
             log.info("run %s: not claimed (taken by another worker, cancelled or deleted)", run_id)
             return "not claimed"

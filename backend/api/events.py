@@ -30,6 +30,7 @@ from backend.services import epochs, runs, workers
 from backend.services.changes import ChangeFeed
 from backend.services.errors import NotFound
 from backend.services.health import is_unavailable
+from backend.services.scheduling import Served
 from trainboard.protocol import MAX_EPOCH, MAX_ID, EpochRecord
 from trainboard.schemas import RunPublic
 from trainboard.settings import Settings
@@ -40,20 +41,20 @@ router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require
 IDLE_WAKE_S = 15.0
 
 
-def _idle(session: Session, settings: Settings) -> str | None:
-    return workers.idle_queue(session, settings.queue, settings.lost_after_seconds)
+def _served(session: Session, settings: Settings) -> Served:
+    return workers.served(session, settings.lost_after_seconds)
 
 
 def _read_run(engine: Engine, settings: Settings, run_id: int, after_epoch: int) -> tuple[RunPublic, list[EpochRecord]]:
     """The run and its epochs after `after_epoch`."""
     with Session(engine) as session:
         run = runs.get_run(session, run_id)
-        return runs.public(run, _idle(session, settings)), epochs.for_run(session, run_id, after_epoch)
+        return runs.public(run, _served(session, settings)), epochs.for_run(session, run_id, after_epoch)
 
 
 def _read_runs(engine: Engine, settings: Settings, run_ids: set[int]) -> list[RunPublic]:
     with Session(engine) as session:
-        return runs.public_runs(session, sorted(run_ids), _idle(session, settings))
+        return runs.public_runs(session, sorted(run_ids), _served(session, settings))
 
 
 def _deleted(run_id: int) -> ServerSentEvent:

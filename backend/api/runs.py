@@ -11,20 +11,24 @@ from backend.deps import (
     DispatcherDep,
     FeedDep,
     IdempotencyKey,
-    IdleQueueDep,
     RunDep,
+    ServedDep,
     SessionDep,
     SettingsDep,
     require_user,
 )
 from backend.responses import CONFLICT, NOT_FOUND, REUSED_KEY, USER
 from backend.services import idempotency, run_list, runs
+from trainboard.placement import DEFAULT_QUEUE, QUEUE_PATTERN
 from trainboard.protocol import MAX_ID
 from trainboard.schemas import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     TAG_PATTERN,
     Archived,
     ConfusionPublic,
     MetricsPublic,
+    Placement,
     RunPublic,
     RunsPublic,
     RunStatus,
@@ -42,21 +46,29 @@ def create_run(
     session: SessionDep,
     feed: FeedDep,
     dispatcher: DispatcherDep,
-    idle: IdleQueueDep,
+    served: ServedDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
+    queue: Annotated[
+        str, Query(pattern=QUEUE_PATTERN, description="The queue it waits in (workers take it with `--queue NAME`)")
+    ] = DEFAULT_QUEUE,
+    priority: Annotated[
+        int, Query(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher starts first in its queue")
+    ] = 0,
 ) -> RunPublic:
-    """Queue a run. The row is committed first; only its id goes to the broker. 422 when its estimated
-    training memory is over TRAINBOARD_MEMORY_BUDGET_GB (the message gives both)."""
+    """Queue a run. The row is committed first; a dispatch round then sends its id to the broker when a live
+    worker of its queue has a free slot (by priority, then round-robin across studies). 422 when its
+    estimated training memory is over TRAINBOARD_MEMORY_BUDGET_GB (the message gives both)."""
     asked = idempotency.request("runs", idempotency_key, spec)
-    run = runs.queue_run(session, spec, dispatcher, feed, asked, settings.memory_budget_gb)
-    return runs.public(run, idle)
+    placement = Placement(queue=queue, priority=priority)
+    run = runs.queue_run(session, spec, dispatcher, feed, asked, settings.memory_budget_gb, placement)
+    return runs.public(run, served)
 
 
 @router.get("", response_model=RunsPublic)
 def read_runs(
     session: SessionDep,
-    idle: IdleQueueDep,
+    served: ServedDep,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     sort: Annotated[run_list.SortKey, Query(description="A field; '-field' sorts descending")] = "-created",
@@ -73,7 +85,7 @@ def read_runs(
     """Runs matching the filters, one page at a time (newest first by default); `count` is all that match."""
     where = run_list.RunFilter(status=status, dataset=dataset, arch=arch, tag=tag, q=q, study=study, archived=archived)
     found, count = run_list.list_runs(session, where, sort, offset, limit)
-    return RunsPublic(data=[runs.public(r, idle) for r in found], count=count)
+    return RunsPublic(data=[runs.public(r, served) for r in found], count=count)
 
 
 @router.patch("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
@@ -83,8 +95,8 @@ def update_run(run: RunDep, body: RunUpdate, session: SessionDep, feed: FeedDep)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
-def read_run(run: RunDep, idle: IdleQueueDep) -> RunPublic:
-    return runs.public(run, idle)
+def read_run(run: RunDep, served: ServedDep) -> RunPublic:
+    return runs.public(run, served)
 
 
 @router.get("/{run_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)

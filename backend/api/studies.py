@@ -11,7 +11,7 @@ from backend.deps import (
     DispatcherDep,
     FeedDep,
     IdempotencyKey,
-    IdleQueueDep,
+    ServedDep,
     SessionDep,
     SettingsDep,
     StudyDep,
@@ -127,9 +127,9 @@ def read_studies(
 
 
 @router.get("/studies/{study_id}", response_model=StudyDetail, responses=NOT_FOUND)
-def read_study(study: StudyDep, session: SessionDep, idle: IdleQueueDep) -> StudyDetail:
+def read_study(study: StudyDep, session: SessionDep, served: ServedDep) -> StudyDetail:
     """The study and its runs (label, status, progress, summary), in the order of its variants."""
-    return studies.study_detail(session, study, idle)
+    return studies.study_detail(session, study, served)
 
 
 @router.get(

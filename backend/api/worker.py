@@ -80,10 +80,14 @@ def report_info(run: RunDep, body: InfoMessage, session: SessionDep, feed: FeedD
 
 
 @router.post("/finish", response_model=FinishAnswer)
-def report_finish(run: RunDep, body: FinishMessage, session: SessionDep, feed: FeedDep) -> FinishAnswer:
+def report_finish(
+    run: RunDep, body: FinishMessage, session: SessionDep, feed: FeedDep, dispatcher: DispatcherDep
+) -> FinishAnswer:
+    """The attempt ended (succeeded, failed, cancelled): its slot is free, so a dispatch round sends the next run."""
     run = lifecycle.finish_run(session, run, body.attempt, body.lease, body.result, body.error)
     assert run.id is not None
     feed.notify(run.id)
+    dispatcher.dispatch()
     return FinishAnswer(status=run.status.value)
 
 
@@ -101,6 +105,6 @@ def report_killed(
     run = lifecycle.run_killed(session, run, body.attempt, body.lease, body.signal, settings.max_attempts)
     assert run.id is not None
     if run.status == RunStatus.queued:
-        dispatcher.send(run.id)
+        dispatcher.dispatch()
     feed.notify(run.id)
     return FinishAnswer(status=run.status.value)

@@ -13,7 +13,7 @@ import secrets
 import signal as signals
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import update
@@ -25,7 +25,7 @@ from backend.services import artifacts, epochs
 from backend.services.errors import Conflict
 from backend.tables import EpochMetric, Run, Study
 from trainboard.protocol import EpochRecord, Progress, ResumePoint, RunInfo, RunResult, StopState
-from trainboard.schemas import RunStatus
+from trainboard.schemas import Placement, RunStatus
 from trainboard.spec import RunSpec
 
 
@@ -36,10 +36,12 @@ def create_runs(
     labels: Sequence[str] | None = None,
     repeats: Sequence[int] | None = None,
     before_commit: Callable[[list[Run]], None] | None = None,
+    placement: Placement | None = None,
 ) -> list[Run]:
     """Queued rows for `specs` (and their study, with each run's label), committed together: a study is
     stored with all of its runs or not at all. `before_commit` sees the runs with their ids, in the same
-    transaction (the idempotency key that made them)."""
+    transaction (the idempotency key that made them). `placement`: their queue and priority."""
+    placement = placement or Placement()
     if study is not None:
         session.add(study)
         session.flush()  # the study's id, for its runs
@@ -52,6 +54,9 @@ def create_runs(
             study_id=None if study is None else study.id,
             label=None if labels is None else labels[index],
             repeat=0 if repeats is None else repeats[index],
+            queue=placement.queue,
+            priority=placement.priority,
+            gpu=spec.wants_gpu,
         )
         for index, spec in enumerate(specs)
     ]
@@ -294,7 +299,7 @@ def run_killed(session: Session, run: Run, attempt: int, lease: str, signal: int
         run.status, run.finished_at = RunStatus.failed, utcnow()
         run.error = f"{reason}{again} (epoch {run.epochs_done}, attempt {attempts_used(run)} of {max_attempts})"
     else:
-        run.status = RunStatus.queued
+        run.status, run.dispatched_at = RunStatus.queued, None
         run.error = f"attempt {run.attempt}: {reason}; requeued"
         run.last_kill_epoch = run.epochs_done
     run.lease_hash = None
@@ -323,6 +328,7 @@ def retry_run(session: Session, run: Run, before_commit: Callable[[], None] | No
         .where(col(Run.id) == run.id, col(Run.status).in_(RETRYABLE))
         .values(
             status=RunStatus.queued,
+            dispatched_at=None,
             attempt_base=col(Run.attempt),
             error=None,
             stop_reason=None,
@@ -388,7 +394,11 @@ def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts:
                 "error": f"lost: {silent}, attempt {attempts_used(run)} of {max_attempts}",
             }
         else:
-            values = {"status": RunStatus.queued, "error": f"attempt {run.attempt} lost: {silent}; requeued"}
+            values = {
+                "status": RunStatus.queued,
+                "dispatched_at": None,
+                "error": f"attempt {run.attempt} lost: {silent}; requeued",
+            }
         result = session.execute(
             update(Run)
             .where(
@@ -410,3 +420,17 @@ def recover_lost_runs(session: Session, lost_after_seconds: float, max_attempts:
 def queued_run_ids(session: Session) -> list[int]:
     ids = session.exec(select(Run.id).where(Run.status == RunStatus.queued).order_by(col(Run.id))).all()
     return [run_id for run_id in ids if run_id is not None]
+
+
+def sent_unclaimed(session: Session) -> dict[tuple[str, bool], list[tuple[int, datetime]]]:
+    """Queued runs whose id went to the broker and no worker has claimed yet, per (queue, GPU), oldest sent first."""
+    rows = session.exec(
+        select(Run.id, Run.queue, Run.gpu, Run.dispatched_at)
+        .where(Run.status == RunStatus.queued, col(Run.dispatched_at).is_not(None))
+        .order_by(col(Run.dispatched_at), col(Run.id))
+    ).all()
+    found: dict[tuple[str, bool], list[tuple[int, datetime]]] = {}
+    for run_id, queue, gpu, sent_at in rows:
+        if run_id is not None and sent_at is not None:
+            found.setdefault((queue, gpu), []).append((run_id, sent_at))
+    return found

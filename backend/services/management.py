@@ -129,7 +129,7 @@ def archive_study(session: Session, feed: ChangeFeed, study: Study, archived: bo
 def retry_run(
     session: Session, root: Path, dispatcher: Dispatcher, feed: ChangeFeed, run: Run, start: RetryFrom = "checkpoint"
 ) -> Run:
-    """Queue a failed or cancelled run again (Conflict otherwise) and send it to the broker. From its latest
+    """Queue a failed or cancelled run again (Conflict otherwise) and run a dispatch round. From its latest
     checkpoint when it has one; `start="start"` forgets its checkpoints (their files go after the commit)
     so it starts over."""
     assert run.id is not None
@@ -141,7 +141,7 @@ def retry_run(
     run = lifecycle.retry_run(session, run, forget_checkpoints if start == "start" else None)
     if start == "start":
         artifacts.remove_unlisted(session, root, run_id)
-    dispatcher.send(run_id)
+    dispatcher.dispatch()
     feed.notify(run_id)
     return run
 

@@ -1,4 +1,5 @@
-"""Keeps the DB and the broker in step: re-sends queued runs at start-up, requeues runs whose worker went silent.
+"""Keeps the DB and the broker in step: re-sends queued runs at start-up and runs the broker lost, requeues
+runs whose worker went silent, and runs a dispatch round every check.
 
 The broker may lose messages (restarted without persistence); the DB never does. A re-sent id is
 harmless: the worker's claim is atomic, so a duplicate message just finds the run taken and exits.
@@ -9,10 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from backend.db import utcnow
 from backend.services import lifecycle
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
@@ -39,36 +42,41 @@ class RecoveryLoop:
         self._booted = time.monotonic()
 
     def resend_queued(self) -> list[int]:
+        """At start-up the broker may have lost what it held (the DB never does): every queued run counts as not
+        sent, and a dispatch round sends as many as the live workers can start now."""
         with Session(self.engine) as session:
             run_ids = lifecycle.queued_run_ids(session)
-        self.dispatcher.send_all(run_ids)
+        self.dispatcher.unmark(run_ids)
+        sent = self.dispatcher.dispatch() if run_ids else []
         if run_ids:
-            log.info("re-sent %d queued run(s) to the broker: %s", len(run_ids), run_ids)
-        return run_ids
+            log.info("%d run(s) queued at start-up; sent %d to the broker now: %s", len(run_ids), len(sent), sent)
+        return sent
 
     def resend_missing(self) -> list[int]:
-        """Queued runs whose message the broker lost while the API runs (Redis restarted without persistence,
-        a FLUSHALL): when the broker holds fewer messages for the queue than the database has queued runs,
-        send again as many of them as are missing, oldest first, each at most once per lost-after time.
-        A 200-run study legitimately queued behind one worker is not flooded: its count matches. A run sent
-        twice is harmless: the second message finds it claimed."""
+        """Runs sent to the broker that it lost while the API runs (Redis restarted without persistence, a
+        FLUSHALL): when a broker queue holds fewer messages than the database has runs sent there and not yet
+        claimed, the missing number of them, oldest first and each at most once per lost-after time, count as
+        not sent again, and the dispatch round sends them. A run sent twice is harmless: the second message
+        finds it claimed."""
         with Session(self.engine) as session:
-            queued = lifecycle.queued_run_ids(session)
-        if not queued:
+            unclaimed = lifecycle.sent_unclaimed(session)
+        lost: list[int] = []
+        held_by_queue: dict[str, int] = {}
+        for (queue, gpu), runs in unclaimed.items():
+            name = self.dispatcher.broker_queue(queue, gpu)
+            held = self.dispatcher.queue_size(name)
+            if held is None or held >= len(runs):
+                continue
+            held_by_queue[name] = held
+            cutoff = utcnow() - timedelta(seconds=self.lost_after_seconds)
+            lost += [run_id for run_id, sent_at in runs if sent_at <= cutoff][: len(runs) - held]
+        if not lost:
             return []
-        held = self.dispatcher.queue_size()
-        if held is None or held >= len(queued):
-            return []
-        due = self.dispatcher.not_sent_within(queued, self.lost_after_seconds)[: len(queued) - held]
-        sent = [run_id for run_id in due if self.dispatcher.send(run_id)]
-        if sent:
-            log.warning(
-                "the broker holds %d message(s) for %d queued run(s): sent %d again: %s",
-                held,
-                len(queued),
-                len(sent),
-                sent,
-            )
+        self.dispatcher.unmark(lost)
+        sent = self.dispatcher.dispatch()
+        log.warning(
+            "the broker holds %s message(s) for runs sent to it: sent %d again: %s", held_by_queue, len(lost), lost
+        )
         return sent
 
     def _grace_left(self) -> bool:
@@ -82,8 +90,8 @@ class RecoveryLoop:
             return lifecycle.LostRuns()
         with Session(self.engine) as session:
             found = lifecycle.recover_lost_runs(session, self.lost_after_seconds, self.max_attempts)
-        for run_id in found.requeue:
-            self.dispatcher.send(run_id)
+        if found.requeue:
+            self.dispatcher.dispatch()
         for run_id in found.changed:
             self.feed.notify(run_id)
         if found.changed:
@@ -91,12 +99,13 @@ class RecoveryLoop:
         return found
 
     def check(self) -> None:
-        """One round: undelivered ids, vanished messages, silent runs. A database outage is logged once."""
+        """One round: vanished messages, silent runs, then whatever there is room for now (a send that failed
+        earlier, a worker that came back). A database outage is logged once."""
         try:
-            self.dispatcher.retry_undelivered()
             self.resend_missing()
             self.health.ok()
             self.check_lost()
+            self.dispatcher.dispatch()
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("the recovery check failed")  # a bug: the loop goes on, the traceback says where

@@ -8,14 +8,24 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from backend.services import epochs, idempotency, lifecycle
+from backend.services import epochs, idempotency, lifecycle, scheduling
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.errors import Conflict, Invalid, NotFound
+from backend.services.scheduling import Served
 from backend.tables import Run, Study
 from trainboard.memory import over_budget
 from trainboard.protocol import MAX_ID, Progress, RunInfo
-from trainboard.schemas import ConfusionPublic, MetricsPublic, ProgressBar, RunPublic, RunStatus, RunUpdate, Summary
+from trainboard.schemas import (
+    ConfusionPublic,
+    MetricsPublic,
+    Placement,
+    ProgressBar,
+    RunPublic,
+    RunStatus,
+    RunUpdate,
+    Summary,
+)
 from trainboard.spec import CLASS_NAMES, RunSpec
 
 
@@ -41,15 +51,21 @@ def progress_bar(status: RunStatus, planned_epochs: int, epochs_done: int, heart
     return ProgressBar(percent=round(min(fraction, 1.0) * 100, 1), label=label)
 
 
-def public(run: Run, idle_queue: str | None = None) -> RunPublic:
-    """A run as the API and the pages show it. `idle_queue`: the queue no live worker listens on
-    (services/workers.py idle_queue), which a queued run of it names as the reason it waits."""
+def public(run: Run, served: Served | None = None) -> RunPublic:
+    """A run as the API and the pages show it. `served`: where live workers take runs from
+    (services/workers.py served); a queued run waiting elsewhere names that as the reason it waits."""
     assert run.id is not None
     heartbeat = Progress(epoch=run.progress_epoch, batch=run.progress_batch, batches=run.progress_batches)
-    waiting = f"no worker is listening on queue {idle_queue}" if idle_queue and run.status == "queued" else None
+    waiting = (
+        scheduling.waiting_reason(run.queue, run.gpu, served)
+        if served is not None and run.status == RunStatus.queued
+        else None
+    )
     return RunPublic(
         waiting=waiting,
         resumed_from=run.resumed_from,
+        queue=run.queue,
+        priority=run.priority,
         id=run.id,
         study_id=run.study_id,
         label=run.label,
@@ -91,10 +107,10 @@ def get_run(session: Session, run_id: int) -> Run:
     return run
 
 
-def public_runs(session: Session, run_ids: Sequence[int], idle_queue: str | None = None) -> list[RunPublic]:
+def public_runs(session: Session, run_ids: Sequence[int], served: Served | None = None) -> list[RunPublic]:
     """The runs of `run_ids` that exist, in id order, as their public shape (one query)."""
     found = session.exec(select(Run).where(col(Run.id).in_(list(run_ids))).order_by(col(Run.id))).all()
-    return [public(run, idle_queue) for run in found]
+    return [public(run, served) for run in found]
 
 
 def queue_runs(
@@ -107,9 +123,11 @@ def queue_runs(
     repeats: Sequence[int] | None = None,
     idempotent: idempotency.Request | None = None,
     memory_budget_gb: float | None = None,
+    placement: Placement | None = None,
 ) -> list[Run]:
-    """The one way runs are queued (a run, or a study's runs with their labels): commit the rows first,
-    all in one transaction (with the request's idempotency key), then send only their ids, in order.
+    """The one way runs are queued (a run, or a study's runs with their labels, in `placement`'s queue and
+    priority): commit the rows first, all in one transaction (with the request's idempotency key), then a
+    dispatch round sends as many as the live workers have room for.
     A retried request (the same key) gets the runs the first one made. `memory_budget_gb`: refuse (Invalid)
     a run whose estimated training memory is over it."""
     if memory_budget_gb is not None:
@@ -126,7 +144,9 @@ def queue_runs(
         idempotency.record(session, idempotent, ids, None if study is None else study.id)
 
     try:
-        runs = lifecycle.create_runs(session, specs, study, labels, repeats, keep_key if idempotent else None)
+        runs = lifecycle.create_runs(
+            session, specs, study, labels, repeats, keep_key if idempotent else None, placement
+        )
     except IntegrityError:  # the same key, committed by a concurrent retry in between: that one wins
         session.rollback()
         made = idempotency.earlier(session, idempotent)
@@ -134,7 +154,7 @@ def queue_runs(
             raise
         return _runs_by_id(session, made.run_ids)
     run_ids = [run.id for run in runs if run.id is not None]
-    dispatcher.send_all(run_ids)
+    dispatcher.dispatch()
     for run_id in run_ids:
         feed.notify(run_id)
     return runs
@@ -147,9 +167,18 @@ def queue_run(
     feed: ChangeFeed,
     idempotent: idempotency.Request | None = None,
     memory_budget_gb: float | None = None,
+    placement: Placement | None = None,
 ) -> Run:
     """Queue one run (REST and form); see queue_runs."""
-    return queue_runs(session, [spec], dispatcher, feed, idempotent=idempotent, memory_budget_gb=memory_budget_gb)[0]
+    return queue_runs(
+        session,
+        [spec],
+        dispatcher,
+        feed,
+        idempotent=idempotent,
+        memory_budget_gb=memory_budget_gb,
+        placement=placement,
+    )[0]
 
 
 def _runs_by_id(session: Session, run_ids: Sequence[int]) -> list[Run]:

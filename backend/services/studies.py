@@ -14,6 +14,7 @@ from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.errors import Conflict, NotFound
 from backend.services.run_list import archived_clauses
+from backend.services.scheduling import Served
 from backend.services.study_plans import ResolvedStudy
 from backend.tables import Run, Study
 from trainboard.protocol import MAX_ID
@@ -84,6 +85,7 @@ def queue_study(
         labels=resolved.labels,
         repeats=resolved.repeats,
         idempotent=idempotent,
+        placement=resolved.placement,
     )
     if queued and queued[0].study_id is not None and queued[0].study_id != study.id:  # a concurrent retry won
         return get_study(session, queued[0].study_id)
@@ -170,8 +172,8 @@ def study_public(session: Session, study: Study) -> StudyPublic:
     return public(study, status_counts(session, [study.id])[study.id])
 
 
-def study_detail(session: Session, study: Study, idle_queue: str | None = None) -> StudyDetail:
+def study_detail(session: Session, study: Study, served: Served | None = None) -> StudyDetail:
     assert study.id is not None
-    members = [runs.public(run, idle_queue) for run in study_runs(session, study.id)]
+    members = [runs.public(run, served) for run in study_runs(session, study.id)]
     summary = study_public(session, study)
     return StudyDetail(**summary.model_dump(), data=members, reported=study.reported, groups=study_groups(members))

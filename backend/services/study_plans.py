@@ -21,7 +21,7 @@ from trainboard.presets.variants import (
     run_count_error,
     sweep_variants,
 )
-from trainboard.schemas import PlannedRun, StudyCreate, SweepCreate, SweepPreview
+from trainboard.schemas import Placement, PlannedRun, StudyCreate, SweepCreate, SweepPreview
 from trainboard.spec import (
     DATASET_SHAPES,
     CNNSpec,
@@ -44,6 +44,7 @@ class ResolvedStudy:
     specs: list[RunSpec]
     reported: dict[str, Reported]
     repeats: list[int]  # one per run: which seed of its label (0-based)
+    placement: Placement  # the queue and priority of every run
 
     def planned(self) -> list[PlannedRun]:
         return [
@@ -133,6 +134,7 @@ def resolve(request: StudyCreate, memory_budget_gb: float | None = None) -> Reso
         specs=specs,
         repeats=repeats,
         reported={v.label: v.reported for v in variants if v.reported is not None},
+        placement=Placement(queue=request.queue, priority=request.priority),
     )
 
 
@@ -175,6 +177,7 @@ def resolve_sweep(request: SweepCreate, memory_budget_gb: float | None = None) -
         specs=specs,
         repeats=repeats,
         reported={},
+        placement=Placement(queue=request.queue, priority=request.priority),
     )
 
 

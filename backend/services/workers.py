@@ -1,16 +1,22 @@
 """Workers as they announce themselves: their heartbeats stored, the list the Workers page shows, and which
-queues no live worker listens on (a queued run there says so instead of waiting in silence)."""
+queues no live worker listens on (a queued run there says so instead of waiting in silence), and the
+capacity the dispatch round fills."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from backend.db import utcnow
-from backend.tables import Worker
+from backend.services import scheduling
+from backend.services.scheduling import Served, WorkerCapacity
+from backend.tables import Run, Worker
 from trainboard.protocol import WorkerDevice, WorkerHeartbeat
-from trainboard.schemas import WorkerPublic
+from trainboard.schemas import RunStatus, WorkerPublic
 
 # A worker reports about this often, at most (the answer to each heartbeat says when to send the next).
 MAX_HEARTBEAT_SECONDS = 5.0
@@ -44,7 +50,9 @@ def record_heartbeat(session: Session, beat: WorkerHeartbeat) -> Worker:
 def status(worker: Worker, lost_after_seconds: float) -> str:
     if worker.state == "stopped":
         return "stopped"
-    return "live" if worker.last_seen >= utcnow() - timedelta(seconds=lost_after_seconds) else "gone"
+    if worker.last_seen < utcnow() - timedelta(seconds=lost_after_seconds):
+        return "gone"
+    return "draining" if worker.state == "draining" else "live"
 
 
 def public(worker: Worker, lost_after_seconds: float) -> WorkerPublic:
@@ -57,7 +65,7 @@ def public(worker: Worker, lost_after_seconds: float) -> WorkerPublic:
         queues=list(worker.queues),
         device=WorkerDevice.model_validate(worker.device),
         slots=worker.slots,
-        running=list(worker.running) if state == "live" else [],
+        running=list(worker.running) if state in ("live", "draining") else [],
         status=state,
         started_at=worker.started_at,
         last_seen=worker.last_seen,
@@ -67,16 +75,58 @@ def public(worker: Worker, lost_after_seconds: float) -> WorkerPublic:
 def list_workers(session: Session, lost_after_seconds: float) -> list[WorkerPublic]:
     """Every worker ever seen: live ones first, then by name."""
     found = [public(w, lost_after_seconds) for w in session.exec(select(Worker).order_by(col(Worker.name))).all()]
-    return sorted(found, key=lambda w: (w.status != "live", w.name))
+    return sorted(found, key=lambda w: (w.status not in ("live", "draining"), w.name))
 
 
-def live_queues(session: Session, lost_after_seconds: float) -> set[str]:
-    """The queues at least one live worker listens on."""
+def live(session: Session, lost_after_seconds: float) -> list[Worker]:
+    """The workers heard from within the lost-after time that have not said goodbye (draining ones too)."""
     since = utcnow() - timedelta(seconds=lost_after_seconds)
-    rows = session.exec(select(Worker.queues).where(col(Worker.last_seen) >= since, Worker.state != "stopped")).all()
-    return {queue for queues in rows for queue in queues}
+    return list(session.exec(select(Worker).where(col(Worker.last_seen) >= since, Worker.state != "stopped")).all())
 
 
-def idle_queue(session: Session, queue: str, lost_after_seconds: float) -> str | None:
-    """`queue` when no live worker listens on it (its queued runs wait for nobody), else None."""
-    return None if queue in live_queues(session, lost_after_seconds) else queue
+def capacity(worker: Worker) -> WorkerCapacity:
+    return WorkerCapacity(
+        name=worker.name,
+        queues=tuple(worker.queues),
+        gpu=WorkerDevice.model_validate(worker.device).kind == "cuda",
+        slots=worker.slots,
+    )
+
+
+def taking(session: Session, lost_after_seconds: float) -> list[WorkerCapacity]:
+    """What the live workers that take new runs (not draining) can train: the dispatch round's capacity."""
+    return [capacity(w) for w in live(session, lost_after_seconds) if w.state == "up"]
+
+
+def served(session: Session, lost_after_seconds: float) -> Served:
+    """The (queue, GPU) buckets that live workers taking new runs serve."""
+    return scheduling.served(taking(session, lost_after_seconds))
+
+
+@dataclass(frozen=True)
+class QueueLine:
+    """One place runs wait (a queue, or its GPU variant): how many wait there and which workers take them."""
+
+    queue: str
+    gpu: bool
+    queued: int
+    takers: list[str]
+
+
+def queues(session: Session, lost_after_seconds: float) -> list[QueueLine]:
+    """Every bucket that has queued runs or a live worker taking from it, by queue then GPU: the Workers page's
+    answer to "why does my run wait"."""
+    rows = session.execute(
+        sql_select(col(Run.queue), col(Run.gpu), func.count())
+        .where(col(Run.status) == RunStatus.queued)
+        .group_by(col(Run.queue), col(Run.gpu))
+    ).all()
+    queued: dict[tuple[str, bool], int] = {(queue, gpu): count for queue, gpu, count in rows}
+    takers: dict[tuple[str, bool], list[str]] = {}
+    for worker in taking(session, lost_after_seconds):
+        for bucket in sorted(worker.serves()):
+            takers.setdefault(bucket, []).append(worker.name)
+    return [
+        QueueLine(queue, gpu, queued.get((queue, gpu), 0), sorted(takers.get((queue, gpu), [])))
+        for queue, gpu in sorted(set(queued) | set(takers))
+    ]

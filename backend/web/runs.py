@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backend.deps import DispatcherDep, FeedDep, IdleQueueDep, RunDep, SessionDep, SettingsDep, TokensDep
+from backend.deps import DispatcherDep, FeedDep, RunDep, ServedDep, SessionDep, SettingsDep, TokensDep
 from backend.services import artifacts, run_list, runs, studies
 from backend.services.errors import Invalid
 from backend.web import forms
@@ -27,7 +27,7 @@ OPTIONS = forms.options()
 
 @router.get("/", response_class=HTMLResponse)
 def runs_page(
-    request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep, idle: IdleQueueDep
+    request: Request, sid: PageSession, tokens: TokensDep, session: SessionDep, feed: FeedDep, served: ServedDep
 ) -> HTMLResponse:
     """One page of the runs list, filtered and sorted as the URL says (bad values: the defaults)."""
     since = feed.token()  # read before the runs: a change in between is sent again, never missed
@@ -42,7 +42,7 @@ def runs_page(
         "runs.html",
         sid,
         tokens,
-        runs=[runs.public(r, idle) for r in shown],
+        runs=[runs.public(r, served) for r in shown],
         sizes=artifacts.sizes(session, [r.id for r in shown if r.id is not None]),
         count=count,
         since=since,
@@ -121,7 +121,7 @@ def run_page(
     tokens: TokensDep,
     session: SessionDep,
     feed: FeedDep,
-    idle: IdleQueueDep,
+    served: ServedDep,
 ) -> HTMLResponse:
     since = feed.token()  # a finished run's page follows /api/events from here for its tags and notes
     session.refresh(run)
@@ -132,7 +132,7 @@ def run_page(
         "run.html",
         sid,
         tokens,
-        run=runs.public(run, idle),
+        run=runs.public(run, served),
         classes=CLASS_NAMES.get(run.dataset, []),
         study=study,
         since=since,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2.utils import htmlsafe_json_dumps
 
-from backend.deps import FeedDep, IdleQueueDep, SessionDep, StudyDep, TokensDep
+from backend.deps import FeedDep, ServedDep, SessionDep, StudyDep, TokensDep
 from backend.services import studies
 from backend.services.comparison import MAX_COMPARED_RUNS
 from backend.web.session import PageSession
@@ -74,10 +74,10 @@ def study_page(
     study: StudyDep,
     session: SessionDep,
     feed: FeedDep,
-    idle: IdleQueueDep,
+    served: ServedDep,
 ) -> HTMLResponse:
     since = feed.token()  # before the runs are read: a change in between is sent again, never missed
-    detail = studies.study_detail(session, study, idle)
+    detail = studies.study_detail(session, study, served)
     run_ids = [run.id for run in detail.data]
     compare_url = f"/compare?runs={','.join(map(str, run_ids))}" if 2 <= len(run_ids) <= MAX_COMPARED_RUNS else None
     by_id = {run.id: run for run in detail.data}

@@ -1,4 +1,5 @@
-"""The Workers page, `/workers`: every worker with its device, slots and what each slot trains."""
+"""The Workers page, `/workers`: every worker with its device, slots and what each slot trains, and every queue
+with the runs waiting in it and the workers that take them."""
 
 from __future__ import annotations
 
@@ -24,6 +25,6 @@ def workers_page(
         sid,
         tokens,
         workers=found,
-        queue=settings.queue,
+        queues=workers.queues(session, settings.lost_after_seconds),
         lost_after=settings.lost_after_seconds,
     )

@@ -1,7 +1,7 @@
 """The services going away under a live API and real workers: Redis restarted without persistence or flushed
-with runs queued (every run still runs, once), and the database unreachable — refusing, then frozen — for
-longer than the lost-after time (503s with Retry-After, the event stream waits it out, nothing lost, no run
-called lost)."""
+with run ids sent to it and not yet taken (every run still runs, once), and the database unreachable —
+refusing, then frozen — for longer than the lost-after time (503s with Retry-After, the event stream waits
+it out, nothing lost, no run called lost)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import API, LiveServer, WorkerProcess, live_settings, reset_database, tiny_spec, wait_for
+from tests.conftest import API, WORKER, LiveServer, WorkerProcess, live_settings, reset_database, tiny_spec, wait_for
 from tests.faults.conftest import PrivateRedis
 from tests.faults.proxy import Proxy
 
@@ -61,12 +61,31 @@ def epochs(server: LiveServer, run_id: int) -> list[int]:
     return [m["epoch"] for m in read(server, f"/api/runs/{run_id}/metrics")["data"]]
 
 
+def announce_ghost(server: LiveServer, slots: int) -> None:
+    """A worker that says it has free slots and never takes a message: the API sends it `slots` run ids, which
+    stay in the broker (until the test makes Redis lose them)."""
+    beat = {
+        "name": "ghost@nowhere",
+        "host": "nowhere",
+        "pid": 1,
+        "version": "0",
+        "queues": ["default"],
+        "device": {"kind": "cpu", "name": "cpu", "cores": 1},
+        "slots": slots,
+        "running": [],
+    }
+    with httpx.Client(base_url=server.url, headers=WORKER, timeout=10) as http:
+        assert http.post("/api/workers/heartbeat", json=beat).status_code == 200
+
+
 def test_runs_whose_messages_redis_lost_still_run_once(private_redis: PrivateRedis, tmp_path: Path) -> None:
     settings = live_settings(tmp_path, broker_url=private_redis.url, lost_after_seconds=2.0)
     server = LiveServer(settings).start()
     try:
-        first = [submit(server, tiny_spec(name=f"flushed-{i}")) for i in range(3)]  # no worker yet
-        private_redis.command("FLUSHALL")  # every message gone; the runs are queued in the database
+        first = [submit(server, tiny_spec(name=f"flushed-{i}")) for i in range(3)]
+        announce_ghost(server, slots=3)  # the three ids go to Redis
+        wait_for(lambda: private_redis.command("LLEN", settings.queue) == "3", 10, 0.1, "three messages")
+        private_redis.command("FLUSHALL")  # every message gone; the runs are queued, and sent, in the database
         worker = WorkerProcess(settings, "w1", tmp_path / "w1.log")
         try:
             for run_id in first:
@@ -76,6 +95,8 @@ def test_runs_whose_messages_redis_lost_still_run_once(private_redis: PrivateRed
         finally:
             worker.stop()
         second = [submit(server, tiny_spec(name=f"restarted-{i}")) for i in range(2)]
+        announce_ghost(server, slots=2)
+        wait_for(lambda: private_redis.command("LLEN", settings.queue) == "2", 10, 0.1, "two messages")
         private_redis.restart()  # no persistence: an empty broker comes back
         worker = WorkerProcess(settings, "w2", tmp_path / "w2.log")
         try:

@@ -32,3 +32,19 @@ def test_a_create_gives_up_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> N
     with Client("http://trainboard.test", "token", transport=transport) as api:
         with pytest.raises(ClientError, match="HTTP 503: the database is unreachable"):
             api.create_study({"preset": "mnist-ablations"})
+
+
+def test_a_run_is_created_in_its_queue_with_its_priority() -> None:
+    seen: list[httpx.URL] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(201, json={"id": 8, "status": "queued"})
+
+    with Client("http://trainboard.test", "token", transport=httpx.MockTransport(server)) as api:
+        api.create_run({"dataset": {"name": "digits"}}, queue="a100", priority=5)
+        api.create_run({"dataset": {"name": "digits"}})
+    assert [(url.path, dict(url.params)) for url in seen] == [
+        ("/api/runs", {"queue": "a100", "priority": "5"}),
+        ("/api/runs", {"queue": "default", "priority": "0"}),
+    ]

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from backend.db import utcnow
 from backend.tables import Worker
 from tests.backend.api.test_runs import create
-from tests.conftest import API, WORKER
+from tests.conftest import API, WORKER, tiny_spec
 
 
 def beat(client: Any, name: str = "gpu0@lab", **changes: Any) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def beat(client: Any, name: str = "gpu0@lab", **changes: Any) -> dict[str, Any]:
         "host": "lab",
         "pid": 4242,
         "version": "0.1.0",
-        "queues": [client.app.state.settings.queue],
+        "queues": ["default"],
         "device": {
             "kind": "cuda",
             "name": "NVIDIA H100 80GB HBM3",
@@ -89,9 +89,8 @@ def test_live_workers_come_first(client: Any) -> None:
 
 
 def test_a_queued_run_says_when_no_live_worker_listens_on_its_queue(client: Any) -> None:
-    queue = client.app.state.settings.queue
     run = create(client)
-    assert run["waiting"] == f"no worker is listening on queue {queue}"
+    assert run["waiting"] == "no live worker listens on queue default"
     assert client.get("/api/runs", headers=API).json()["data"][0]["waiting"] == run["waiting"]
     beat(client, "other@lab", queues=["somewhere-else"])
     assert client.get(f"/api/runs/{run['id']}", headers=API).json()["waiting"] == run["waiting"]
@@ -101,6 +100,41 @@ def test_a_queued_run_says_when_no_live_worker_listens_on_its_queue(client: Any)
     assert client.get(f"/api/runs/{run['id']}", headers=API).json()["waiting"] == run["waiting"]
     client.post(f"/api/runs/{run['id']}/cancel", headers=API)
     assert client.get(f"/api/runs/{run['id']}", headers=API).json()["waiting"] is None  # only queued runs wait
+
+
+CPU = {"kind": "cpu", "name": "Xeon", "memory_bytes": 2**34, "cores": 2}
+
+
+def test_a_run_that_asks_for_a_gpu_waits_for_a_gpu_worker_of_its_queue(client: Any) -> None:
+    beat(client, "cpu@lab", device=CPU)
+    wants = create(client, _spec(client, "cuda"))
+    assert wants["waiting"] == "no live worker with a GPU listens on queue default"
+    assert create(client, _spec(client, "auto"))["waiting"] is None  # auto: any worker of the queue takes it
+    named = client.post("/api/runs?queue=a100&priority=5", json=_spec(client, "cuda"), headers=API).json()
+    assert (named["queue"], named["priority"]) == ("a100", 5)
+    assert named["waiting"] == "no live worker listens on queue a100 (with a GPU)"
+    beat(client, "gpu@lab", queues=["default", "a100"])
+    assert client.get(f"/api/runs/{wants['id']}", headers=API).json()["waiting"] is None
+    assert client.get(f"/api/runs/{named['id']}", headers=API).json()["waiting"] is None
+
+
+def _spec(_client: Any, device: str) -> dict[str, Any]:
+    return tiny_spec(device=device)
+
+
+def test_a_draining_worker_is_listed_and_takes_no_new_run(client: Any) -> None:
+    beat(client, "only@lab", device=CPU, slots=1)
+    beat(client, "only@lab", device=CPU, slots=1, state="draining", running=[])
+    (worker,) = listed(client)
+    assert worker["status"] == "draining"
+    assert create(client)["waiting"] == "no live worker listens on queue default"
+
+
+def test_placement_is_bounded(client: Any) -> None:
+    for query in ("queue=Bad%20Name", "queue=" + "q" * 41, "priority=101", "priority=-101"):
+        response = client.post(f"/api/runs?{query}", json=_spec(client, "cpu"), headers=API)
+        assert response.status_code == 422, query
+        assert response.json()["detail"][0]["field"] in ("queue", "priority")
 
 
 def test_a_heartbeat_is_bounded(client: Any) -> None:
@@ -120,4 +154,4 @@ def test_a_heartbeat_is_bounded(client: Any) -> None:
     )
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["detail"]}
-    assert {"name", "device.kind", "slots"} <= fields
+    assert {"name", "queues", "device.kind", "slots"} <= fields

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -16,32 +17,44 @@ from backend import schema
 from backend.db import make_engine, utcnow
 from backend.services import lifecycle
 from backend.services.changes import ChangeFeed
+from backend.services.dispatch import Dispatcher
 from backend.services.health import DatabaseHealth
 from backend.services.recovery import RecoveryLoop
-from backend.tables import Run
+from backend.tables import Run, Worker
 from tests.conftest import tiny_spec
 from trainboard.spec import RunSpec
 
 
-class FakeBroker:
-    """A dispatcher whose queue holds `held` messages; records what is sent."""
+class FakeBroker(Dispatcher):
+    """A real dispatcher (its rounds read the database) whose broker queue holds `held` messages; records what
+    is sent."""
 
-    def __init__(self, held: int) -> None:
+    def __init__(self, engine: Engine, held: int) -> None:
+        super().__init__("memory://", "q", engine, lost_after=60)
         self.held: int | None = held
         self.sent: list[int] = []
 
-    def queue_size(self) -> int | None:
+    def queue_size(self, queue: str | None = None) -> int | None:
         return self.held
 
-    def send(self, run_id: int) -> bool:
+    def send(self, run_id: int, queue: str | None = None) -> bool:
         self.sent.append(run_id)
         return True
 
-    def not_sent_within(self, run_ids: list[int], seconds: float) -> list[int]:
-        return [r for r in run_ids if r not in self.sent]
 
-    def retry_undelivered(self) -> list[int]:
-        return []
+def a_live_worker(engine: Engine, slots: int) -> None:
+    with Session(engine) as session:
+        device = {"kind": "cpu", "name": "cpu", "cores": 2}
+        session.add(
+            Worker(name="w@h", host="h", pid=1, version="0", queues=["default"], device=device, slots=slots, state="up")
+        )
+        session.commit()
+
+
+def sent_long_ago(engine: Engine) -> None:
+    with Session(engine) as session:
+        session.execute(update(Run).values(dispatched_at=utcnow() - timedelta(seconds=120)))
+        session.commit()
 
 
 @pytest.fixture
@@ -60,14 +73,27 @@ def queue(engine: Engine, count: int) -> list[int]:
 
 def test_only_as_many_runs_as_the_broker_lost_are_sent_again_oldest_first(engine: Engine) -> None:
     ids = queue(engine, 5)
-    broker = FakeBroker(held=5)
-    loop = RecoveryLoop(engine, broker, ChangeFeed(), 60, 3)  # type: ignore[arg-type]
-    assert loop.resend_missing() == []  # a legitimately queued study behind a busy worker: nothing sent
+    a_live_worker(engine, slots=5)
+    broker = FakeBroker(engine, held=5)
+    assert broker.dispatch() == ids  # the round sends what the worker has room for
+    loop = RecoveryLoop(engine, broker, ChangeFeed(), 60, 3)
+    sent_long_ago(engine)
+    assert loop.resend_missing() == []  # the broker holds every message: nothing sent
     broker.held = 3
     assert loop.resend_missing() == ids[:2]
-    assert loop.resend_missing() == ids[2:4]  # each run at most once per lost-after time (the fake's memory)
+    assert loop.resend_missing() == ids[2:4]  # each run at most once per lost-after time
     broker.held = None  # the broker cannot be asked: send nothing
     assert loop.resend_missing() == []
+    assert broker.sent == ids + ids[:4]
+
+
+def test_at_start_up_every_queued_run_counts_as_not_sent(engine: Engine) -> None:
+    ids = queue(engine, 3)
+    a_live_worker(engine, slots=2)
+    broker = FakeBroker(engine, held=0)
+    assert broker.dispatch() == ids[:2]  # two slots: two runs sent, the third waits
+    assert broker.dispatch() == []
+    assert RecoveryLoop(engine, broker, ChangeFeed(), 60, 3).resend_queued() == ids[:2]  # a restarted API
 
 
 def test_no_run_is_called_lost_until_the_lost_after_time_has_passed_since_an_outage(engine: Engine) -> None:
@@ -80,7 +106,7 @@ def test_no_run_is_called_lost_until_the_lost_after_time_has_passed_since_an_out
         session.add(run)
         session.commit()
     health = DatabaseHealth()
-    loop = RecoveryLoop(engine, FakeBroker(0), ChangeFeed(), 60, 3, health)  # type: ignore[arg-type]
+    loop = RecoveryLoop(engine, FakeBroker(engine, 0), ChangeFeed(), 60, 3, health)
     loop._booted -= 3600  # long after the API's start
     health.failed(OperationalError("SELECT 1", {}, Exception("connection refused")))
     assert loop.check_lost().changed == []  # during the outage
@@ -93,13 +119,16 @@ def test_no_run_is_called_lost_until_the_lost_after_time_has_passed_since_an_out
 
 def test_an_outage_is_logged_once_without_a_traceback(engine: Engine, caplog: Any) -> None:
     health = DatabaseHealth()
-    broken = RecoveryLoop(engine, FakeBroker(0), ChangeFeed(), 60, 3, health)  # type: ignore[arg-type]
+    broken = RecoveryLoop(engine, FakeBroker(engine, 0), ChangeFeed(), 60, 3, health)
 
-    def down() -> int | None:
+    def down(queue: str | None = None) -> int | None:
         raise OperationalError("SELECT", {}, Exception("could not connect to server"))
 
     broken.dispatcher.queue_size = down  # type: ignore[method-assign]
     queue(engine, 1)
+    a_live_worker(engine, slots=1)
+    broken.dispatcher.dispatch()
+    sent_long_ago(engine)
     for _ in range(3):
         broken.check()
     assert [r.getMessage() for r in caplog.records if r.name == "trainboard.database"] == [
