@@ -10,6 +10,10 @@ same images; only training epochs are timed, evaluation is left out of all three
   shuffle, index slicing, fused normalisation, and bf16 autocast + channels_last on CUDA, but no
   metrics, no callbacks, nothing kept per batch. bare time / engine time is the engine's
   efficiency; the target is >= 0.97.
+- engine, cuda_graphs (with `--graphs`): the engine with RunSpec.cuda_graphs on (worker/graphs.py).
+  Its time is the second epoch of a 2-epoch fit: the first holds the warm-up steps and the capture,
+  once per run, as the eager engine's first round holds cuDNN's autotuning. The table's last line
+  gives its images/s against the eager engine's.
 - DataLoader+PIL: what users write by hand: a Dataset that makes a PIL image per sample (as
   torchvision's MNIST and CIFAR10 do), ToTensor + Normalize, a shuffling DataLoader (pinned memory
   and worker processes on CUDA), each batch copied to the device. Its time / engine time is how
@@ -25,6 +29,7 @@ downloaded; `--dataset digits` uses the real bundled digits (needs scikit-learn)
 
     python benchmarks/engine.py                       # CPU: mlp on 60000 MNIST-shaped images
     python benchmarks/engine.py --device cuda --json engine-h100.json
+    python benchmarks/engine.py --device cuda --arch mlp cnn --graphs      # eager vs CUDA graphs, batch 64
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from worker.optimizers import build_optimizer
 MODELS: dict[str, dict[str, str]] = {"mlp": {"arch": "mlp"}, "cnn": {"arch": "cnn"}}
 REAL_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
 EFFICIENCY_TARGET = 0.97
+GRAPHS = "engine, cuda_graphs"
 
 EpochTimer = Callable[[], float]  # runs one training epoch, returns its seconds
 
@@ -100,6 +106,8 @@ def main() -> None:
             "bare loop": bare_loop_epoch(spec, data, device),
             f"DataLoader+PIL, {workers} workers": dataloader_epoch(spec, data, device, workers),
         }
+        if args.graphs:
+            pipelines[GRAPHS] = engine_epoch(spec.model_copy(update={"cuda_graphs": True}), data, epochs=2)
         seconds = take_turns(pipelines, args.warmup, args.epochs)
         engine_seconds = statistics.median(seconds["engine"])
         for pipeline, times in seconds.items():
@@ -108,7 +116,9 @@ def main() -> None:
         print_table([row for row in rows if row.arch == arch])
 
     if args.json:
-        results = {"setup": asdict(info), "rows": [asdict(row) for row in rows]}
+        results: dict[str, object] = {"setup": asdict(info), "rows": [asdict(row) for row in rows]}
+        if args.graphs:
+            results["graphs_speedup"] = {row.arch: 1 / row.time_vs_engine for row in rows if row.pipeline == GRAPHS}
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
 
@@ -126,6 +136,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default: 0 on cpu, 4 on cuda)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the setup and results to this file")
+    parser.add_argument("--graphs", action="store_true", help="also time the engine with cuda_graphs on (CUDA)")
     args = parser.parse_args()
     if args.epochs < 1 or args.warmup < 0 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be >= 1, --warmup >= 0")
@@ -164,9 +175,11 @@ def take_turns(pipelines: dict[str, EpochTimer], warmup: int, epochs: int) -> di
 # --- the three pipelines --------------------------------------------------------------------------
 
 
-def engine_epoch(spec: RunSpec, data: Dataset) -> EpochTimer:
+def engine_epoch(spec: RunSpec, data: Dataset, epochs: int = 1) -> EpochTimer:
+    """A fit of `epochs` epochs; the time of its last."""
     device = resolve_device(spec.device)
     on_device = to_device(data, device)  # fit's own to_device is then a no-op, as for a cached dataset
+    spec = spec.model_copy(update={"epochs": epochs})
 
     def run() -> float:
         records: list[EpochRecord] = []
@@ -178,7 +191,7 @@ def engine_epoch(spec: RunSpec, data: Dataset) -> EpochTimer:
             should_stop=lambda: False,
             dataset=on_device,
         )
-        return len(data.train_x) / records[0].images_per_s
+        return len(data.train_x) / records[-1].images_per_s
 
     return run
 
@@ -346,7 +359,13 @@ def print_table(rows: list[Row]) -> None:
     bare = next(row for row in rows if row.pipeline == "bare loop")
     verdict = "meets" if bare.time_vs_engine >= EFFICIENCY_TARGET else "misses"
     efficiency = f"{bare.time_vs_engine:.3f}, {verdict} the {EFFICIENCY_TARGET} target"
-    print(f"engine efficiency (bare time / engine time): {efficiency}\n", flush=True)
+    print(f"engine efficiency (bare time / engine time): {efficiency}", flush=True)
+    graphs = next((row for row in rows if row.pipeline == GRAPHS), None)
+    if graphs is not None:
+        engine = next(row for row in rows if row.pipeline == "engine")
+        speedup = f"{engine.epoch_seconds / graphs.epoch_seconds:.2f}x the eager engine's"
+        print(f"cuda graphs: {graphs.images_per_s:,.0f} images/s, eager {engine.images_per_s:,.0f}: {speedup}")
+    print(flush=True)
 
 
 if __name__ == "__main__":

@@ -1,65 +1,82 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: a CUDA correctness check of the engine, benchmarks/engine.py, then
-# benchmarks/engine_features.py (augmentation, torchvision models, fine-tuning, resize 224 through fit on CUDA).
-# Run from the repo root there, with .whl/ carried (pydantic wheels: the GPU image lacks pydantic).
-# Writes logs and JSON under $OUT (or ./gpu-out when OUT is unset).
+# One call on a lent GPU machine, within 5 minutes: is RunSpec.cuda_graphs right and faster, and how fast is a
+# whole study through the product there. From the repo root, with .wheels/ carried (fill it here first with
+# scripts/gpu-wheels: the machine has its own Python and torch, not the web stack):
+#   OUT=gpu-out bash benchmarks/gpu_check.sh        # or: bash benchmarks/gpu_check.sh gpu-out
+# Each stage writes its log and JSON into the output folder as soon as it ends (a later stage running out of
+# time leaves the earlier results in place):
+#   1. graphs_check.json   benchmarks/graphs_check.py: graphs vs eager loss curves (mlp, cnn; a failing capture)
+#   2. engine.json         benchmarks/engine.py --graphs, batch 64, mlp and cnn: images/s eager vs graphs
+#   3. study_*.json        benchmarks/study.py: a shortened MNIST table (6 runs x 1 epoch x 60k) with 1 slot,
+#                          then the full one (18 runs x 10 epochs x 60k) with 8 slots in the time left;
+#                          summary.txt: run-epochs per second with 8 slots / with 1 slot
+# The SQLite database and broker (trainboard serve's defaults). The engine's earlier checks: gpu_check_engine.sh.
+# Exit status: that of the graphs check (0 agrees, 1 mismatch, 2 no CUDA), or 1 if the environment failed.
 set -uo pipefail
-out="${OUT:-gpu-out}"; mkdir -p "$out"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || exit 1
-else
-  export PYTHONPATH=$PWD
-fi
-export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-python3 - <<'PY' 2>&1 | tee "$out/cuda_check.txt"
-import torch
-from pathlib import Path
-from trainboard.spec import RunSpec
-from worker.engine import fit
-print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())
-for model in ({"arch": "mlp", "hidden": [256, 128], "batch_norm": True},
-              {"arch": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3], "pool": "max", "hidden": [128]}):
-    spec = RunSpec.model_validate({"dataset": {"name": "digits"}, "model": model, "epochs": 3, "device": "cuda",
-                                   "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}})
-    records = []
-    result = fit(spec, data_dir=Path("/tmp/tb-data"), on_epoch=records.append)
-    diag = sum(result.confusion[i][i] for i in range(10)) / sum(map(sum, result.confusion))
-    print(model["arch"], result.device, [round(r.test_acc, 4) for r in records], "confusion acc", round(diag, 4))
-    assert result.device.startswith("cuda") and records[-1].test_acc > 0.8
-    assert abs(diag - records[-1].test_acc) < 1e-9
-    # Issue 11's per-epoch figures on a GPU: peaks and (with NVML) utilisation.
-    system = records[-1].system
-    print("system", system)
-    assert system is not None and system.gpu_allocated_bytes and system.gpu_reserved_bytes
-print("CUDA CHECK OK")
+out="${1:-${OUT:-gpu-out}}"; mkdir -p "$out"
+started=$SECONDS
+budget=285  # seconds for everything, setup included; each stage gets at most what is left
+left() { echo $(( budget - (SECONDS - started) )); }
+stage() {  # stage NAME LIMIT COMMAND...: run with a time limit, log to $out/NAME.txt
+  local name=$1 limit=$2; shift 2
+  local remaining; remaining=$(left)
+  (( limit > remaining )) && limit=$remaining
+  if (( limit < 10 )); then echo "$name: skipped, out of time" | tee "$out/$name.txt"; return 124; fi
+  echo "== $name (at most ${limit} s)"
+  timeout --signal=INT --kill-after=10 "$limit" "$@" > >(tee "$out/$name.txt") 2>&1
+  local rc=$?
+  echo "== $name: exit $rc after $(( SECONDS - started )) s in all" | tee -a "$out/$name.txt"
+  return $rc
+}
 
-# A CUDA run's checkpoint resumes (on this or another GPU): same epochs, close metrics (CUDA is not bit-exact).
-import tempfile
-from dataclasses import dataclass, field
-@dataclass
-class Files:
-    folder: Path
-    kept: dict = field(default_factory=dict)
-    def checkpoint(self, path, epoch):
-        self.kept[epoch] = path.rename(path.with_name(f"kept-{epoch}.safetensors"))
-    def weights(self, path, epoch):
-        pass
-spec = RunSpec.model_validate({"dataset": {"name": "digits"}, "model": {"arch": "custom_cnn", "blocks": [16, 32]},
-                               "augment": {"hflip": {"p": 0.5}}, "epochs": 4, "device": "cuda",
-                               "checkpoint": {"min_seconds": 0}, "scheduler": {"name": "step", "step_size": 1}})
-files = Files(Path(tempfile.mkdtemp()))
-whole = []
-fit(spec, data_dir=Path("/tmp/tb-data"), on_epoch=whole.append, files=files)
-resumed = []
-fit(spec, data_dir=Path("/tmp/tb-data"), on_epoch=resumed.append, resume_from=files.kept[2])
-print("resume on cuda", [round(r.test_acc, 4) for r in whole], [round(r.test_acc, 4) for r in resumed])
-assert [r.epoch for r in resumed] == [3, 4] and [r.lr for r in resumed] == [r.lr for r in whole[2:]]
-assert all(abs(a.test_acc - b.test_acc) < 0.05 for a, b in zip(resumed, whole[2:]))
-print("CUDA RESUME OK")
+# The product's dependencies from .wheels/ into a venv that sees the machine's torch.
+venv=/tmp/trainboard-gpu-venv
+if [ ! -d .wheels ]; then echo "no .wheels/ here: run scripts/gpu-wheels on the dev machine and carry .wheels" >&2; exit 1; fi
+python3 -m venv --system-site-packages --without-pip "$venv" || exit 1
+tag=$("$venv/bin/python" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
+ls .wheels/pydantic_core-*-"$tag"-*.whl > /dev/null 2>&1 \
+  || { echo "the wheels are not for this Python ($tag): GPU_PYTHON=<its version> scripts/gpu-wheels" >&2; exit 1; }
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index --find-links .wheels \
+  -r .wheels/requirements.txt 2>&1 | tee "$out/setup.txt" || exit 1
+python="$venv/bin/python"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+"$python" -c 'import torch, fastapi, celery; print("torch", torch.__version__, "cuda", torch.version.cuda)' \
+  | tee -a "$out/gpu.txt" || exit 1
+
+stage graphs_check 50 "$python" benchmarks/graphs_check.py --out "$out"
+graphs_rc=$?
+stage engine 45 "$python" benchmarks/engine.py --device cuda --dataset mnist --arch mlp cnn --graphs \
+  --batch-size 64 --train-size 15000 --test-size 2000 --epochs 2 --warmup 1 --json "$out/engine.json"
+# The short 1-slot study first: it surely fits, and it is the baseline of the 8-slot figure.
+stage study_short_1slot 40 "$python" benchmarks/study.py --device cuda --slots 1 --runs 6 --epochs 1 \
+  --json "$out/study_short_1slot.json"
+stage study_full_8slots 300 "$python" benchmarks/study.py --device cuda --slots 8 --json "$out/study_full_8slots.json"
+"$python" - "$out" <<'PY' | tee "$out/summary.txt"
+import json, sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+def load(name):
+    path = out / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+graphs = load("graphs_check")
+print("graphs_check:", "missing" if graphs is None else ("passed" if graphs["passed"] else "FAILED"))
+engine = load("engine")
+for arch, speedup in (engine or {}).get("graphs_speedup", {}).items():
+    print(f"engine {arch}, batch 64: cuda graphs {speedup:.2f}x the eager engine's images/s")
+one, full = load("study_short_1slot"), load("study_full_8slots")
+if full:
+    ratio = f", {full['ratio_to_report']:.1f}x faster than the report's 2,300 s" if full["ratio_to_report"] else ""
+    print(f"study, full MNIST table, 8 slots: {full['wall_seconds']:.1f} s wall{ratio}")
+else:
+    print("study, full MNIST table, 8 slots: did not finish within the budget (see study_full_8slots.txt)")
+if one and full:
+    def rate(figures):
+        return figures["runs"] * figures["epochs"] / figures["wall_seconds"]
+    print(f"run-epochs per second: 1 slot (6 x 1 epoch) {rate(one):.2f}, 8 slots (18 x 10) {rate(full):.2f}: "
+          f"{rate(full) / rate(one):.2f}x")
 PY
-python3 benchmarks/checkpoints.py --out "$out/checkpoints_cpu.json" 2>&1 | tee "$out/checkpoints.txt"
-python3 benchmarks/engine.py --device cuda --dataset mnist --arch mlp cnn --epochs 5 --json "$out/bench_mnist.json" 2>&1 | tee "$out/bench_mnist.txt"
-python3 benchmarks/engine.py --device cuda --dataset cifar10 --arch cnn --batch-size 512 --epochs 5 --json "$out/bench_cifar.json" 2>&1 | tee "$out/bench_cifar.txt"
-python3 benchmarks/engine_features.py --device cuda --train-size 25000 --test-size 5000 --epochs 2 --json "$out/features.json" 2>&1 | tee "$out/features.txt"
+echo "gpu_check: $(( SECONDS - started )) s; results in $out"
+exit $graphs_rc

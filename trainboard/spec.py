@@ -416,6 +416,13 @@ class RunSpec(_Strict):
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?)$", description="auto: the first GPU if there is one, else CPU."
     )
+    cuda_graphs: bool = Field(
+        False,
+        description="Capture each training step (forward, backward, optimizer step) as a CUDA graph and replay it "
+        "per batch: one launch instead of hundreds where small batches are launch-bound. Off by default until checked "
+        "on a GPU (benchmarks/graphs_check.py); on the CPU, or where a capture is not possible, the run trains eagerly "
+        "and the worker's log says why.",
+    )
 
     @property
     def wants_gpu(self) -> bool:

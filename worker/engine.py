@@ -23,7 +23,8 @@ Where the speed comes from (the old runs were loader-bound at ~5k images/s whate
   bincount run once at the end, followed by the one device-to-host transfer. An `.item()` per
   batch would stall the GPU queue once per batch.
 - On CUDA: bf16 autocast (`_autocast`), channels_last for conv models (see `fit`), and
-  cudnn.benchmark (`_configure`).
+  cudnn.benchmark (`_configure`); with `spec.cuda_graphs`, each full batch's step replayed as one
+  CUDA graph (worker/graphs.py).
 
 A seeded CPU run is bit-reproducible: the seed fixes the initial weights and dropout
 (`torch.manual_seed`), every epoch's order and every augmentation draw (a `torch.Generator` each,
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +56,7 @@ from worker.checkpoints import TrainingState, load_checkpoint, save_checkpoint, 
 from worker.data import Dataset, load_dataset, to_device
 from worker.early_stopping import EarlyStopping
 from worker.finetune import freeze, frozen_batch_norms, param_groups
+from worker.graphs import TrainStep, graphed_step
 from worker.interrupt import Stopped, until_stopped
 from worker.models import build_model, model_channels
 from worker.optimizers import build_optimizer, build_scheduler, lrs
@@ -118,6 +121,7 @@ def train_one_epoch(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     skip_single_image_batch: bool = False,
+    step: TrainStep | None = None,
 ) -> TrainStats | None:
     """One pass over `images` (uint8, on the device) in a fresh random order; None if stopped early.
 
@@ -125,6 +129,7 @@ def train_one_epoch(
     `frozen_batch_norm`: batch-norm layers kept in eval mode (fine-tuning's frozen_bn_eval).
     `skip_single_image_batch`: drop a last batch of exactly one image (BatchNorm cannot normalise a
     batch of one in training mode); that image is still trained on in epochs where it lands elsewhere.
+    `step`: what trains on each batch instead of `train_step` (fit passes worker/graphs.py's graphed one).
     """
     device = images.device
     model.train()
@@ -132,6 +137,7 @@ def train_one_epoch(
         layer.eval()
     n = len(images)
     batches = count_batches(n, batch_size, skip_single_image_batch)
+    train_on = step if step is not None else partial(train_step, model, optimizer, preprocess, augment)
     started = time.perf_counter()
     order = torch.randperm(n, generator=generator, device=device)
     # Each batch's mean loss and logits, detached and left on the device: no sync inside the loop.
@@ -141,15 +147,9 @@ def train_one_epoch(
         if should_stop is not None and should_stop():
             return None
         index = order[batch * batch_size : (batch + 1) * batch_size]
-        x, y = preprocess(images[index], augment), labels[index]
-        with _autocast(device):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)  # autocast computes cross-entropy in float32
-        optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        optimizer.step()
-        losses.append(loss.detach())
-        outputs.append(logits.detach())
+        loss, logits = train_on(images[index], labels[index])
+        losses.append(loss)
+        outputs.append(logits)
         if progress is not None:
             progress(Progress(epoch=epoch, batch=batch + 1, batches=batches))
 
@@ -162,6 +162,30 @@ def train_one_epoch(
     seconds = time.perf_counter() - started
     loss_sum_value, correct_value = torch.stack([loss_sum.double(), correct.double()]).tolist()  # the one sync
     return TrainStats(loss=loss_sum_value / seen, accuracy=correct_value / seen, images=seen, seconds=seconds)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    preprocess: Preprocess,
+    augment: Augment | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    autocast_cache: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a uint8 batch: preprocess (and augment), forward, backward, step.
+    Returns the batch's mean loss and its logits, detached (kept on the device, no sync).
+
+    `autocast_cache`: off for a step captured as a CUDA graph (worker/graphs.py)."""
+    x = preprocess(images, augment)
+    with _autocast(images.device, cache=autocast_cache):
+        logits = model(x)
+        loss = F.cross_entropy(logits, labels)  # autocast computes cross-entropy in float32
+    optimizer.zero_grad(set_to_none=True)
+    torch.autograd.backward(loss)
+    optimizer.step()
+    return loss.detach(), logits.detach()
 
 
 @torch.inference_mode()
@@ -269,6 +293,18 @@ def fit(
     state = TrainingState(0, model, optimizer, shuffle, augment.generator, stopper)
     if resume_from is not None:
         load_checkpoint(resume_from, state, spec_dict, scheduler)
+    step = None
+    if spec.cuda_graphs:  # eager, with one log line saying why, where graphs cannot be used
+        eager = partial(train_step, model, optimizer, preprocess, augment if augment else None, autocast_cache=False)
+        generators = [augment.generator] if augment else []
+        step = graphed_step(
+            eager,
+            device=device,
+            optimizer=optimizer,
+            batch_size=spec.batch_size,
+            train_images=len(data.train_x),
+            generators=generators,
+        )
     if on_prepared is not None:
         on_prepared(_run_info(spec, data, model, optimizer, device, fingerprint=data_fingerprint(loaded)))
 
@@ -293,6 +329,7 @@ def fit(
             progress=progress,
             should_stop=should_stop,
             skip_single_image_batch=batch_norm,
+            step=step,
         )
         if train is None:
             return _result(StopState.cancelled, epoch - 1, confusion, started, device)
@@ -425,12 +462,13 @@ def _configure(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _autocast(device: torch.device) -> AbstractContextManager[object]:
+def _autocast(device: torch.device, cache: bool = True) -> AbstractContextManager[object]:
     """bf16 autocast on CUDA: tensor-core matmuls and convs, half the activation memory, and unlike
     fp16 no loss scaling (bf16 has fp32's exponent range). Nothing on CPU, where bf16 is slow on
-    most processors; a disabled torch.autocast would still cost ~3 us per batch."""
+    most processors; a disabled torch.autocast would still cost ~3 us per batch.
+    `cache`: keep each weight's bf16 cast for the rest of the region (off under CUDA-graph capture)."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 

@@ -57,6 +57,7 @@ SCHEDULER_SPECS: dict[str, type[BaseModel]] = {
 }
 SECTIONS: dict[str, type[BaseModel]] = {"dataset": DatasetSpec, "optimizer": OptimizerSpec}
 TOP_LEVEL = ("name", "epochs", "batch_size", "seed", "device")
+TOP_LEVEL_CHECKBOXES = ("cuda_graphs",)
 DEFAULT_ARCH = "cnn"
 # Errors shown at the top of their part of the form (they are about the part, not one field of it).
 SECTION_ERRORS = (
@@ -175,6 +176,7 @@ def _finetune(form: Mapping[str, str], arch: str) -> dict[str, Any]:
 def spec_from_form(form: Mapping[str, str]) -> dict[str, Any]:
     """A spec dict from the posted form; values stay strings and pydantic converts and checks them."""
     spec: dict[str, Any] = {key: form[key].strip() for key in TOP_LEVEL if form.get(key, "").strip()}
+    spec |= {key: _checked(form, key) for key in TOP_LEVEL_CHECKBOXES}
     for section, model_cls in SECTIONS.items():
         spec[section] = _section(model_cls, section, form, skip=set())
     spec["augment"] = {
@@ -257,7 +259,8 @@ def form_defaults() -> dict[str, str]:
     for group in {group for groups in MODEL_GROUPS.values() for group in groups}:
         values[f"finetune.train.{group}"] = ""
         values[f"finetune.lr.{group}"] = ""
-    values |= {key: _text(RunSpec.model_fields[key].get_default(call_default_factory=True)) for key in TOP_LEVEL}
+    top_level = (*TOP_LEVEL, *TOP_LEVEL_CHECKBOXES)
+    values |= {key: _text(RunSpec.model_fields[key].get_default(call_default_factory=True)) for key in top_level}
     values["dataset.name"] = "digits"
     values["model.arch"] = DEFAULT_ARCH
     values["scheduler.name"] = "none"
@@ -298,7 +301,7 @@ def placeholders() -> dict[str, str]:
 
 def checkbox_keys() -> set[str]:
     """The form's checkboxes: a browser posts nothing for one that is unchecked."""
-    keys = set(OPTIONAL_SECTIONS) | {"finetune.frozen_bn_eval"}
+    keys = set(OPTIONAL_SECTIONS) | {"finetune.frozen_bn_eval", *TOP_LEVEL_CHECKBOXES}
     keys |= {f"finetune.train.{group}" for groups in MODEL_GROUPS.values() for group in groups}
     for prefix, model_cls in (
         [("model", m) for m in MODEL_SPECS.values()]

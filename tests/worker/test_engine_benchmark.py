@@ -43,3 +43,20 @@ def test_feature_benchmark_runs_its_cases_through_fit(tmp_path: Path) -> None:
     assert [row["case"] for row in rows] == cases
     assert rows[1]["lr"] == [0.01, 0.0001] and rows[1]["trainable_parameters"] < 11_000_000  # fc + layer4 only
     assert all(row["images"] == 32 and row["images_per_s"] > 0 for row in rows)
+
+
+def test_benchmark_graphs_flag_adds_the_graphed_engine_and_its_speedup(tmp_path: Path) -> None:
+    """On the CPU the graphed pipeline trains eagerly (and says why); the table and JSON carry it either way."""
+    out = tmp_path / "engine.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "engine.py"), "--arch", "mlp", "--graphs"]
+    command += ["--train-size", "96", "--test-size", "16", "--batch-size", "32", "--epochs", "1", "--warmup", "0"]
+
+    result = subprocess.run([*command, "--json", str(out)], capture_output=True, text=True, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "cuda_graphs: training eagerly: the run is on cpu" in result.stderr
+    assert "cuda graphs: " in result.stdout and "x the eager engine's" in result.stdout
+    report = json.loads(out.read_text())
+    assert [row["pipeline"] for row in report["rows"]][-1] == "engine, cuda_graphs"
+    graphed = report["rows"][-1]
+    assert report["graphs_speedup"]["mlp"] == 1 / graphed["time_vs_engine"] and graphed["images_per_s"] > 0

@@ -35,6 +35,7 @@ SPECS: dict[str, dict[str, Any]] = {
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
         "scheduler": {"name": "cosine", "t_max": 30, "eta_min": 0.0001},
         "early_stopping": {"metric": "test_loss", "patience": 2, "min_delta": 0.01, "restore_best": False},
+        "cuda_graphs": True,
     },
     "alexnet-resized": {
         "dataset": {"name": "mnist", "resize": 64},
