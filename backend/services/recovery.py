@@ -17,6 +17,7 @@ from backend.services import lifecycle
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.health import DatabaseHealth, is_unavailable
+from backend.services.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,19 @@ class RecoveryLoop:
         lost_after_seconds: float,
         max_attempts: int,
         health: DatabaseHealth | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.engine, self.dispatcher, self.feed = engine, dispatcher, feed
         self.lost_after_seconds, self.max_attempts = lost_after_seconds, max_attempts
         self.health = health or DatabaseHealth()
+        self.leadership = leadership or Leadership()  # several API processes: only the leader recovers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._booted = time.monotonic()
 
     def resend_queued(self) -> list[int]:
+        if not self.leadership.held():
+            return []
         with Session(self.engine) as session:
             run_ids = lifecycle.queued_run_ids(session)
         self.dispatcher.send_all(run_ids)
@@ -93,7 +98,9 @@ class RecoveryLoop:
     def check(self) -> None:
         """One round: undelivered ids, vanished messages, silent runs. A database outage is logged once."""
         try:
-            self.dispatcher.retry_undelivered()
+            self.dispatcher.retry_undelivered()  # this process's own failed sends: every process retries its own
+            if not self.leadership.held():
+                return
             self.resend_missing()
             self.health.ok()
             self.check_lost()
