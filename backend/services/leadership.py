@@ -84,6 +84,7 @@ class AdvisoryLockLeadership(Leadership):
         if self._connection is not None:
             with contextlib.suppress(Exception):  # a broken connection may fail to close: it is gone either way
                 self._connection.invalidate()  # never back to a pool: closed, and with it the lock
+                self._connection.close()
             self._connection = None
 
     def close(self) -> None:

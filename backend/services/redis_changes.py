@@ -24,7 +24,9 @@ from collections import deque
 from typing import Any, cast
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from backend.services.changes import ChangeFeed
 
@@ -62,8 +64,11 @@ class RedisChangeFeed(ChangeFeed):
     def __init__(self, url: str, key: str, history: int = 4096) -> None:
         super().__init__(history)
         self.key = key
-        self._send = redis_client(url, socket_timeout=SEND_TIMEOUT_S, socket_connect_timeout=SEND_TIMEOUT_S)
-        self._read = redis_client(url, socket_timeout=BLOCK_MS / 1000 + 5, socket_connect_timeout=SEND_TIMEOUT_S)
+        # One retry for a send (a pooled connection from before a Redis restart), none for the listener: a broken
+        # connection must reach it, since entries may have been lost with the server (see _sync).
+        timeouts = {"socket_connect_timeout": SEND_TIMEOUT_S}
+        self._send = redis_client(url, socket_timeout=SEND_TIMEOUT_S, retry=Retry(NoBackoff(), 1), **timeouts)
+        self._read = redis_client(url, socket_timeout=BLOCK_MS / 1000 + 5, retry=Retry(NoBackoff(), 0), **timeouts)
         self._ids: deque[tuple[StreamId, int]] = deque()  # (stream id, seq) of each change in _recent, oldest first
         self._last: StreamId = (0, 0)  # the newest stream id mirrored (or the stream's end when loaded)
         self._floor: StreamId = (0, 0)  # tokens at or after this resolve: every later change is mirrored
@@ -149,13 +154,12 @@ class RedisChangeFeed(ChangeFeed):
         """At start: load the last `history` entries. After an outage: forget the history if entries may have
         been lost meanwhile (the last one mirrored is gone: Redis restarted empty, or trimmed past it)."""
         if not self._loaded:
-            newest = cast(Entries, self._read.xrevrange(self.key, "+", "-", count=self.history))
+            # One more than the history: the changes after that one are all mirrored, so a token from it on resolves.
+            newest = cast(Entries, self._read.xrevrange(self.key, "+", "-", count=self.history + 1))
             with self._lock:
                 entries = list(reversed(newest))
-                if len(entries) >= self.history:  # older entries may have been trimmed: not reachable
-                    first = parse_id(entries[0][0])
-                    self._floor = first or (0, 0)
-                    self._known_from = 1
+                if len(entries) > self.history:
+                    self._floor = self._last = parse_id(entries.pop(0)[0]) or (0, 0)
                 for entry_id, fields in entries:
                     self._record(entry_id, fields)
                 self._loaded = True
