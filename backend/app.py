@@ -16,9 +16,10 @@ from backend.auth import LoginThrottle, Tokens
 from backend.db import make_engine
 from backend.middleware import BodyLimit, RequestDeadline, SecurityHeaders, TrustedHosts
 from backend.responses import errors_as_json
-from backend.services.changes import ChangeFeed
+from backend.services.changes import open_feed
 from backend.services.dispatch import Dispatcher
 from backend.services.health import DatabaseHealth
+from backend.services.leadership import leadership_for
 from backend.services.recovery import RecoveryLoop
 from backend.web import assets, docs, login
 from backend.web import compare as compare_pages
@@ -44,17 +45,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         schema.prepare(engine, settings)
         api_token, worker_token = settings.resolved_tokens()
         dispatcher = Dispatcher(settings.broker, settings.queue, engine, settings.lost_after_seconds)
-        feed, health = ChangeFeed(), DatabaseHealth()
-        recovery = RecoveryLoop(engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts, health)
+        feed, health = open_feed(settings), DatabaseHealth()  # shared by every API process when it can be
+        leadership = leadership_for(engine)  # one process at a time recovers (several API processes: PostgreSQL)
+        recovery = RecoveryLoop(
+            engine, dispatcher, feed, settings.lost_after_seconds, settings.max_attempts, health, leadership
+        )
         app.state.settings, app.state.engine, app.state.feed = settings, engine, feed
         app.state.dispatcher, app.state.tokens = dispatcher, Tokens(api=api_token, worker=worker_token)
         app.state.login_throttle, app.state.health = LoginThrottle(), health
+        app.state.leadership = leadership
+        feed.start()
         recovery.resend_queued()
         recovery.start()
         try:
             yield
         finally:
             recovery.stop()
+            leadership.close()
+            feed.close()
             dispatcher.close()
             engine.dispose()
 

@@ -53,6 +53,14 @@ def serve(
             help="One embedded worker per GPU, pinned to it: e.g. 0,1 (instead of --workers).", metavar="LIST"
         ),
     ] = None,
+    api_processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="API processes on the one address (more than 1 needs PostgreSQL and a Redis broker).",
+        ),
+    ] = 1,
 ) -> None:
     """API + pages + embedded Celery workers. Ctrl-C stops everything it started."""
     import uvicorn
@@ -63,6 +71,10 @@ def serve(
     host, port = host or defaults.host, port or defaults.port
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     settings = _settings(data_dir, host=host, port=port, api_url=f"http://{local}:{port}")
+    problem = settings.api_processes_problem() if api_processes > 1 else None
+    if problem:
+        typer.echo(f"--api-processes {api_processes}: {problem}", err=True)
+        raise typer.Exit(2)
     settings.ensure_data_dir()
     api_token, worker_token = settings.resolved_tokens()
     try:
@@ -74,14 +86,33 @@ def serve(
     workers = len(where)
     typer.echo(
         f"trainboard: data in {settings.data_dir}; database {_redact(settings.database)}; "
-        f"broker {_redact(settings.broker)}; {workers} embedded worker(s)"
+        f"broker {_redact(settings.broker)}; {api_processes} API process(es); {workers} embedded worker(s)"
     )
     typer.echo(f"trainboard: open http://{local}:{port}/?token={api_token}")
     # uvicorn shuts down on SIGTERM (what systemd and Docker send) as on Ctrl-C, then raises the signal again:
     # exit through the `finally` then, so the workers stop with serve instead of living on.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=_log_config())
+        if api_processes == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=_log_config())
+        else:
+            # uvicorn's own process manager: it binds the address once, starts the processes (each builds the
+            # app from the environment, so what serve settled goes there) and starts again one that dies.
+            os.environ.update(
+                TRAINBOARD_DATA_DIR=str(settings.data_dir),
+                TRAINBOARD_HOST=host,
+                TRAINBOARD_PORT=str(port),
+                TRAINBOARD_API_URL=settings.api_url,
+            )
+            uvicorn.run(
+                "backend.app:create_app",
+                factory=True,
+                workers=api_processes,
+                host=host,
+                port=port,
+                log_level="info",
+                log_config=_log_config(),
+            )
     finally:
         children.stop()
 

@@ -541,3 +541,8 @@ class WorkersPublic(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+    leader: bool = Field(
+        True,
+        description="Whether this API process runs the recovery loop: one of several API processes does at a time, "
+        "a single one always",
+    )

@@ -112,6 +112,20 @@ class Settings(BaseSettings):
         return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
 
     @property
+    def redis_broker(self) -> bool:
+        """Whether the broker is Redis, which then also carries the change feed between API processes."""
+        return self.broker.startswith(("redis://", "rediss://", "redis+socket://"))
+
+    def api_processes_problem(self) -> str | None:
+        """Why several API processes cannot share this setup; None when they can. They need one database that
+        all of them reach and lock (PostgreSQL: one recovery loop leads) and one change feed (Redis)."""
+        if not self.database.startswith("postgresql"):
+            return "several API processes need PostgreSQL (TRAINBOARD_DATABASE_URL): SQLite has one process"
+        if not self.redis_broker:
+            return "several API processes need a Redis broker (TRAINBOARD_BROKER_URL=redis://...) to share live updates"
+        return None
+
+    @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import text
 
 from backend.deps import SessionDep, require_user
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/health", tags=["health"], dependencies=[Depends(
 
 
 @router.get("", response_model=Health)
-def read_health(session: SessionDep) -> Health:
-    """200 when the database answers (a 503 says why when it does not)."""
+def read_health(request: Request, session: SessionDep) -> Health:
+    """200 when the database answers (a 503 says why when it does not); `leader`: whether this process leads."""
     session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    return Health(status="ok", version=__version__)
+    return Health(status="ok", version=__version__, leader=request.app.state.leadership.leading)

@@ -20,6 +20,7 @@ from backend.services import lifecycle
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.health import DatabaseHealth, is_unavailable
+from backend.services.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +34,21 @@ class RecoveryLoop:
         lost_after_seconds: float,
         max_attempts: int,
         health: DatabaseHealth | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.engine, self.dispatcher, self.feed = engine, dispatcher, feed
         self.lost_after_seconds, self.max_attempts = lost_after_seconds, max_attempts
         self.health = health or DatabaseHealth()
+        self.leadership = leadership or Leadership()  # several API processes: only the leader recovers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._booted = time.monotonic()
 
     def resend_queued(self) -> list[int]:
         """At start-up the broker may have lost what it held (the DB never does): every queued run counts as not
-        sent, and a dispatch round sends as many as the live workers can start now."""
+        sent, and a dispatch round sends as many as the live workers can start now. The leading process only."""
+        if not self.leadership.held():
+            return []
         with Session(self.engine) as session:
             run_ids = lifecycle.queued_run_ids(session)
         self.dispatcher.unmark(run_ids)
@@ -102,6 +107,8 @@ class RecoveryLoop:
         """One round: vanished messages, silent runs, then whatever there is room for now (a send that failed
         earlier, a worker that came back). A database outage is logged once."""
         try:
+            if not self.leadership.held():  # one process recovers (a failed send is in the database: any may)
+                return
             self.resend_missing()
             self.health.ok()
             self.check_lost()

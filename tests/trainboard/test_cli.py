@@ -161,3 +161,65 @@ def test_gc_removes_the_files_of_deleted_runs_and_unlisted_files(tmp_path: Path)
     assert result.stdout.strip() == f"{root}: 1,100 bytes freed"
     assert sorted(f.name for f in kept.iterdir()) == ["checkpoint-2.pt.part", "weights.safetensors"]
     assert not gone.exists()
+
+
+def test_serve_refuses_several_api_processes_where_the_setup_cannot_carry_them(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")} | {
+        "TRAINBOARD_DATA_DIR": str(tmp_path)
+    }
+    sqlite = trainboard("serve", "--api-processes", "2", "--workers", "0", env=env)
+    assert sqlite.returncode == 2
+    assert "--api-processes 2: several API processes need PostgreSQL" in sqlite.stderr
+    postgres = env | {"TRAINBOARD_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    no_redis = trainboard("serve", "--api-processes", "2", "--workers", "0", env=postgres)  # the SQLite broker
+    assert no_redis.returncode == 2
+    assert "need a Redis broker (TRAINBOARD_BROKER_URL=redis://...)" in no_redis.stderr
+    assert not (tmp_path / "trainboard.db").exists()  # refused before anything started
+
+
+@pytest.mark.postgres
+def test_serve_runs_several_api_processes_on_one_address(
+    tmp_path: Path, postgres_server_url: str, redis_url: str
+) -> None:
+    from backend import schema
+    from backend.db import make_engine
+    from tests.conftest import API, API_TOKEN, SESSION, WORKER_TOKEN, reset_database
+
+    reset_database(postgres_server_url)
+    engine = make_engine(postgres_server_url)
+    schema.upgrade(engine)
+    engine.dispose()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")} | {
+        "TRAINBOARD_DATA_DIR": str(tmp_path),
+        "TRAINBOARD_DATABASE_URL": postgres_server_url,
+        "TRAINBOARD_BROKER_URL": redis_url,
+        "TRAINBOARD_QUEUE": f"trainboard-cli-{SESSION}",
+        "TRAINBOARD_API_TOKEN": API_TOKEN,
+        "TRAINBOARD_WORKER_TOKEN": WORKER_TOKEN,
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "trainboard", "serve", "--api-processes", "2", "--workers", "0", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    seen: set[bool] = set()
+
+    def both_answered() -> bool:
+        try:  # a new connection each time: the kernel hands it to either process
+            answer = httpx.get(f"http://127.0.0.1:{port}/api/health", headers=API, timeout=5)
+            seen.add(bool(answer.json()["leader"]))
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        return seen == {True, False}
+
+    try:
+        wait_for(both_answered, 60, 0.05, "both API processes (the leader and the other) to answer")
+    finally:
+        serve.send_signal(signal.SIGINT)
+        output, _ = serve.communicate(timeout=60)
+    assert "2 API process(es)" in output.decode()
+    assert serve.returncode == 0, output.decode()[-2000:]
