@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -207,10 +208,14 @@ def test_one_process_leads_recovery_and_another_takes_over_when_it_dies(
         run_id = lifecycle.create_runs(session, [RunSpec.model_validate(tiny_spec())])[0].id
     engine.dispose()
     broker = redis.Redis.from_url(redis_url)
+    stop = threading.Event()
     try:
         a, b = start_pair(lost_after_seconds=2.0)  # recovery rounds every 0.5 s
         assert sorted(leaders(a, b)) == [False, True]
-        wait_for(lambda: broker.llen(deployment.queue) > 0, 10, 0.1, "the start-up re-send")
+        # A worker with one free slot that never takes its message, heard from by both processes in turn: the
+        # run's id goes to the broker once (a second send would need a second slot), and stays there.
+        threading.Thread(target=ghost_worker, args=([a, b], stop), daemon=True).start()
+        wait_for(lambda: broker.llen(deployment.queue) > 0, 10, 0.1, "the run to be sent")
         time.sleep(1.5)  # both loops go round a few times: a second leader would have sent it at its start too
         assert broker.llen(deployment.queue) == 1
 
@@ -224,4 +229,26 @@ def test_one_process_leads_recovery_and_another_takes_over_when_it_dies(
         leader.kill()  # kill -9: its lock goes with its connection
         wait_for(lambda: leaders(other) == [True], 10, 0.1, "the other process to take the lead")
     finally:
+        stop.set()
         broker.close()
+
+
+def ghost_worker(servers: list[ApiProcess], stop: threading.Event) -> None:
+    beat = {
+        "name": "ghost@nowhere",
+        "host": "nowhere",
+        "pid": 1,
+        "version": "0",
+        "queues": ["default"],
+        "device": {"kind": "cpu", "name": "cpu", "cores": 1},
+        "slots": 1,
+        "running": [],
+    }
+    turn = 0
+    while not stop.wait(0.3):
+        server = servers[turn % len(servers)]
+        turn += 1
+        try:
+            httpx.post(f"{server.url}/api/workers/heartbeat", json=beat, headers=WORKER, timeout=5)
+        except httpx.HTTPError:
+            continue  # a process the test killed
