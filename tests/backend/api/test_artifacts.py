@@ -9,6 +9,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.backend.api.test_runs import claim, create
 from tests.conftest import API, WORKER, epoch_record
 
@@ -185,3 +187,50 @@ def test_gc_removes_a_stale_partial_upload_and_leaves_a_young_file(client: Any) 
     with Session(client.app.state.engine) as session:
         freed = artifacts.collect_garbage(session, Path(client.app.state.settings.artifacts_dir))
     assert freed == 10 and sorted(p.name for p in run_folder.iterdir()) == ["checkpoint-9.safetensors"]
+
+
+@pytest.mark.parametrize("when", ["before its body", "after its body"])
+def test_a_run_deleted_during_an_upload_keeps_no_file_and_no_row(
+    client: Any, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A worker's upload has passed its lease check when the run is deleted (its worker reported killed, the user
+    deletes the failed run): the upload is refused and leaves neither the file nor the folder it made, nor a row.
+    Before its body, the upload makes the run's folder again after the delete removed it: only the upload's own
+    cleanup (`remove_if_orphaned`) removes it. After its body, both the delete and that cleanup would."""
+    from anyio import to_thread
+    from sqlmodel import Session, select
+
+    from backend.services import artifacts, lifecycle, management
+    from backend.tables import Artifact, Run
+
+    run = create(client)
+    run_id = run["id"]
+    attempt, lease = claim(client, run_id)
+    report(client, run_id, attempt, lease, 1)
+    app = client.app
+    received = artifacts.receive
+
+    def delete_the_run() -> None:
+        with Session(app.state.engine) as session:
+            found = session.get(Run, run_id)
+            assert found is not None
+            lifecycle.run_killed(session, found, attempt, lease, signal=9, max_attempts=1)  # failed: deletable
+            management.delete_runs(session, Path(app.state.settings.artifacts_dir), app.state.feed, [run_id])
+
+    async def receive_with_a_delete(*args: Any, **kwargs: Any) -> artifacts.Received:
+        if when == "before its body":
+            await to_thread.run_sync(delete_the_run)
+        result = await received(*args, **kwargs)
+        assert result.part.is_file()  # the whole body arrived in the run's folder
+        if when == "after its body":
+            await to_thread.run_sync(delete_the_run)
+        return result
+
+    monkeypatch.setattr(artifacts, "receive", receive_with_a_delete)
+    answer = upload(client, run_id, attempt, lease, "checkpoint-1.safetensors", b"c" * 1000)
+
+    assert answer.status_code == 404 and answer.json()["detail"] == f"run {run_id} not found"
+    assert not folder(client, run_id).exists()  # no file, partial or whole, and no folder
+    with Session(app.state.engine) as session:
+        assert session.exec(select(Artifact).where(Artifact.run_id == run_id)).all() == []
+        assert session.get(Run, run_id) is None
