@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.login_throttle, app.state.health = LoginThrottle(), health
         app.state.leadership = leadership
         feed.start()
+        dispatcher.start()
         recovery.resend_queued()
         recovery.start()
         try:

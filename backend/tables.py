@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.db import UTCDateTime, utcnow
@@ -40,6 +40,9 @@ class Study(SQLModel, table=True):
 
 
 class Run(SQLModel, table=True):
+    # The dispatch round's round-robin turns: when a (queue, study) last had a run sent (services/dispatch.py).
+    __table_args__ = (Index("ix_run_queue_study_dispatched", "queue", "study_id", "dispatched_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     study_id: int | None = Field(default=None, foreign_key="study.id", index=True)
     label: str | None = Field(default=None, max_length=MAX_LABEL)

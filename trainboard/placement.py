@@ -14,9 +14,10 @@ MAX_QUEUES = 8  # a worker listens on at most this many queues (and their CUDA v
 
 def broker_queue(deployment: str, queue: str, gpu: bool) -> str:
     """The broker's name for a run queue: the deployment's queue (TRAINBOARD_QUEUE) for the default one,
-    `deployment.queue` for a named one, with `.cuda` appended for the variant only GPU workers take."""
-    name = deployment if queue == DEFAULT_QUEUE else f"{deployment}.{queue}"
-    return f"{name}.cuda" if gpu else name
+    `deployment:queue` for a named one, with `@cuda` appended for the variant only GPU workers take. Neither
+    `:` nor `@` can appear in a deployment's or a run queue's name, so no two of these names meet."""
+    name = deployment if queue == DEFAULT_QUEUE else f"{deployment}:{queue}"
+    return f"{name}@cuda" if gpu else name
 
 
 def listened_queues(deployment: str, queues: list[str], gpu: bool) -> list[str]:

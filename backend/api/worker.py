@@ -87,7 +87,7 @@ def report_finish(
     run = lifecycle.finish_run(session, run, body.attempt, body.lease, body.result, body.error)
     assert run.id is not None
     feed.notify(run.id)
-    dispatcher.dispatch()
+    dispatcher.request()
     return FinishAnswer(status=run.status.value)
 
 
@@ -105,6 +105,6 @@ def report_killed(
     run = lifecycle.run_killed(session, run, body.attempt, body.lease, body.signal, settings.max_attempts)
     assert run.id is not None
     if run.status == RunStatus.queued:
-        dispatcher.dispatch()
+        dispatcher.request()
     feed.notify(run.id)
     return FinishAnswer(status=run.status.value)

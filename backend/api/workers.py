@@ -20,8 +20,8 @@ def worker_heartbeat(
     """A worker announces itself: its device, queues, slots and the runs they train (`draining`: it finishes
     them and takes no new one); the answer says when to report again. A dispatch round follows: a new worker's
     slots fill at once."""
-    workers.record_heartbeat(session, body)
-    dispatcher.dispatch()
+    workers.record_heartbeat(session, body, settings.queue)
+    dispatcher.request()
     return WorkerAnswer(every_seconds=workers.heartbeat_interval(settings.lost_after_seconds))
 
 

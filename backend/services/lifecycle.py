@@ -294,7 +294,10 @@ def run_killed(session: Session, run: Run, attempt: int, lease: str, signal: int
     Returns the run; queued again means it must go to the broker again."""
     _check_attempt(run, attempt, lease)
     reason = killed_reason(signal)
-    if run.last_kill_epoch == run.epochs_done or attempts_used(run) >= max_attempts:
+    if run.cancel_requested:  # it was to stop anyway: cancelled, not trained again
+        run.status, run.finished_at = RunStatus.cancelled, utcnow()
+        run.error = f"{reason} after its cancel was asked for"
+    elif run.last_kill_epoch == run.epochs_done or attempts_used(run) >= max_attempts:
         again = " again at the same epoch" if run.last_kill_epoch == run.epochs_done else ""
         run.status, run.finished_at = RunStatus.failed, utcnow()
         run.error = f"{reason}{again} (epoch {run.epochs_done}, attempt {attempts_used(run)} of {max_attempts})"

@@ -141,7 +141,7 @@ def retry_run(
     run = lifecycle.retry_run(session, run, forget_checkpoints if start == "start" else None)
     if start == "start":
         artifacts.remove_unlisted(session, root, run_id)
-    dispatcher.dispatch()
+    dispatcher.request()
     feed.notify(run_id)
     return run
 

@@ -70,7 +70,9 @@ class RecoveryLoop:
         for (queue, gpu), runs in unclaimed.items():
             name = self.dispatcher.broker_queue(queue, gpu)
             held = self.dispatcher.queue_size(name)
-            if held is None or held >= len(runs):
+            if held is None:  # the broker cannot be asked: ask again next check, not once per queue now
+                break
+            if held >= len(runs):
                 continue
             held_by_queue[name] = held
             cutoff = utcnow() - timedelta(seconds=self.lost_after_seconds)

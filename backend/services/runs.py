@@ -154,7 +154,7 @@ def queue_runs(
             raise
         return _runs_by_id(session, made.run_ids)
     run_ids = [run.id for run in runs if run.id is not None]
-    dispatcher.dispatch()
+    dispatcher.request()
     for run_id in run_ids:
         feed.notify(run_id)
     return runs

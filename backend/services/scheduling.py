@@ -3,10 +3,11 @@ round-robin across studies. Pure: the dispatch round (services/dispatch.py) read
 
 - A *bucket* is where a run waits: its queue and whether it asks for a GPU. A worker serves the buckets of
   the queues it listens on, and their GPU variants when it has a GPU.
-- Capacity: each live worker's slots, less the runs it is busy with. The database knows a busy run's bucket,
-  not which worker took it (the broker chose), so busy runs are charged to the workers that could have taken
-  them, most constrained bucket first, each to the serving worker that serves the fewest buckets (a GPU
-  run's slot is a GPU worker's; a CPU run's goes to a CPU-only worker while one has room).
+- Capacity: each live worker's slots, less the runs it trains (the database knows which worker claimed a
+  run), less the runs sent and not yet claimed: for those only the bucket is known (the broker chooses who
+  takes a message), so they are charged to the workers that could take them, most constrained bucket first,
+  each to the serving worker that serves the fewest buckets. Runs of a draining or gone worker hold none of
+  the taking workers' slots.
 - Order: priority first (higher first); within a priority, round-robin across studies, the study served
   longest ago first (one short run does not wait behind a 200-run study's queue), then the oldest run.
   Runs outside any study share one group.
@@ -67,14 +68,30 @@ def waiting_reason(queue: str, gpu: bool, served: Served) -> str | None:
     return f"no live worker listens on queue {queue}" + (" (with a GPU)" if gpu else "")
 
 
-def _take(free: dict[str, int], workers: list[WorkerCapacity], bucket: Bucket) -> bool:
+def _take(free: dict[str, int], workers: list[WorkerCapacity], serves: dict[str, set[Bucket]], bucket: Bucket) -> bool:
     """Charge one slot of `bucket` to the serving worker with room that serves the fewest buckets."""
-    able = [w for w in workers if free[w.name] > 0 and bucket in w.serves()]
+    able = [w for w in workers if free[w.name] > 0 and bucket in serves[w.name]]
     if not able:
         return False
-    chosen = min(able, key=lambda w: (len(w.serves()), -free[w.name], w.name))
+    chosen = min(able, key=lambda w: (len(serves[w.name]), -free[w.name], w.name))
     free[chosen.name] -= 1
     return True
+
+
+def free_slots(
+    workers: list[WorkerCapacity], running_on: Counter[str], unattributed: Counter[Bucket]
+) -> dict[str, int]:
+    """Each worker's free slots: its slots, less the runs it trains (`running_on`, by worker name), less its
+    share of the runs that hold a slot of some worker not known which (`unattributed`: sent and not yet
+    claimed, per bucket), charged most constrained bucket first."""
+    free = {w.name: max(0, w.slots - running_on[w.name]) for w in workers}
+    serves = {w.name: w.serves() for w in workers}
+    coverage = Counter(bucket for w in workers for bucket in serves[w.name])
+    for bucket in sorted(unattributed, key=lambda b: (coverage[b], b)):
+        for _ in range(unattributed[bucket]):
+            if not _take(free, workers, serves, bucket):
+                break
+    return free
 
 
 def fair_order(candidates: list[Candidate], last_sent: Mapping[Group, datetime]) -> list[Candidate]:
@@ -99,22 +116,20 @@ def fair_order(candidates: list[Candidate], last_sent: Mapping[Group, datetime])
 
 def plan(
     workers: list[WorkerCapacity],
-    busy: Counter[Bucket],
+    free: dict[str, int],
     last_sent: Mapping[Group, datetime],
     candidates: list[Candidate],
 ) -> list[Candidate]:
-    """The candidates to send now, in the order to send them. `busy`: runs running or sent and not yet
-    claimed, per bucket; `last_sent`: when each (queue, study) group last had a run sent."""
-    free = {worker.name: worker.slots for worker in workers}
-    coverage = Counter(bucket for worker in workers for bucket in worker.serves())
-    for bucket in sorted(busy, key=lambda b: (coverage[b], b)):  # the most constrained bucket first
-        for _ in range(busy[bucket]):
-            if not _take(free, workers, bucket):
-                break
+    """The candidates to send now, in the order to send them: as many as fit the workers' `free` slots (from
+    `free_slots`), in fair order. `last_sent`: when each (queue, study) group last had a run sent."""
+    free = dict(free)
+    serves = {w.name: w.serves() for w in workers}
+    room = sum(free.values())
     chosen = []
     for candidate in fair_order(candidates, last_sent):
-        if sum(free.values()) == 0:
+        if room == 0:
             break
-        if _take(free, workers, candidate.bucket):
+        if _take(free, workers, serves, candidate.bucket):
             chosen.append(candidate)
+            room -= 1
     return chosen

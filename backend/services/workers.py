@@ -15,6 +15,7 @@ from backend.db import utcnow
 from backend.services import scheduling
 from backend.services.scheduling import Served, WorkerCapacity
 from backend.tables import Run, Worker
+from trainboard.placement import DEFAULT_QUEUE
 from trainboard.protocol import WorkerDevice, WorkerHeartbeat
 from trainboard.schemas import RunStatus, WorkerPublic
 
@@ -27,8 +28,10 @@ def heartbeat_interval(lost_after_seconds: float) -> float:
     return min(MAX_HEARTBEAT_SECONDS, max(0.2, lost_after_seconds / 4))
 
 
-def record_heartbeat(session: Session, beat: WorkerHeartbeat) -> Worker:
-    """Store what the worker says of itself; a worker seen for the first time (or restarted) is (re)started."""
+def record_heartbeat(session: Session, beat: WorkerHeartbeat, deployment_queue: str | None = None) -> Worker:
+    """Store what the worker says of itself; a worker seen for the first time (or restarted) is (re)started.
+    A worker older than run queues announces the deployment's broker queue (`deployment_queue`): that is
+    the default run queue."""
     worker = session.exec(select(Worker).where(Worker.name == beat.name)).first()
     now = utcnow()
     if worker is None or worker.pid != beat.pid:
@@ -38,7 +41,8 @@ def record_heartbeat(session: Session, beat: WorkerHeartbeat) -> Worker:
             )
         worker.started_at = now
     worker.host, worker.pid, worker.version = beat.host, beat.pid, beat.version
-    worker.queues, worker.device = list(beat.queues), beat.device.model_dump()
+    queues = [DEFAULT_QUEUE if queue == deployment_queue else queue for queue in beat.queues]
+    worker.queues, worker.device = list(dict.fromkeys(queues)), beat.device.model_dump()
     worker.slots, worker.running, worker.state = beat.slots, list(beat.running), beat.state
     worker.last_seen = now
     session.add(worker)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.conftest import WORKER
 from tests.frontend.test_pages_browser import SPEC, create_run
 
 if TYPE_CHECKING:
@@ -55,6 +56,28 @@ def study(api: httpx.Client) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def announce_workers(server: LiveServer) -> None:
+    """Two workers on the Workers page: a CPU one that is draining, and one on a named queue."""
+    cpu = {"kind": "cpu", "name": "Intel(R) Xeon(R) Platinum 8480+", "memory_bytes": 2**37, "cores": 16}
+    for name, queues, state in (
+        ("cpu0@lab-server-with-a-long-name", ["default"], "draining"),
+        ("a100@lab", ["a100"], "up"),
+    ):
+        beat = {
+            "name": name,
+            "host": name.split("@")[1],
+            "pid": 4242,
+            "version": "0.1.0",
+            "queues": queues,
+            "device": cpu,
+            "slots": 4,
+            "running": [],
+            "state": state,
+        }
+        response = httpx.post(f"{server.url}/api/workers/heartbeat", json=beat, headers=WORKER, timeout=30)
+        assert response.status_code == 200, response.text
+
+
 def fits(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
@@ -87,6 +110,8 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(
     a = finished_run(api, worker, name="a-rather-long-run-name-that-would-push-the-table-wide")
     b = finished_run(api, worker, name="b")
     made = study(api)
+    announce_workers(live_server)
+    create_run(api, device="cuda")  # waits for a GPU worker: the Workers page's Queues table says so
     pages = [
         "/",
         f"/runs/{a}",
@@ -121,7 +146,8 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(
     # The before/after pictures of the issue: the runs list, the run page and the compare page at both widths.
     for width, viewport in (("390", PHONE), ("1440", DESKTOP)):
         page.set_viewport_size(viewport)
-        for name, url in (("runs", "/"), ("run", f"/runs/{a}"), ("compare", f"/compare?runs={a},{b}")):
+        shown = (("runs", "/"), ("run", f"/runs/{a}"), ("compare", f"/compare?runs={a},{b}"), ("workers", "/workers"))
+        for name, url in shown:
             settle(page, url)
             page.screenshot(path=screenshots / f"layout-{name}-{width}.png", full_page=True, animations="disabled")
 

@@ -32,15 +32,18 @@ def upgrade() -> None:
     with op.batch_alter_table("run") as batch:
         for column in ("queue", "gpu", "priority"):
             batch.alter_column(column, server_default=None)
-    # Runs still queued that ask for a GPU wait in the default queue's GPU variant from now on.
+    # The round-robin's turns: when each (queue, study) last had a run sent, one index lookup each.
+    op.create_index("ix_run_queue_study_dispatched", "run", ["queue", "study_id", "dispatched_at"])
+    # Every run that asks for a GPU (queued now, or retried or requeued later) waits in the GPU variant.
     connection = op.get_bind()
     asking = [
         row.id
-        for row in connection.execute(sa.text("SELECT id, spec FROM run WHERE status = 'queued'"))
+        for row in connection.execute(sa.text("SELECT id, spec FROM run"))
         if _device(row.spec).startswith("cuda")
     ]
-    for run_id in asking:
-        connection.execute(sa.text("UPDATE run SET gpu = :gpu WHERE id = :id"), {"gpu": True, "id": run_id})
+    run = sa.table("run", sa.column("id", sa.Integer()), sa.column("gpu", sa.Boolean()))
+    for start in range(0, len(asking), 500):
+        connection.execute(sa.update(run).where(run.c.id.in_(asking[start : start + 500])).values(gpu=True))
 
 
 def _device(spec: object) -> str:
@@ -50,6 +53,7 @@ def _device(spec: object) -> str:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_run_queue_study_dispatched", table_name="run")
     with op.batch_alter_table("run") as batch:
         batch.drop_column("dispatched_at")
         batch.drop_column("priority")

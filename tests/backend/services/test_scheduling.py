@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from backend.services.scheduling import Candidate, WorkerCapacity, fair_order, plan, served, waiting_reason
+from backend.services.scheduling import (
+    Candidate,
+    WorkerCapacity,
+    fair_order,
+    free_slots,
+    plan,
+    served,
+    waiting_reason,
+)
 
 CPU = WorkerCapacity("cpu@a", ("default",), gpu=False, slots=2)
 GPU = WorkerCapacity("gpu@b", ("default",), gpu=True, slots=1)
@@ -18,9 +26,14 @@ def run(
     return Candidate(run_id, queue, gpu, priority, study)
 
 
-def chosen(workers: list[WorkerCapacity], candidates: list[Candidate], busy: Counter | None = None) -> list[int]:
-    busy = busy or Counter()
-    return [c.run_id for c in plan(workers, busy, {}, candidates)]
+def chosen(
+    workers: list[WorkerCapacity],
+    candidates: list[Candidate],
+    busy: Counter[tuple[str, bool]] | None = None,
+    running_on: Counter[str] | None = None,
+) -> list[int]:
+    free = free_slots(workers, running_on or Counter(), busy or Counter())
+    return [c.run_id for c in plan(workers, free, {}, candidates)]
 
 
 def test_no_more_runs_than_free_slots() -> None:
@@ -60,6 +73,13 @@ def test_a_gpu_run_goes_only_to_a_gpu_worker_and_cpu_runs_fill_cpu_workers_first
     assert chosen([CPU, GPU], [run(4, gpu=True), run(5)], Counter({("default", True): 1})) == [5]
 
 
+def test_a_workers_own_runs_take_its_slots_and_no_other_workers() -> None:
+    assert chosen([CPU], [run(1), run(2), run(3)], running_on=Counter({"cpu@a": 1})) == [1]
+    assert chosen([CPU, GPU], [run(2, gpu=True), run(1)], running_on=Counter({"gpu@b": 1})) == [1]
+    # A draining worker is not among the taking ones: the runs it finishes hold none of their slots.
+    assert chosen([CPU], [run(1), run(2)], running_on=Counter({"draining@c": 2})) == [1, 2]
+
+
 def test_named_queues_go_only_to_their_workers() -> None:
     a = WorkerCapacity("a@x", ("a",), gpu=False, slots=1)
     b = WorkerCapacity("b@x", ("b",), gpu=False, slots=1)
@@ -73,3 +93,17 @@ def test_what_waits_for_nobody_says_why() -> None:
     assert waiting_reason("default", True, served([CPU])) == "no live worker with a GPU listens on queue default"
     assert waiting_reason("a100", False, everywhere) == "no live worker listens on queue a100"
     assert waiting_reason("a100", True, everywhere) == "no live worker listens on queue a100 (with a GPU)"
+
+
+def test_broker_queue_names_never_meet() -> None:
+    from trainboard.placement import broker_queue, listened_queues
+
+    names = {
+        broker_queue(deployment, queue, gpu)
+        for deployment in ("trainboard", "trainboard.x")
+        for queue in ("default", "x", "cuda")
+        for gpu in (False, True)
+    }
+    assert len(names) == 12  # a queue named cuda, a deployment with a dot: all distinct
+    assert listened_queues("tb", ["default", "a100"], gpu=True) == ["tb", "tb@cuda", "tb:a100", "tb:a100@cuda"]
+    assert listened_queues("tb", ["default"], gpu=False) == ["tb"]
