@@ -49,6 +49,18 @@ def spec_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# Spec fields added after checkpoints existed, at their defaults: a checkpoint an earlier trainboard wrote
+# hashed the spec without them, and still belongs to the same run (their defaults change nothing it did).
+ADDED_LATER: dict[str, Any] = {"cuda_graphs": False}
+
+
+def accepted_hashes(spec: dict[str, Any]) -> set[str]:
+    """The spec hashes a checkpoint of this run may carry: this spec's, and the one an earlier trainboard
+    gave it before fields of ADDED_LATER existed (when they are at their defaults)."""
+    earlier = {key: value for key, value in spec.items() if key not in ADDED_LATER or ADDED_LATER[key] != value}
+    return {spec_hash(spec), spec_hash(earlier)}
+
+
 @dataclass
 class TrainingState:
     """Everything of a run that changes from epoch to epoch, besides what the spec fixes."""
@@ -116,7 +128,7 @@ def load_checkpoint(
     metadata = read_metadata(path)
     if metadata.get("format") != FORMAT:
         raise CheckpointMismatch(f"{path.name} is not a trainboard checkpoint (format {metadata.get('format')!r})")
-    if metadata.get("spec_sha256") != spec_hash(spec):
+    if metadata.get("spec_sha256") not in accepted_hashes(spec):
         raise CheckpointMismatch(f"{path.name} was written for another spec than this run's: not resuming from it")
     written_on = metadata.get("device_type", "cpu")
     if written_on != state.shuffle.device.type:

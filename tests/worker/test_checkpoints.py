@@ -172,3 +172,21 @@ def test_a_checkpoint_of_another_device_or_schedule_is_refused(digits: Dataset, 
         save_file(tensors, str(forged), metadata=metadata | change)
         with pytest.raises(CheckpointMismatch, match=message):
             train(spec, digits, resume_from=forged)
+
+
+def test_a_checkpoint_written_before_a_later_spec_field_still_resumes_its_run(digits: Dataset, tmp_path: Path) -> None:
+    """A run checkpointed by a trainboard without `cuda_graphs` (its spec hashed without the field) resumes
+    after the upgrade; the same checkpoint with the switch on is another spec."""
+    spec = make_spec("mlp")
+    files = Files(tmp_path)
+    train(spec, digits, files=files)
+    checkpoint = files.checkpoints[2]
+    with safe_open(str(checkpoint), framework="pt") as f:
+        metadata = dict(f.metadata())
+    earlier = {k: v for k, v in spec.model_dump(mode="json").items() if k != "cuda_graphs"}
+    older = tmp_path / "older.safetensors"
+    save_file(load_file(checkpoint), str(older), metadata=metadata | {"spec_sha256": spec_hash(earlier)})
+    records, _ = train(spec, digits, resume_from=older)
+    assert [r.epoch for r in records] == list(range(3, spec.epochs + 1))
+    with pytest.raises(CheckpointMismatch, match="another spec"):
+        train(spec.model_copy(update={"cuda_graphs": True}), digits, resume_from=older)
