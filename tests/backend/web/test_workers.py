@@ -36,7 +36,7 @@ def test_the_workers_page_shows_each_queue_with_its_waiting_runs_and_a_draining_
     beat(browser, "cpu@lab", device={"kind": "cpu", "name": "Xeon", "cores": 2}, state="draining")
     page = browser.get("/workers").text
     assert "0 live, 1 draining of" in page and "No worker takes new runs (the draining ones" in page
-    assert 'class="badge worker-status-draining"' in page and "(finishing, taking no new run)" in page
+    assert 'class="badge worker-status-draining"' in page and "nothing left to finish" in page
     assert page.count("no live worker takes these runs") == 1 and "no live worker with a GPU takes" in page
     beat(browser, "gpu@lab")
     page = browser.get("/workers").text
