@@ -243,6 +243,22 @@ def wait_for(
         time.sleep(interval)
 
 
+def ghost_heartbeat(slots: int, name: str = "ghost@nowhere", **changes: Any) -> dict[str, Any]:
+    """A worker's heartbeat, sent by a test for a worker that does not exist: its free slots make the API send
+    run ids the test can watch in the broker, which nobody takes."""
+    beat = {
+        "name": name,
+        "host": name.split("@")[-1],
+        "pid": 1,
+        "version": "0",
+        "queues": ["default"],
+        "device": {"kind": "cpu", "name": "cpu", "cores": 1},
+        "slots": slots,
+        "running": [],
+    }
+    return beat | changes
+
+
 def tiny_spec(**overrides: Any) -> dict[str, Any]:
     """A run that trains in about a second on CPU: an MLP on a slice of the bundled digits."""
     spec: dict[str, Any] = {

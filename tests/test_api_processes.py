@@ -34,6 +34,7 @@ from tests.conftest import (
     WORKER,
     epoch_record,
     free_port,
+    ghost_heartbeat,
     make_settings,
     reset_database,
     tiny_spec,
@@ -234,16 +235,7 @@ def test_one_process_leads_recovery_and_another_takes_over_when_it_dies(
 
 
 def ghost_worker(servers: list[ApiProcess], stop: threading.Event) -> None:
-    beat = {
-        "name": "ghost@nowhere",
-        "host": "nowhere",
-        "pid": 1,
-        "version": "0",
-        "queues": ["default"],
-        "device": {"kind": "cpu", "name": "cpu", "cores": 1},
-        "slots": 1,
-        "running": [],
-    }
+    beat = ghost_heartbeat(slots=1)
     turn = 0
     while not stop.wait(0.3):
         server = servers[turn % len(servers)]

@@ -42,6 +42,7 @@ class Announcer:
     device: WorkerDevice
     state: str = "up"  # draining once a warm shutdown began (SIGTERM): it finishes its runs, takes no new one
     _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)  # a heartbeat now, not at the interval
     _thread: threading.Thread | None = None
 
     def heartbeat(self, state: str | None = None) -> WorkerAnswer:
@@ -79,21 +80,22 @@ class Announcer:
                 log.warning("could not touch %s (%s)", ALIVE_FILE, exc)
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("worker heartbeat not delivered (%s); retrying in %.0f s", exc, interval)
-            if self._stop.wait(interval):
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
                 return
 
     def drain(self) -> None:
-        """A warm shutdown began: say so now (the API sends this worker nothing more), and in every heartbeat
-        until the runs it has end."""
+        """A warm shutdown began: say so at once (the API sends this worker nothing more), and in every
+        heartbeat until the runs it has end. The heartbeat thread sends it, so it can never arrive after the
+        goodbye."""
         self.state = "draining"
-        try:
-            self.heartbeat()
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("could not tell the API this worker is draining (%s); the next heartbeat will", exc)
+        self._wake.set()
 
     def stop(self) -> None:
         """Stop the heartbeats and say goodbye (the Workers page shows the worker as stopped)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
@@ -134,7 +136,7 @@ def _on_ready(**_kwargs: object) -> None:
 def _on_shutting_down(how: str = "Warm", **_kwargs: object) -> None:
     """Celery's signal handler, at the first SIGTERM or Ctrl-C (a warm shutdown: the runs go on to their end)."""
     if _announcer is not None and how == "Warm":
-        threading.Thread(target=_announcer.drain, name="trainboard-worker-drain", daemon=True).start()
+        _announcer.drain()
 
 
 def _on_shutdown(**_kwargs: object) -> None:

@@ -17,7 +17,17 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import API, WORKER, LiveServer, WorkerProcess, live_settings, reset_database, tiny_spec, wait_for
+from tests.conftest import (
+    API,
+    WORKER,
+    LiveServer,
+    WorkerProcess,
+    ghost_heartbeat,
+    live_settings,
+    reset_database,
+    tiny_spec,
+    wait_for,
+)
 from tests.faults.conftest import PrivateRedis
 from tests.faults.proxy import Proxy
 
@@ -64,18 +74,21 @@ def epochs(server: LiveServer, run_id: int) -> list[int]:
 def announce_ghost(server: LiveServer, slots: int) -> None:
     """A worker that says it has free slots and never takes a message: the API sends it `slots` run ids, which
     stay in the broker (until the test makes Redis lose them)."""
-    beat = {
-        "name": "ghost@nowhere",
-        "host": "nowhere",
-        "pid": 1,
-        "version": "0",
-        "queues": ["default"],
-        "device": {"kind": "cpu", "name": "cpu", "cores": 1},
-        "slots": slots,
-        "running": [],
-    }
+    beat = ghost_heartbeat(slots)
     with httpx.Client(base_url=server.url, headers=WORKER, timeout=10) as http:
         assert http.post("/api/workers/heartbeat", json=beat).status_code == 200
+
+
+def messages_sent(server: LiveServer, redis: PrivateRedis, queue: str, run_ids: list[int]) -> None:
+    """Wait until the broker holds one message per run, saying what the API knew if it does not."""
+    try:
+        wait_for(lambda: redis.command("LLEN", queue) == str(len(run_ids)), 10, 0.1, f"{len(run_ids)} messages")
+    except AssertionError as exc:
+        runs = [read(server, f"/api/runs/{run_id}") for run_id in run_ids]
+        state = [(r["id"], r["status"], r["waiting"]) for r in runs]
+        raise AssertionError(
+            f"{exc}: LLEN {redis.command('LLEN', queue)}; {state}; {read(server, '/api/workers')}"
+        ) from None
 
 
 def test_runs_whose_messages_redis_lost_still_run_once(private_redis: PrivateRedis, tmp_path: Path) -> None:
@@ -84,7 +97,7 @@ def test_runs_whose_messages_redis_lost_still_run_once(private_redis: PrivateRed
     try:
         first = [submit(server, tiny_spec(name=f"flushed-{i}")) for i in range(3)]
         announce_ghost(server, slots=3)  # the three ids go to Redis
-        wait_for(lambda: private_redis.command("LLEN", settings.queue) == "3", 10, 0.1, "three messages")
+        messages_sent(server, private_redis, settings.queue, first)
         private_redis.command("FLUSHALL")  # every message gone; the runs are queued, and sent, in the database
         worker = WorkerProcess(settings, "w1", tmp_path / "w1.log")
         try:
@@ -94,9 +107,11 @@ def test_runs_whose_messages_redis_lost_still_run_once(private_redis: PrivateRed
                 assert epochs(server, run_id) == [1, 2, 3]
         finally:
             worker.stop()
+        # A duplicate re-send of the first part may still wait there (it would find its run claimed): start clean.
+        private_redis.command("DEL", settings.queue)
         second = [submit(server, tiny_spec(name=f"restarted-{i}")) for i in range(2)]
         announce_ghost(server, slots=2)
-        wait_for(lambda: private_redis.command("LLEN", settings.queue) == "2", 10, 0.1, "two messages")
+        messages_sent(server, private_redis, settings.queue, second)
         private_redis.restart()  # no persistence: an empty broker comes back
         worker = WorkerProcess(settings, "w2", tmp_path / "w2.log")
         try:

@@ -5,14 +5,10 @@ from requests run on the dispatcher's thread, and a killed run whose cancel was 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from backend import schema
-from backend.db import make_engine
 from backend.services import lifecycle
 from backend.services.dispatch import Dispatcher, worker_name
 from backend.tables import Run, Worker
@@ -33,14 +29,6 @@ class Broker(Dispatcher):
             return False
         self.sent.append((run_id, queue))
         return True
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def worker(engine: Engine, name: str, slots: int, state: str = "up", gpu: bool = False) -> None:

@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from backend import schema
-from backend.db import make_engine, utcnow
+from backend.db import utcnow
 from backend.services import lifecycle
 from backend.services.errors import Conflict
 from backend.tables import EpochMetric, Run
@@ -18,14 +17,6 @@ from tests.conftest import epoch_record, tiny_spec
 from trainboard.protocol import EpochRecord, Progress, RunResult
 from trainboard.schemas import RunStatus
 from trainboard.spec import RunSpec
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

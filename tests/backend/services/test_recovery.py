@@ -3,18 +3,15 @@ database outage grants workers the grace a restart does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from backend import schema
-from backend.db import make_engine, utcnow
+from backend.db import utcnow
 from backend.services import lifecycle
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
@@ -55,14 +52,6 @@ def sent_long_ago(engine: Engine) -> None:
     with Session(engine) as session:
         session.execute(update(Run).values(dispatched_at=utcnow() - timedelta(seconds=120)))
         session.commit()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def queue(engine: Engine, count: int) -> list[int]:
