@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainboard.placement import MAX_QUEUES, QUEUE_PATTERN
+from trainboard.spec import NormalizeValues
 from trainboard.text import WorkerText
 
 MAX_CLASSES = 1000
@@ -104,7 +105,10 @@ class RunInfo(BaseModel):
     image_size: list[int] = Field(min_length=3, max_length=3, description="[channels, height, width] the model sees")
     mean: list[float] = Field(max_length=4, description="Normalisation mean per channel (of pixels in [0, 1])")
     std: list[float] = Field(max_length=4, description="Normalisation std per channel")
-    normalize: WorkerText = Field(max_length=20, description="none, standard or computed")
+    normalize: Annotated[WorkerText, Field(max_length=20)] | NormalizeValues = Field(
+        description="As the spec gave it: none, standard or computed (a record from before explicit values is one of "
+        "these), or the explicit {mean, std}; `mean` and `std` are what was applied either way"
+    )
     parameters: int = Field(ge=0, description="All parameters of the model")
     trainable_parameters: int = Field(ge=0, description="Those the optimizer updates (fine-tuning freezes the rest)")
     lr_groups: list[Annotated[WorkerText, Field(max_length=64)]] = Field(

@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from trainboard.text import UserText
 
@@ -126,12 +126,52 @@ class _Strict(BaseModel):
 # -- data ------------------------------------------------------------------------------------------
 
 
+NormalizeMode = Literal["none", "standard", "computed"]
+# Bounds of an explicit normalisation, per channel, of pixels in [0, 1]: a mean far outside [0, 1] or a tiny std
+# is a typo (255-scale values, a variance for a std), and a std under MIN_STD would blow inputs up past anything
+# a model trains on (x 1000 already).
+MAX_NORMALIZE_MEAN = 10.0
+MIN_NORMALIZE_STD = 0.001
+MAX_NORMALIZE_STD = 10.0
+MAX_CHANNELS = 4  # the most channels any dataset has (RunInfo.mean/std hold as many)
+
+
+class NormalizeValues(_Strict):
+    """An explicit normalisation: (x / 255 - mean) / std per channel, one value per channel of the dataset."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    mean: list[Annotated[Float, Field(ge=-MAX_NORMALIZE_MEAN, le=MAX_NORMALIZE_MEAN)]] = Field(
+        min_length=1,
+        max_length=MAX_CHANNELS,
+        description="Per channel, of pixels in [0, 1] (e.g. 0.4914, 0.4822, 0.4465).",
+    )
+    std: list[Annotated[Float, Field(ge=MIN_NORMALIZE_STD, le=MAX_NORMALIZE_STD)]] = Field(
+        min_length=1, max_length=MAX_CHANNELS, description="Per channel, more than 0 (at least 0.001)."
+    )
+
+    def __str__(self) -> str:
+        """As the run page and a study's key settings show it (run.js showInfo writes the same)."""
+        return f"explicit: mean {', '.join(map(str, self.mean))}; std {', '.join(map(str, self.std))}"
+
+
+def _normalize_kind(value: object) -> str:
+    return "values" if isinstance(value, dict | NormalizeValues) else "mode"
+
+
+Normalize = Annotated[
+    Annotated[NormalizeMode, Tag("mode")] | Annotated[NormalizeValues, Tag("values")],
+    Discriminator(_normalize_kind),
+]
+
+
 class DatasetSpec(_Strict):
     name: DatasetName
-    normalize: Literal["none", "standard", "computed"] = Field(
+    normalize: Normalize = Field(
         "standard",
         description="`standard`: the dataset's usual published mean/std; `computed`: mean/std of the training "
-        "set (computed once, cached in the data directory); `none`: pixels in [0, 1].",
+        "set (computed once, cached in the data directory); `none`: pixels in [0, 1]; "
+        '`{"mean": [...], "std": [...]}`: exactly these, one value per channel.',
     )
     resize: Int | None = Field(
         None, ge=8, le=512, description="Resize train and test images to resize x resize, batched on the device."
@@ -142,6 +182,19 @@ class DatasetSpec(_Strict):
     test_limit: Int | None = Field(
         None, ge=1, le=10_000_000, description="Use only the first N test images (deterministic subset)."
     )
+
+    @model_validator(mode="after")
+    def _normalize_per_channel(self) -> DatasetSpec:
+        if isinstance(self.normalize, NormalizeValues):
+            channels = DATASET_SHAPES[self.name][0]
+            for field in ("mean", "std"):
+                given = len(getattr(self.normalize, field))
+                if given != channels:
+                    raise ValueError(
+                        f"normalize.{field}: {self.name} has {channels} channel{'s' if channels > 1 else ''}: "
+                        f"give {channels} value{'s' if channels > 1 else ''}, one per channel, not {given}"
+                    )
+        return self
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -555,6 +608,7 @@ def _linear_parameters(sizes: list[int]) -> int:
 _UNION_TAGS: dict[tuple[str, ...], set[str]] = {
     ("model",): {"mlp", "cnn", "custom_cnn", "resnet18", "vgg16", "alexnet"},
     ("scheduler",): {"none", "multistep", "cosine", "step"},
+    ("dataset", "normalize"): {"mode", "values"},
 }
 _NAMED_FIELD = re.compile(r"^(?:Value error, )?([a-z_]+(?:\.[a-z_]+)*): ")
 
@@ -599,11 +653,20 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _takes_a_word(annotation: Any) -> bool:
+    """Whether an annotation that holds models also takes a plain value (`dataset.normalize`: a mode or values)."""
+    if typing.get_origin(annotation) is Annotated:
+        return _takes_a_word(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(arg is not type(None) and not _models_in(arg) for arg in typing.get_args(annotation))
+    return False
+
+
 def _leaf_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
     paths: list[str] = []
     for name, info in model.model_fields.items():
         path = f"{prefix}{name}"
-        nested = _models_in(info.annotation)
+        nested = [] if _takes_a_word(info.annotation) else _models_in(info.annotation)  # one field, shown whole
         if not nested:
             paths.append(path)
         for sub in nested:

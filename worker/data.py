@@ -20,8 +20,9 @@ Where each dataset comes from:
 - `cifar100`: the same format in `root/cifar-100-python/` (`train`, `test`; labels under
   `fine_labels`, the 100 classes), or the `cifar-100-python.tar.gz` archive in `root`.
 
-Normalisation (`DatasetSpec.normalize`): `standard` is the usual published mean/std (digits has
-none published: its own training split's, as `computed`); `computed` is the per-channel mean and
+Normalisation (`DatasetSpec.normalize`): `{"mean": [...], "std": [...]}` is used exactly as given;
+`standard` is the usual published mean/std (digits has none published: its own training split's, as
+`computed`); `computed` is the per-channel mean and
 std (population std, numpy's `ddof=0`) of the FULL training split, before any `train_limit`, so a
 smoke test on 512 images normalises exactly like the full run it stands in for. It is computed
 exactly (integer sums, see `mean_std`) once and cached as `<name>.mean_std.json` in the data
@@ -57,7 +58,7 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
-from trainboard.spec import CLASS_NAMES, DATASET_SHAPES, DatasetSpec
+from trainboard.spec import CLASS_NAMES, DATASET_SHAPES, DatasetSpec, NormalizeValues
 from worker import dataset_cache
 
 # The usual published statistics of pixels scaled to [0, 1], per channel.
@@ -87,7 +88,7 @@ class Dataset:
     train_y: torch.Tensor  # int64 [N]
     test_x: torch.Tensor  # uint8 [M, C, H, W]
     test_y: torch.Tensor  # int64 [M]
-    mean: tuple[float, ...]  # per channel, of pixels in [0, 1]; 0 when normalize="none"
+    mean: tuple[float, ...]  # per channel, of pixels in [0, 1]; 0 when normalize="none"; the spec's when explicit
     std: tuple[float, ...]  # per channel; 1 when normalize="none"
     classes: tuple[str, ...]
 
@@ -168,6 +169,8 @@ MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
 
 def _normalization(spec: DatasetSpec, splits: _Splits, root: Path) -> MeanStd:
     channels = DATASET_SHAPES[spec.name][0]
+    if isinstance(spec.normalize, NormalizeValues):  # exactly what the spec says (one value per channel, checked)
+        return tuple(spec.normalize.mean), tuple(spec.normalize.std)
     if spec.normalize == "none":
         return (0.0,) * channels, (1.0,) * channels
     if spec.normalize == "standard" and spec.name in PUBLISHED_MEAN_STD:

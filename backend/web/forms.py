@@ -7,7 +7,9 @@ A few spec shapes take a form control of their own:
 - `model` and `scheduler` are unions: `model.arch` / `scheduler.name` chooses which fields are read;
 - `finetune.train` is `all` or `groups`, with one checkbox per group (`finetune.train.fc`) and the order
   they were checked in (`finetune.train_order`), and `finetune.lr` one input per group (`finetune.lr.fc`),
-  for the groups of the chosen architecture.
+  for the groups of the chosen architecture;
+- `dataset.normalize` is a mode or `explicit`, which reads per-channel values from `dataset.normalize.mean`
+  and `dataset.normalize.std` (comma-separated, like a list).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from trainboard.spec import (
     HeadSpec,
     MLPSpec,
     MultiStepSchedule,
+    NormalizeMode,
     NoSchedule,
     OptimizerSpec,
     RunSpec,
@@ -59,6 +62,9 @@ SECTIONS: dict[str, type[BaseModel]] = {"dataset": DatasetSpec, "optimizer": Opt
 TOP_LEVEL = ("name", "epochs", "batch_size", "seed", "device")
 TOP_LEVEL_CHECKBOXES = ("cuda_graphs",)
 DEFAULT_ARCH = "cnn"
+# The form's choice for `dataset.normalize` given as values ({"mean": [...], "std": [...]}), and their inputs.
+EXPLICIT = "explicit"
+NORMALIZE_VALUES = ("dataset.normalize.mean", "dataset.normalize.std")
 # Errors shown at the top of their part of the form (they are about the part, not one field of it).
 SECTION_ERRORS = (
     "dataset",
@@ -84,7 +90,7 @@ def options() -> dict[str, Any]:
         group_sets.setdefault(tuple(groups), []).append(arch)
     return {
         "datasets": _literal_options(DatasetSpec, "name"),
-        "normalizes": _literal_options(DatasetSpec, "normalize"),
+        "normalizes": [*typing.get_args(NormalizeMode), EXPLICIT],
         "archs": list(MODEL_SPECS),
         "pools": _literal_options(CNNSpec, "pool"),
         "heads": _literal_options(HeadSpec, "kind"),
@@ -148,10 +154,20 @@ def _section(model: type[BaseModel], prefix: str, form: Mapping[str, str], skip:
         if kind == "list":
             # An emptied list box means no items (a CNN with no hidden layers), so a clone of such a spec
             # round-trips; a list that needs items says so in its error.
-            out[name] = [part.strip() for part in raw.split(",") if part.strip()]
+            out[name] = _items(raw)
         elif raw != "":  # left empty: the spec's default applies
             out[name] = raw
     return out
+
+
+def _items(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _normalize(form: Mapping[str, str], dataset: dict[str, Any]) -> None:
+    """`explicit` as the spec's {"mean": [...], "std": [...]}, from their two inputs."""
+    if dataset.get("normalize") == EXPLICIT:
+        dataset["normalize"] = {key.rsplit(".", 1)[1]: _items(form.get(key, "")) for key in NORMALIZE_VALUES}
 
 
 def _finetune(form: Mapping[str, str], arch: str) -> dict[str, Any]:
@@ -179,6 +195,7 @@ def spec_from_form(form: Mapping[str, str]) -> dict[str, Any]:
     spec |= {key: _checked(form, key) for key in TOP_LEVEL_CHECKBOXES}
     for section, model_cls in SECTIONS.items():
         spec[section] = _section(model_cls, section, form, skip=set())
+    _normalize(form, spec["dataset"])
     spec["augment"] = {
         name: _section(model_cls, f"augment.{name}", form, skip=set()) if _checked(form, f"augment.{name}") else None
         for name, model_cls in AUGMENTS.items()
@@ -246,6 +263,7 @@ def form_defaults() -> dict[str, str]:
         values = _defaults(MODEL_SPECS[arch], "model", skip={"arch"}) | values
     for section, model_cls in SECTIONS.items():
         values |= _defaults(model_cls, section, skip={"name"} if section == "dataset" else set())
+    values |= dict.fromkeys(NORMALIZE_VALUES, "")
     for name, model_cls in AUGMENTS.items():
         values[f"augment.{name}"] = ""
         values |= _defaults(model_cls, f"augment.{name}", skip=set())
@@ -281,7 +299,11 @@ def _scalar_keys(model: type[BaseModel], prefix: str) -> set[str]:
     for name, info in model.model_fields.items():
         if _kind(info) == "model":
             keys |= _scalar_keys(_unwrap(info.annotation), f"{prefix}.{name}")
-        elif _kind(info) == "scalar" and typing.get_origin(_unwrap(info.annotation)) is not typing.Literal:
+        elif (
+            _kind(info) == "scalar"
+            and typing.get_origin(_unwrap(info.annotation)) is not typing.Literal
+            and f"{prefix}.{name}" != "dataset.normalize"  # a select too: a mode, or explicit
+        ):
             keys.add(f"{prefix}.{name}")  # a choice is a select, never empty
     return keys
 
@@ -327,6 +349,8 @@ def form_values(spec: dict[str, Any]) -> dict[str, str]:
             if isinstance(value, Mapping):
                 if path in OPTIONAL_SECTIONS:
                     values[path] = "true"
+                if path == "dataset.normalize":  # values: the explicit choice, with its two inputs
+                    values[path] = EXPLICIT
                 walk(path, value)
             elif path != "finetune.train":
                 values[path] = _text(value)

@@ -121,7 +121,9 @@ function showInfo(info) {
   const count = (n) => n.toLocaleString("en-US");
   setField(document, "info-images", `${count(info.train_images)} train, ${count(info.test_images)} test`);
   setField(document, "info-size", `${info.image_size.join("×")} (channels × height × width)`);
-  setField(document, "info-normalize", info.normalize);
+  const normalize = info.normalize;  // a mode, or the explicit values (run.html shows NormalizeValues.__str__)
+  setField(document, "info-normalize", typeof normalize === "string" ? normalize
+    : `explicit: mean ${normalize.mean.join(", ")}; std ${normalize.std.join(", ")}`);
   setField(document, "info-mean", numbers(info.mean));
   setField(document, "info-std", numbers(info.std));
   setField(document, "info-parameters", count(info.parameters));

@@ -335,3 +335,13 @@ def test_to_device_keeps_values_and_dtypes(digits: Dataset) -> None:
     assert torch.equal(moved.train_x, digits.train_x) and moved.train_x.dtype == torch.uint8
     assert torch.equal(moved.test_y, digits.test_y) and moved.test_y.dtype == torch.int64
     assert moved.mean == digits.mean and moved.classes == digits.classes
+
+
+def test_explicit_normalisation_is_the_specs_values_as_given(tmp_path: Path) -> None:
+    write_idx_dataset(tmp_path, "MNIST", n_train=2, n_test=2, gz=False)
+    normalize = {"mean": [0.1307], "std": [0.3081]}
+
+    data = load_dataset(DatasetSpec.model_validate({"name": "mnist", "normalize": normalize}), tmp_path)
+
+    assert (data.mean, data.std) == ((0.1307,), (0.3081,))
+    assert not (tmp_path / "mnist.mean_std.json").exists()  # nothing computed

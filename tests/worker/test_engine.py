@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from trainboard.protocol import MEASURED_FIELDS, EpochRecord, Progress, RunInfo, RunResult
-from trainboard.spec import RunSpec
+from trainboard.spec import NormalizeValues, RunSpec
+from worker import engine
 from worker.data import Dataset
 from worker.engine import (
     TrainingDiverged,
@@ -385,3 +386,32 @@ def test_each_epoch_reports_its_system_figures_and_the_run_how_it_was_made(digit
     smaller = dataclasses.replace(digits, train_x=digits.train_x[:100], train_y=digits.train_y[:100])
     run(make_spec(epochs=1), smaller, on_prepared=fewer.append)
     assert info.data_sha256 == again[0].data_sha256 != fewer[0].data_sha256
+
+
+def test_a_run_with_explicit_normalisation_trains_on_exactly_those_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the engine from the spec: the dataset is loaded (not passed in), every batch the model sees is
+    (x / 255 - mean) / std with the spec's values, and the run records them."""
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Watched(Preprocess):
+        def __call__(self, images: torch.Tensor, augment: Any = None) -> torch.Tensor:
+            out = super().__call__(images, augment)
+            seen.append((images.clone(), out.clone()))
+            return out
+
+    monkeypatch.setattr(engine, "Preprocess", Watched)
+    spec = make_spec(dataset={"name": "digits", "normalize": {"mean": [0.3], "std": [0.2]}, "train_limit": 256})
+    infos: list[RunInfo] = []
+    records: list[EpochRecord] = []
+
+    result = fit(spec, data_dir=tmp_path, on_epoch=records.append, on_prepared=infos.append)
+
+    assert result.stopped == "completed" and len(records) == 2 and records[-1].test_acc > 0.5
+    (info,) = infos
+    assert (info.mean, info.std) == ([0.3], [0.2])
+    assert info.normalize == NormalizeValues(mean=[0.3], std=[0.2])
+    assert seen
+    for images, out in seen:
+        assert torch.allclose(out, (images.float() / 255 - 0.3) / 0.2, atol=1e-5)

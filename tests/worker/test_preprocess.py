@@ -83,3 +83,17 @@ def test_channels_last_layout() -> None:
     out = Preprocess((0.5,) * 3, (0.5,) * 3, CPU, channels_last=True)(images(2, 3, 8, 8))
 
     assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_explicit_values_are_applied_exactly_per_channel() -> None:
+    """The resnet18-finetune preset's values (the report's): each channel is (x / 255 - mean) / std."""
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+    batch = images(4, 3, 8, 8)
+
+    out = Preprocess(mean, std, CPU)(batch)
+
+    x = batch.double() / 255
+    expected = (x - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
+        std, dtype=torch.float64
+    ).view(1, 3, 1, 1)
+    assert torch.allclose(out.double(), expected, atol=1e-5, rtol=0)

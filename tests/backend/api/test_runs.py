@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -337,3 +338,52 @@ def test_tags_and_notes_are_edited_and_validated(client: Any) -> None:
     assert client.patch(f"/api/runs/{run['id']}", json={"notes": "second"}, headers=API).json()["tags"] == ["a", "b"]
     bad = client.patch(f"/api/runs/{run['id']}", json={"tags": ["UPPER"]}, headers=API)
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "tags.0"
+
+
+CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
+
+
+@pytest.mark.parametrize(
+    ("normalize", "field", "words"),
+    [
+        ({"mean": [0.5], "std": CIFAR_STD}, "dataset.normalize.mean", "cifar10 has 3 channels: give 3 values"),
+        ({"mean": CIFAR_MEAN, "std": [0.2, 0.2]}, "dataset.normalize.std", "give 3 values, one per channel, not 2"),
+        ({"mean": CIFAR_MEAN, "std": [0.2, 0.0, 0.2]}, "dataset.normalize.std.1", "greater than or equal to 0.001"),
+        ({"mean": CIFAR_MEAN, "std": [0.2, 0.2, -0.2]}, "dataset.normalize.std.2", "greater than or equal to 0.001"),
+        ({"mean": [0.5, float("nan"), 0.5], "std": CIFAR_STD}, "dataset.normalize.mean.1", "finite number"),
+        ({"mean": CIFAR_MEAN, "std": [float("nan")] * 3}, "dataset.normalize.std.0", "finite number"),
+        ({"mean": CIFAR_MEAN, "std": [0.2, "Infinity", 0.2]}, "dataset.normalize.std.1", "finite number"),
+        ({"mean": ["nan", 0.5, 0.5], "std": CIFAR_STD}, "dataset.normalize.mean.0", "finite number"),
+        ({"mean": [0.5] * 5, "std": CIFAR_STD}, "dataset.normalize.mean", "at most 4 items"),
+        ({"mean": CIFAR_MEAN}, "dataset.normalize.std", "Field required"),
+        ({"mean": CIFAR_MEAN, "std": CIFAR_STD, "max": 1}, "dataset.normalize.max", "Extra inputs"),
+        ("exact", "dataset.normalize", "'none', 'standard' or 'computed'"),
+    ],
+)
+def test_explicit_normalisation_is_checked_per_channel(client: Any, normalize: Any, field: str, words: str) -> None:
+    spec = {"dataset": {"name": "cifar10", "normalize": normalize}, "model": {"arch": "mlp"}}
+    # NaN goes as the NaN that Python's JSON writes and reads (not standard JSON, which has none)
+    body = json.dumps(spec, allow_nan=True)
+    response = client.post("/api/runs", content=body, headers=API | {"Content-Type": "application/json"})
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert any(e["field"] == field and words in e["msg"] for e in errors), errors
+    assert client.get("/api/runs", headers=API).json()["count"] == 0
+
+
+def test_explicit_normalisation_is_stored_as_given_and_one_channel_takes_one_value(client: Any) -> None:
+    normalize = {"mean": CIFAR_MEAN, "std": CIFAR_STD}
+    run = create(client, {"dataset": {"name": "cifar10", "normalize": normalize}, "model": {"arch": "mlp"}})
+    assert run["spec"]["dataset"]["normalize"] == normalize
+    assert client.get(f"/api/runs/{run['id']}", headers=API).json()["spec"]["dataset"]["normalize"] == normalize
+    digits = {"name": "digits", "normalize": {"mean": [0.3], "std": [0.2]}}
+    assert create(client, {"dataset": digits, "model": {"arch": "mlp"}})["spec"]["dataset"] == digits | {
+        "resize": None,
+        "train_limit": None,
+        "test_limit": None,
+    }
+    three = {"name": "digits", "normalize": normalize}
+    response = client.post("/api/runs", json={"dataset": three, "model": {"arch": "mlp"}}, headers=API)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "dataset.normalize.mean"
+    assert "digits has 1 channel: give 1 value, one per channel, not 3" in response.json()["detail"][0]["msg"]

@@ -49,6 +49,14 @@ SPECS: dict[str, dict[str, Any]] = {
         "batch_size": 16,
         "seed": 9,
     },
+    "explicit-normalisation": {
+        "dataset": {"name": "cifar10", "normalize": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.201]}},
+        "model": {"arch": "mlp"},
+    },
+    "explicit-one-channel": {
+        "dataset": {"name": "mnist", "normalize": {"mean": [0.1307], "std": [0.3081]}},
+        "model": {"arch": "mlp"},
+    },
     "resnet18": {
         "dataset": {"name": "cifar10", "resize": 224},
         "augment": {"random_crop": {"size": 224, "padding": 4}, "hflip": {"p": 0.5}},
@@ -128,6 +136,30 @@ def test_only_the_chosen_architectures_groups_and_lrs_are_read() -> None:
             "at least 1",
         ),
         ({"dataset.name": "digits", "model.arch": "alexnet"}, "model", "at least 32x32"),
+        (
+            {"dataset.normalize": "explicit", "dataset.normalize.mean": "0.5", "dataset.normalize.std": "1, 1, 1"},
+            "dataset.normalize.mean",
+            "cifar10 has 3 channels: give 3 values, one per channel, not 1",
+        ),
+        (
+            {"dataset.normalize": "explicit", "dataset.normalize.mean": "0, 0, 0", "dataset.normalize.std": "1, 0, x"},
+            "dataset.normalize.std",
+            "item 2 (0): must be at least 0.001; item 3 (x): must be a number",
+        ),
+        (
+            {
+                "dataset.normalize": "explicit",
+                "dataset.normalize.mean": "nan, 0, 0",
+                "dataset.normalize.std": "1, 1, 1",
+            },
+            "dataset.normalize.mean",
+            "item 1 (nan): must be a finite number",
+        ),
+        (
+            {"dataset.normalize": "explicit", "dataset.normalize.mean": "0, 0, 0"},
+            "dataset.normalize.std",
+            "needs at least 1",
+        ),
     ],
 )
 def test_errors_land_on_their_own_field(changes: dict[str, str], field: str, words: str) -> None:

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from backend.web import forms
 from backend.web.runs_view import MAX_COLUMNS, RunsView, spec_value
-from tests.conftest import API, tiny_spec
+from tests.backend.web.conftest import csrf_of
+from tests.conftest import API, WORKER, tiny_spec
 from trainboard.spec import SPEC_FIELDS
 
 
@@ -141,3 +143,77 @@ def test_runs_view_columns_are_known_spec_fields_at_most_eight() -> None:
     assert spec_value({"optimizer": {"lr": 0.1}, "model": {"hidden": [8]}}, "optimizer.lr") == 0.1
     assert spec_value({"model": {"hidden": [8]}}, "model.channels") is None
     assert "optimizer.lr" in SPEC_FIELDS and "model.head.kind" in SPEC_FIELDS and "scheduler.gamma" in SPEC_FIELDS
+
+
+REPORT_NORMALIZE = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
+
+
+def post_info(browser: Any, run_id: int, normalize: Any, mean: list[float], std: list[float]) -> None:
+    """What a worker sends once it has prepared the run (trainboard/protocol.py RunInfo)."""
+    claim = browser.post(f"/api/runs/{run_id}/claim", json={"worker": "test:1"}, headers=WORKER).json()
+    info = {
+        "train_images": 50000,
+        "test_images": 10000,
+        "image_size": [3, 32, 32],
+        "mean": mean,
+        "std": std,
+        "normalize": normalize,
+        "parameters": 10,
+        "trainable_parameters": 10,
+    }
+    body = {"attempt": claim["attempt"], "lease": claim["lease"], "info": info}
+    assert browser.post(f"/api/runs/{run_id}/info", json=body, headers=WORKER).status_code == 200
+
+
+def test_the_run_page_shows_the_explicit_normalisation_used_and_an_older_runs_mode(browser: Any) -> None:
+    explicit = tiny_spec(dataset={"name": "cifar10", "normalize": REPORT_NORMALIZE})
+    assert browser.post("/api/runs", json=explicit, headers=API).status_code == 201
+    assert browser.post("/api/runs", json=tiny_spec(), headers=API).status_code == 201
+    post_info(browser, 1, REPORT_NORMALIZE, REPORT_NORMALIZE["mean"], REPORT_NORMALIZE["std"])
+    post_info(browser, 2, "standard", [0.4914, 0.4822, 0.4465], [0.247, 0.2435, 0.2616])  # as recorded before
+
+    page = browser.get("/runs/1").text
+    shown = 'data-field="info-normalize">explicit: mean 0.4914, 0.4822, 0.4465; std 0.2023, 0.1994, 0.201</dd>'
+    assert shown in page
+    assert 'data-field="info-std">0.2023, 0.1994, 0.2010</dd>' in page
+    assert browser.get("/api/runs/1", headers=API).json()["info"]["normalize"] == REPORT_NORMALIZE
+    assert 'data-field="info-normalize">standard</dd>' in browser.get("/runs/2").text
+
+
+def test_the_form_queues_explicit_values_and_a_clone_shows_them_again(browser: Any) -> None:
+    form = forms.form_defaults() | {
+        "dataset.name": "cifar10",
+        "dataset.normalize": "explicit",
+        "dataset.normalize.mean": "0.4914, 0.4822, 0.4465",
+        "dataset.normalize.std": "0.2023,0.1994, 0.2010",
+        "model.arch": "mlp",
+    }
+    token = csrf_of(browser.get("/runs/new").text)
+    queued = browser.post("/runs/new", data=form | {"csrf": token}, follow_redirects=False)
+    assert queued.status_code == 303, queued.text
+    assert browser.get("/api/runs/1", headers=API).json()["spec"]["dataset"]["normalize"] == REPORT_NORMALIZE
+
+    clone = browser.get("/runs/new?clone=1").text
+    assert '<option value="explicit" selected>' in clone
+    assert 'name="dataset.normalize.mean" type="text" value="0.4914, 0.4822, 0.4465"' in clone
+    assert 'name="dataset.normalize.std" type="text" value="0.2023, 0.1994, 0.201"' in clone
+    explicit_part = re.search(r'data-when="dataset.normalize=explicit"([^>]*)>', clone)
+    assert explicit_part and "hidden" not in explicit_part.group(1)  # shown, as the chosen option's part
+    default = re.search(r'data-when="dataset.normalize=explicit"([^>]*)>', browser.get("/runs/new").text)
+    assert default and "hidden disabled" in default.group(1)  # standard by default: no value inputs posted
+
+
+def test_a_wrong_explicit_normalisation_is_said_beside_its_field(browser: Any) -> None:
+    form = forms.form_defaults() | {
+        "dataset.name": "cifar10",
+        "dataset.normalize": "explicit",
+        "dataset.normalize.mean": "0.5",
+        "dataset.normalize.std": "0.2, 0.2, 0.2",
+        "model.arch": "mlp",
+    }
+    token = csrf_of(browser.get("/runs/new").text)
+    page = browser.post("/runs/new", data=form | {"csrf": token})
+    assert page.status_code == 422
+    error = re.search(r'<p class="error" id="f-dataset-normalize-mean-error">([^<]*)</p>', page.text)
+    assert error and "cifar10 has 3 channels: give 3 values" in error.group(1), page.text
+    assert 'name="dataset.normalize.mean" type="text" value="0.5"' in page.text  # kept to correct
