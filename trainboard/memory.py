@@ -25,6 +25,7 @@ from trainboard.spec import (
     DATASET_SHAPES,
     CNNSpec,
     CustomCNNSpec,
+    CustomModelSpec,
     MLPSpec,
     RunSpec,
     TorchvisionSpec,
@@ -92,6 +93,10 @@ def activation_elements(spec: RunSpec) -> int:
             h, w = h // 2, w // 2
             total += c * h * w * (1 + int(model.dropout > 0))  # pool, [dropout]
         return total + sum(2 * w for w in model.hidden) + spec.num_classes
+    if isinstance(model, CustomModelSpec):
+        # Unknown without its code: only the input counts here, and its weights count as none. The worker
+        # measures the real figure on one batch before training and refuses the run there (worker/custom_models.py).
+        return total
     assert isinstance(model, TorchvisionSpec)
     channels = 3  # torchvision's models take RGB (1-channel images are repeated)
     total = channels * height * width

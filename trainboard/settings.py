@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# module.path:ClassName; the class name is what a spec names (trainboard/spec.py MODEL_NAME_PATTERN).
+MODEL_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_MODELS = 64  # as many as a heartbeat carries (trainboard/protocol.py WorkerHeartbeat.models)
 
 
 class Settings(BaseSettings):
@@ -81,6 +86,11 @@ class Settings(BaseSettings):
     parent_pid: int | None = Field(
         None, description="Set by `serve` for its embedded workers: they die with that process."
     )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Model classes of your own this worker offers, comma-separated import paths "
+        "(mypkg.nets:SmallNet): a spec names one by its class name (`arch: custom`, `name: SmallNet`).",
+    )
     torch_threads: int = Field(
         0, ge=0, le=1024, description="torch threads per run (0: torch's default). Set by `trainboard worker --slots`."
     )
@@ -92,6 +102,33 @@ class Settings(BaseSettings):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [h.strip() for h in text.split(",") if h.strip()]
         return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_list(cls, value: object) -> object:
+        if isinstance(value, str):  # TRAINBOARD_MODELS=mypkg.nets:SmallNet,mypkg.nets:WideNet
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _model_paths(cls, value: list[str]) -> list[str]:
+        names: dict[str, str] = {}
+        for path in value:
+            if not MODEL_PATH.match(path):
+                raise ValueError(f"{path!r} is not an import path like mypkg.nets:SmallNet")
+            name = path.rpartition(":")[2]
+            if name in names and names[name] != path:
+                raise ValueError(f"two models named {name}: {names[name]} and {path}")
+            names[name] = path
+        if len(names) > MAX_MODELS:
+            raise ValueError(f"{len(names)} models, over the limit of {MAX_MODELS}")
+        return list(names.values())
+
+    @property
+    def offered_models(self) -> dict[str, str]:
+        """The models this worker offers: class name -> import path (module:ClassName)."""
+        return {path.rpartition(":")[2]: path for path in self.models}
 
     @property
     def trusted_hosts(self) -> set[str]:

@@ -10,12 +10,13 @@ refused here with the field path, not in the worker.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import types
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, JsonValue, Tag, model_validator
 
 from trainboard.text import UserText
 
@@ -350,7 +351,67 @@ class TorchvisionSpec(_Strict):
         return body + self.head.parameter_count(inputs, shape[3])
 
 
-ModelSpec = Annotated[MLPSpec | CNNSpec | CustomCNNSpec | TorchvisionSpec, Field(discriminator="arch")]
+# A model of the worker's own (TRAINBOARD_MODELS): its class name, and the JSON values its constructor gets.
+MODEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+GROUP_NAME_PATTERN = MODEL_NAME_PATTERN  # a top-level child's attribute name (named_children)
+MAX_KWARGS = 32
+MAX_KWARGS_DEPTH = 4  # {"a": [1, 2]} is depth 2
+MAX_KWARGS_CHARS = 4096  # as compact JSON
+# What the worker passes itself (when the constructor takes them): a spec may not set them through kwargs.
+RESERVED_KWARGS = ("num_classes", "in_channels", "image_size")
+
+
+def _json_depth(value: object, depth: int = 1) -> int:
+    if isinstance(value, dict):
+        return max((_json_depth(v, depth + 1) for v in value.values()), default=depth)
+    if isinstance(value, list):
+        return max((_json_depth(v, depth + 1) for v in value), default=depth)
+    if value is None or isinstance(value, str | int | float | bool):
+        return depth
+    raise ValueError(f"must be JSON values (strings, numbers, true/false, null, lists, objects), not {type(value)}")
+
+
+class CustomModelSpec(_Strict):
+    """A model class of the worker's own, named in its TRAINBOARD_MODELS (module.path:ClassName) and built as
+    `cls(num_classes=..., in_channels=..., image_size=(h, w), **kwargs)` (each of the three only if the
+    constructor takes it). Its parameter groups are its top-level children (named_children); the worker measures
+    its memory on one batch before training, as nothing here knows its size."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    arch: Literal["custom"]
+    name: str = Field(pattern=MODEL_NAME_PATTERN, description="The class name, as a worker's TRAINBOARD_MODELS has it.")
+    kwargs: dict[Annotated[str, Field(pattern=MODEL_NAME_PATTERN)], JsonValue] = Field(
+        default_factory=dict,
+        max_length=MAX_KWARGS,
+        description="Keyword arguments for the constructor: JSON values, at most "
+        f"{MAX_KWARGS} keys, {MAX_KWARGS_DEPTH} levels deep and {MAX_KWARGS_CHARS} characters as JSON.",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> CustomModelSpec:
+        reserved = [key for key in self.kwargs if key in RESERVED_KWARGS]
+        if reserved:
+            raise ValueError(
+                f"kwargs: {', '.join(map(repr, reserved))} is passed by the worker (from the dataset); leave it out"
+            )
+        if _json_depth(self.kwargs) > MAX_KWARGS_DEPTH:
+            raise ValueError(f"kwargs: nested more than {MAX_KWARGS_DEPTH} levels deep")
+        size = len(json.dumps(self.kwargs, separators=(",", ":"), allow_nan=False))
+        if size > MAX_KWARGS_CHARS:
+            raise ValueError(f"kwargs: {size} characters as JSON, over the limit of {MAX_KWARGS_CHARS}")
+        return self
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        return height, width  # unknown here: the worker runs one batch through it before training
+
+    def parameter_count(self, shape: tuple[int, int, int, int]) -> int:
+        return 0  # unknown here: the worker measures it (and the memory) before training
+
+
+ModelSpec = Annotated[
+    MLPSpec | CNNSpec | CustomCNNSpec | TorchvisionSpec | CustomModelSpec, Field(discriminator="arch")
+]
 TORCHVISION_ARCHS = ("resnet18", "vgg16", "alexnet")
 # torchvision's models downsample by 32; below this the engine refuses to build them.
 MIN_TORCHVISION_SIZE = 32
@@ -553,11 +614,20 @@ class RunSpec(_Strict):
             )
         self._check_finetune()
         if not self.name:
-            self.name = f"{self.model.arch}-{self.dataset.name}"
+            model = self.model.name if isinstance(self.model, CustomModelSpec) else self.model.arch
+            self.name = f"{model}-{self.dataset.name}"
         return self
 
     def _check_finetune(self) -> None:
-        groups = MODEL_GROUPS[self.model.arch]
+        if isinstance(self.model, CustomModelSpec):
+            # Its groups are its own children, known on the worker only (worker/finetune.py checks the names).
+            named = ([] if self.finetune.train == "all" else list(self.finetune.train)) + list(self.finetune.lr)
+            bad = [g for g in named if not re.match(GROUP_NAME_PATTERN, g)]
+            if bad:
+                raise ValueError(f"finetune.train: {', '.join(map(repr, bad[:5]))} cannot name a module's child")
+            if self.finetune.train == "all":
+                return
+        groups = self.finetune.train if isinstance(self.model, CustomModelSpec) else MODEL_GROUPS[self.model.arch]
         valid = ", ".join(groups)
         trained = groups if self.finetune.train == "all" else self.finetune.train
         unknown = [g for g in trained if g not in groups]
@@ -593,10 +663,16 @@ class RunSpec(_Strict):
 
     @property
     def trained_groups(self) -> list[str]:
-        return MODEL_GROUPS[self.model.arch] if self.finetune.train == "all" else list(self.finetune.train)
+        """The groups that train. A custom model's `all` is its own children, which only the worker knows
+        (worker/finetune.py trained_groups): here, the groups its finetune.lr names."""
+        if self.finetune.train != "all":
+            return list(self.finetune.train)
+        if isinstance(self.model, CustomModelSpec):
+            return list(self.finetune.lr)
+        return MODEL_GROUPS[self.model.arch]
 
 
-def _has_batch_norm(model: MLPSpec | CNNSpec | CustomCNNSpec | TorchvisionSpec) -> bool:
+def _has_batch_norm(model: MLPSpec | CNNSpec | CustomCNNSpec | TorchvisionSpec | CustomModelSpec) -> bool:
     """Models with BatchNorm layers (VGG16 and AlexNet as torchvision builds them have none)."""
     return (isinstance(model, MLPSpec) and model.batch_norm) or model.arch in ("custom_cnn", "resnet18")
 
@@ -606,7 +682,7 @@ def _linear_parameters(sizes: list[int]) -> int:
 
 
 _UNION_TAGS: dict[tuple[str, ...], set[str]] = {
-    ("model",): {"mlp", "cnn", "custom_cnn", "resnet18", "vgg16", "alexnet"},
+    ("model",): {"mlp", "cnn", "custom_cnn", "resnet18", "vgg16", "alexnet", "custom"},
     ("scheduler",): {"none", "multistep", "cosine", "step"},
     ("dataset", "normalize"): {"mode", "values"},
 }

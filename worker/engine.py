@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
@@ -50,9 +50,10 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from trainboard.protocol import EpochRecord, Progress, RunInfo, RunResult, StopState
-from trainboard.spec import RunSpec, TorchvisionSpec
+from trainboard.spec import CustomModelSpec, RunSpec, TorchvisionSpec
 from worker.augment import Augment
 from worker.checkpoints import TrainingState, load_checkpoint, save_checkpoint, save_weights
+from worker.custom_models import check_budget, logits_bytes, probe
 from worker.data import Dataset, load_dataset, to_device
 from worker.early_stopping import EarlyStopping
 from worker.finetune import freeze, frozen_batch_norms, param_groups
@@ -235,6 +236,8 @@ def fit(
     on_prepared: Callable[[RunInfo], None] | None = None,
     files: RunFiles | None = None,
     resume_from: Path | None = None,
+    models: Mapping[str, str] | None = None,
+    memory_budget_gb: float | None = None,
 ) -> RunResult:
     """Train `spec` for its epochs, calling `on_epoch` after each; stop early when `should_stop` says so
     or when early stopping does.
@@ -248,6 +251,11 @@ def fit(
     `files`: checkpoints at the end of epochs as `spec.checkpoint` says, and the final weights of a run
     that ends (not cancelled). `resume_from`: a checkpoint written after epoch k by an earlier attempt; the
     run goes on with epoch k + 1, bit-identical on the CPU to the run that was not interrupted.
+
+    `models`: the custom models this worker offers (TRAINBOARD_MODELS, name -> module:Class). A custom model is
+    built from them and run on one training batch before the first epoch (worker/custom_models.py probe):
+    CustomModelError when it is not offered, fails to import, build or train on that batch, or when its measured
+    memory is over `memory_budget_gb` (None: not checked).
     """
     started = time.perf_counter()
     device = resolve_device(spec.device)
@@ -258,7 +266,7 @@ def fit(
         if isinstance(spec.model, TorchvisionSpec) and spec.model.pretrained:
             until_stopped(lambda: ensure_downloaded(spec.model.arch), should_stop)
         torch.manual_seed(spec.seed)  # the initial weights (and, later, dropout)
-        model = build_model(spec).to(device)
+        model = build_model(spec, models).to(device)
         loaded = (
             dataset if dataset is not None else until_stopped(lambda: load_dataset(spec.dataset, data_dir), should_stop)
         )
@@ -288,6 +296,8 @@ def fit(
         size=spec.dataset.resize,
         channels=model_channels(spec),
     )
+    if isinstance(spec.model, CustomModelSpec):
+        _probe_custom(spec, model, data, preprocess, memory_budget_gb)
     eval_batch_size = max(spec.batch_size, EVAL_BATCH_PIXELS // math.prod(spec.dataset.image_size))
     spec_dict = spec.model_dump(mode="json")
     state = TrainingState(0, model, optimizer, shuffle, augment.generator, stopper)
@@ -383,6 +393,34 @@ def fit(
         save_weights(path, model, spec_dict, final_epoch or epoch)
         files.weights(path, final_epoch or epoch)
     return _result(stopped, epoch, confusion, started, device, stop_reason, final_epoch)
+
+
+def _probe_custom(
+    spec: RunSpec,
+    model: nn.Module,
+    data: Dataset,
+    preprocess: Preprocess,
+    memory_budget_gb: float | None,
+) -> None:
+    """One training batch through a custom model before the first epoch: fails the run, saying why, if it does
+    not train or does not fit the memory budget. Draws no random number the training will."""
+    assert isinstance(spec.model, CustomModelSpec)
+    batch = min(spec.batch_size, len(data.train_x))
+    images = data.train_x[:batch]
+    x = preprocess(images)  # not augmented: that would draw from the augmentation's generator (same shape)
+    states = 2 if spec.optimizer.name in ("adam", "adamw") else (1 if spec.optimizer.momentum else 0)
+    held = sum(t.numel() * t.element_size() for t in (data.train_x, data.train_y, data.test_x, data.test_y))
+    found = probe(
+        model,
+        spec.model.name,
+        x,
+        data.train_y[:batch],
+        data.num_classes,
+        optimizer_states=states,
+        data_bytes=held + logits_bytes(len(data.train_x) + len(data.test_x), data.num_classes),
+    )
+    if memory_budget_gb is not None:
+        check_budget(spec.model.name, found, batch, images.device, memory_budget_gb)
 
 
 def _checkpoint_due(spec: RunSpec, epoch: int, seconds_since_last: float) -> bool:

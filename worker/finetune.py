@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from trainboard.spec import RunSpec
+from trainboard.spec import CustomModelSpec, RunSpec
 
 
 def model_groups(model: nn.Module) -> dict[str, nn.Module]:
@@ -23,14 +23,30 @@ def model_groups(model: nn.Module) -> dict[str, nn.Module]:
     return {name: child for name, child in model.named_children() if any(True for _ in child.parameters())}
 
 
+def trained_groups(model: nn.Module, spec: RunSpec) -> list[str]:
+    """The groups that train: finetune.train's, or with `all` every group of the model (a custom model's own
+    children, which spec.py cannot know)."""
+    if isinstance(spec.model, CustomModelSpec) and spec.finetune.train == "all":
+        return list(model_groups(model))
+    return spec.trained_groups
+
+
 def freeze(model: nn.Module, spec: RunSpec) -> None:
     """requires_grad=True on the parameters of the trained groups, False on all others."""
     groups = model_groups(model)
-    unknown = [name for name in spec.trained_groups if name not in groups]
-    if unknown:  # spec.py refuses these; a builder out of step with MODEL_GROUPS would land here
-        raise ValueError(f"finetune.train: {unknown} not in the model's groups {list(groups)}")
+    trained = trained_groups(model, spec)
+    # spec.py refuses unknown groups of its own architectures (a builder out of step with MODEL_GROUPS would land
+    # here); a custom model's are checked only here.
+    what = spec.model.name if isinstance(spec.model, CustomModelSpec) else spec.model.arch
+    for field, names in (("finetune.train", trained), ("finetune.lr", list(spec.finetune.lr))):
+        unknown = [name for name in names if name not in groups]
+        if unknown:
+            raise ValueError(
+                f"{field}: {', '.join(map(repr, unknown))} not a group of {what}; its groups (top-level children "
+                f"with parameters): {', '.join(groups) or 'none'}"
+            )
     model.requires_grad_(False)
-    for name in spec.trained_groups:
+    for name in trained:
         groups[name].requires_grad_(True)
 
 
@@ -46,7 +62,7 @@ def param_groups(model: nn.Module, spec: RunSpec) -> list[dict[str, Any]]:
     groups = model_groups(model)
     return [
         {"params": list(groups[name].parameters()), "lr": finetune.lr.get(name, spec.optimizer.lr), "name": name}
-        for name in spec.trained_groups
+        for name in trained_groups(model, spec)
     ]
 
 
@@ -56,7 +72,7 @@ def frozen_batch_norms(model: nn.Module, spec: RunSpec) -> list[nn.Module]:
     (and normalise with batch statistics) even though their weights are frozen."""
     if not spec.finetune.frozen_bn_eval:
         return []
-    trained = set(spec.trained_groups)
+    trained = set(trained_groups(model, spec))
     return [
         module
         for name, group in model_groups(model).items()

@@ -12,6 +12,8 @@ in order: those are the names fine-tuning trains or freezes (worker/finetune.py)
   `classifier` (flatten, Linear -> ReLU per hidden width, Linear to the classes).
 - `custom_cnn`: `blocks` (per block: conv3x3 -> BN -> ReLU, conv3x3 -> BN -> ReLU, 2x2 max-pool,
   dropout), then `classifier` like the cnn's. Convs keep their bias, as spec.py counts it.
+- `custom`: a class of the worker's own (TRAINBOARD_MODELS), built by worker/custom_models.py; its groups
+  are its own top-level children.
 - `resnet18`, `vgg16`, `alexnet`: torchvision's models, adapted to the dataset:
   - the last linear layer (`fc` for ResNet, `classifier[6]` for VGG and AlexNet) is replaced by the
     spec's head: one Linear to the classes, or Linear -> LeakyReLU -> Dropout -> Linear;
@@ -29,11 +31,13 @@ in order: those are the names fine-tuning trains or freezes (worker/finetune.py)
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import torchvision
 from torch import nn
 
-from trainboard.spec import CNNSpec, CustomCNNSpec, HeadSpec, MLPSpec, RunSpec, TorchvisionSpec
+from trainboard.spec import CNNSpec, CustomCNNSpec, CustomModelSpec, HeadSpec, MLPSpec, RunSpec, TorchvisionSpec
+from worker.custom_models import build_custom
 from worker.weights import pretrained_state_dict
 
 # AlexNet keeps its first max-pool only for inputs at least this large (see the module docstring).
@@ -42,11 +46,15 @@ ALEXNET_FIRST_POOL_MIN_SIZE = 64
 TORCHVISION_CHANNELS = 3
 
 
-def build_model(spec: RunSpec) -> nn.Module:
+def build_model(spec: RunSpec, offered: Mapping[str, str] | None = None) -> nn.Module:
     """A model for `spec`: freshly initialised (seed torch first for reproducible weights), or with
-    torchvision's pretrained weights in the body when the spec asks (its head is always fresh)."""
+    torchvision's pretrained weights in the body when the spec asks (its head is always fresh).
+    `offered`: the custom models this worker offers (TRAINBOARD_MODELS: name -> module:Class;
+    worker/custom_models.py)."""
     channels, height, width = spec.input_shape
     model = spec.model
+    if isinstance(model, CustomModelSpec):
+        return build_custom(model, (channels, height, width), spec.num_classes, offered or {})
     if isinstance(model, MLPSpec):
         return build_mlp(model, channels * height * width, spec.num_classes)
     if isinstance(model, CNNSpec):

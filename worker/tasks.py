@@ -86,6 +86,8 @@ def execute(run_id: int, settings: Settings) -> str:
                 should_stop=channel.should_stop,
                 files=uploads,
                 resume_from=resume_from,
+                models=settings.offered_models,
+                memory_budget_gb=settings.memory_budget_gb,
             )
         except Exception as exc:
             log.exception("run %s failed", run_id)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from trainboard.settings import get_settings
 from trainboard.spec import RunSpec, TorchvisionSpec
 from worker.checkpoints import WEIGHTS_FORMAT, CheckpointMismatch, read_metadata
 from worker.data import load_dataset, to_device
@@ -28,8 +30,11 @@ from worker.models import build_model, model_channels
 from worker.preprocess import Preprocess
 
 
-def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunSpec]:
-    """The model of the run that wrote `path`, with its final weights, in eval mode, and the run's spec."""
+def load_model(
+    path: str | Path, device: str = "cpu", models: Mapping[str, str] | None = None
+) -> tuple[nn.Module, RunSpec]:
+    """The model of the run that wrote `path`, with its final weights, in eval mode, and the run's spec.
+    `models`: where a custom model's class is (name -> module:Class); None: TRAINBOARD_MODELS."""
     path = Path(path)
     metadata = read_metadata(path)
     if metadata.get("format") != WEIGHTS_FORMAT:
@@ -37,7 +42,8 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunSpe
     spec = RunSpec.model_validate(json.loads(metadata["spec"]))
     if isinstance(spec.model, TorchvisionSpec) and spec.model.pretrained:
         spec = spec.model_copy(update={"model": spec.model.model_copy(update={"pretrained": False})})
-    model = build_model(spec)  # random weights first (no download: the file has them all)
+    offered = get_settings().offered_models if models is None else models
+    model = build_model(spec, offered)  # random weights first (no download: the file has them all)
     state = load_file(path, device="cpu")
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in state):
