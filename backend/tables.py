@@ -155,6 +155,9 @@ class Worker(SQLModel, table=True):
     device: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     slots: int
     running: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    models: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False), description="The custom models it offers"
+    )
     state: str = Field(max_length=16, description="up, draining (finishing its runs, taking none), or stopped")
     started_at: datetime = _ts(default_factory=utcnow)
     last_seen: datetime = _ts(default_factory=utcnow)

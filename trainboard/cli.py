@@ -220,7 +220,11 @@ def worker(
     broker_queues = listened_queues(settings.queue, queues, gpu=device.kind == "cuda")
     os.environ["TRAINBOARD_WORKER_NAME"] = hostname  # its run processes claim runs under this name
     get_settings.cache_clear()  # the settings its run processes inherit: with that name
-    announce.install(announce.Announcer(settings.api_url, token, hostname, queues, slots, device))
+    announce.install(
+        announce.Announcer(
+            settings.api_url, token, hostname, queues, slots, device, models=sorted(settings.offered_models)
+        )
+    )
     run_state.make_state_dir()
     run_state.install(settings.api_url, token, settings.data_dir)
     celery_app.conf.worker_pool = "worker.pool:TaskPool"  # prefork, replacing a finished run's process at once

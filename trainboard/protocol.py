@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainboard.placement import MAX_QUEUES, QUEUE_PATTERN
-from trainboard.spec import NormalizeValues
+from trainboard.spec import MODEL_NAME_PATTERN, NormalizeValues
 from trainboard.text import WorkerText
 
 MAX_CLASSES = 1000
@@ -30,6 +30,7 @@ MAX_CLASSES = 1000
 # a bigger one can name nothing, and PostgreSQL would refuse it in a query. One bound for all of them.
 MAX_ID = 2**31 - 1
 MAX_EPOCH = 100_000
+MAX_OFFERED_MODELS = 64  # custom models a worker offers (trainboard/settings.py MAX_MODELS)
 
 
 class SystemFigures(BaseModel):
@@ -292,6 +293,12 @@ class WorkerHeartbeat(_Message):
         max_length=64, description="The runs its slots train now"
     )
     state: WorkerState = "up"
+    models: list[Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=MAX_OFFERED_MODELS,
+        description="The custom models it offers (its TRAINBOARD_MODELS, by class name): what a spec's "
+        "`model.name` may name",
+    )
 
 
 class WorkerAnswer(_Message):

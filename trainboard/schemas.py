@@ -525,6 +525,7 @@ class WorkerPublic(BaseModel):
     device: WorkerDevice
     slots: int
     running: list[int] = Field(description="The runs its slots train now")
+    models: list[str] = Field(default_factory=list, description="The custom models it offers (`model.name`)")
     status: Literal["live", "draining", "gone", "stopped"] = Field(
         description="live: heard from within the lost-after time; draining: finishing its runs after a SIGTERM, "
         "taking no new one; gone: not heard from since; stopped: it said goodbye"

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # module.path:ClassName; the class name is what a spec names (trainboard/spec.py MODEL_NAME_PATTERN).
 MODEL_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]{0,63}$")
-MAX_MODELS = 64  # as many as a heartbeat carries (trainboard/protocol.py WorkerHeartbeat.models)
+MAX_MODELS = 64  # as many as a heartbeat carries (trainboard/protocol.py MAX_OFFERED_MODELS)
 
 
 class Settings(BaseSettings):

@@ -40,6 +40,7 @@ class Announcer:
     queues: list[str]
     slots: int
     device: WorkerDevice
+    models: list[str] = field(default_factory=list)  # the custom models it offers (TRAINBOARD_MODELS)
     state: str = "up"  # draining once a warm shutdown began (SIGTERM): it finishes its runs, takes no new one
     _stop: threading.Event = field(default_factory=threading.Event)
     _wake: threading.Event = field(default_factory=threading.Event)  # a heartbeat now, not at the interval
@@ -56,6 +57,7 @@ class Announcer:
             slots=self.slots,
             running=running_runs(),
             state=state or self.state,
+            models=self.models,
         )
         response = httpx.post(
             f"{self.api_url.rstrip('/')}/api/workers/heartbeat",

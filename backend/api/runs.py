@@ -58,10 +58,20 @@ def create_run(
 ) -> RunPublic:
     """Queue a run. The row is committed first; a dispatch round then sends its id to the broker when a live
     worker of its queue has a free slot (by priority, then round-robin across studies). 422 when its
-    estimated training memory is over TRAINBOARD_MEMORY_BUDGET_GB (the message gives both)."""
+    estimated training memory is over TRAINBOARD_MEMORY_BUDGET_GB (the message gives both), or when it names a
+    custom model (`arch: custom`) that no live worker offers (the message lists those they do)."""
     asked = idempotency.request("runs", idempotency_key, spec)
     placement = Placement(queue=queue, priority=priority)
-    run = runs.queue_run(session, spec, dispatcher, feed, asked, settings.memory_budget_gb, placement)
+    run = runs.queue_run(
+        session,
+        spec,
+        dispatcher,
+        feed,
+        asked,
+        settings.memory_budget_gb,
+        placement,
+        lost_after_seconds=settings.lost_after_seconds,
+    )
     return runs.public(run, served)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, status
 from fastapi.responses import PlainTextResponse
+from sqlmodel import Session
 
 from backend.deps import (
     DispatcherDep,
@@ -18,7 +19,7 @@ from backend.deps import (
     require_user,
 )
 from backend.responses import NOT_FOUND, REUSED_KEY, USER
-from backend.services import exports, idempotency, studies, study_plans, study_reports
+from backend.services import exports, idempotency, studies, study_plans, study_reports, workers
 from trainboard.schemas import (
     Archived,
     StudiesPublic,
@@ -31,6 +32,7 @@ from trainboard.schemas import (
     SweepCreate,
     SweepPreview,
 )
+from trainboard.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["studies"], dependencies=[Depends(require_user)], responses=USER)
 
@@ -76,7 +78,7 @@ def create_study(
 ) -> StudyDetail:
     """Validate every variant's spec, then queue them all, in order (nothing is queued if any is invalid);
     a variant with `repeats: N` is N runs with seeds spec.seed + 0..N-1 under its label."""
-    resolved = study_plans.resolve(body, settings.memory_budget_gb)
+    resolved = study_plans.resolve(body, settings.memory_budget_gb, _offered(session, settings))
     asked = idempotency.request("studies", idempotency_key, body)
     return studies.study_detail(session, studies.queue_study(session, resolved, dispatcher, feed, asked))
 
@@ -92,22 +94,22 @@ def create_sweep(
 ) -> StudyDetail:
     """A grid over spec fields as a study: one labelled run per point (Cartesian product, in the order
     given) times `repeats` seeds, at most 200 runs; every point validated before any is queued."""
-    resolved = study_plans.resolve_sweep(body, settings.memory_budget_gb)
+    resolved = study_plans.resolve_sweep(body, settings.memory_budget_gb, _offered(session, settings))
     asked = idempotency.request("sweeps", idempotency_key, body)
     return studies.study_detail(session, studies.queue_study(session, resolved, dispatcher, feed, asked))
 
 
 @router.post("/sweeps/preview", response_model=SweepPreview, responses=USER)
-def preview_sweep(body: SweepCreate, settings: SettingsDep) -> SweepPreview:
+def preview_sweep(body: SweepCreate, session: SessionDep, settings: SettingsDep) -> SweepPreview:
     """What `POST /api/sweeps` would queue for this body: every run with its key settings (each point's
     spec validated, as `POST /api/sweeps` does), the count and each point's label; queues nothing."""
-    return study_plans.sweep_preview(body, settings.memory_budget_gb)
+    return study_plans.sweep_preview(body, settings.memory_budget_gb, _offered(session, settings))
 
 
 @router.post("/studies/preview", response_model=StudyPreview, responses=USER)
-def preview_study(body: StudyBody, settings: SettingsDep) -> StudyPreview:
+def preview_study(body: StudyBody, session: SessionDep, settings: SettingsDep) -> StudyPreview:
     """What `POST /api/studies` would queue for this body, with each run's key settings; queues nothing."""
-    resolved = study_plans.resolve(body, settings.memory_budget_gb)
+    resolved = study_plans.resolve(body, settings.memory_budget_gb, _offered(session, settings))
     planned = resolved.planned()
     return StudyPreview(
         name=resolved.name, description=resolved.description, preset=resolved.preset, data=planned, count=len(planned)
@@ -175,3 +177,8 @@ def read_study_report_data(study: StudyDep, session: SessionDep, summary: Mode =
 def read_study_report(study: StudyDep, session: SessionDep, summary: Mode = "best") -> PlainTextResponse:
     """The study's report as Markdown, ready to paste: the summary table and per-class accuracy per label."""
     return PlainTextResponse(study_reports.report_markdown(session, study, summary), media_type="text/markdown")
+
+
+def _offered(session: Session, settings: Settings) -> set[str]:
+    """The custom model names live workers offer: a variant naming another is refused (422, `model.name`)."""
+    return workers.offered_models(session, settings.lost_after_seconds)

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from backend.services import epochs, idempotency, lifecycle, scheduling
+from backend.services import epochs, idempotency, lifecycle, scheduling, workers
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.errors import Conflict, Invalid, NotFound
 from backend.services.scheduling import Served
+from backend.services.study_plans import unknown_model
 from backend.tables import Run, Study
 from trainboard.memory import over_budget
 from trainboard.protocol import MAX_ID, Progress, RunInfo
@@ -26,7 +27,7 @@ from trainboard.schemas import (
     RunUpdate,
     Summary,
 )
-from trainboard.spec import CLASS_NAMES, RunSpec
+from trainboard.spec import CLASS_NAMES, CustomModelSpec, RunSpec
 
 
 def progress_bar(status: RunStatus, planned_epochs: int, epochs_done: int, heartbeat: Progress) -> ProgressBar:
@@ -124,12 +125,20 @@ def queue_runs(
     idempotent: idempotency.Request | None = None,
     memory_budget_gb: float | None = None,
     placement: Placement | None = None,
+    lost_after_seconds: float | None = None,
 ) -> list[Run]:
     """The one way runs are queued (a run, or a study's runs with their labels, in `placement`'s queue and
     priority): commit the rows first, all in one transaction (with the request's idempotency key), then a
     dispatch round sends as many as the live workers have room for.
     A retried request (the same key) gets the runs the first one made. `memory_budget_gb`: refuse (Invalid)
-    a run whose estimated training memory is over it."""
+    a run whose estimated training memory is over it. `lost_after_seconds`: refuse (Invalid, `model.name`) a
+    custom model that no live worker (heard from within that time) offers."""
+    if lost_after_seconds is not None and any(isinstance(spec.model, CustomModelSpec) for spec in specs):
+        offered = workers.offered_models(session, lost_after_seconds)
+        for spec in specs:
+            problem = unknown_model(spec, offered)
+            if problem is not None:
+                raise Invalid("model.name", problem, "model")
     if memory_budget_gb is not None:
         for spec in specs:
             problem = over_budget(spec, memory_budget_gb)
@@ -168,6 +177,7 @@ def queue_run(
     idempotent: idempotency.Request | None = None,
     memory_budget_gb: float | None = None,
     placement: Placement | None = None,
+    lost_after_seconds: float | None = None,
 ) -> Run:
     """Queue one run (REST and form); see queue_runs."""
     return queue_runs(
@@ -178,6 +188,7 @@ def queue_run(
         idempotent=idempotent,
         memory_budget_gb=memory_budget_gb,
         placement=placement,
+        lost_after_seconds=lost_after_seconds,
     )[0]
 
 

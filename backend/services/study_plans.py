@@ -26,6 +26,7 @@ from trainboard.spec import (
     DATASET_SHAPES,
     CNNSpec,
     CustomCNNSpec,
+    CustomModelSpec,
     MLPSpec,
     MultiStepSchedule,
     RunSpec,
@@ -103,7 +104,32 @@ def check_memory(variants: list[Variant], specs: list[RunSpec], budget_gb: float
         raise StudyInvalid(errors[:MAX_ERRORS])
 
 
-def resolve(request: StudyCreate, memory_budget_gb: float | None = None) -> ResolvedStudy:
+def unknown_model(spec: RunSpec, offered: set[str]) -> str | None:
+    """Why `spec`'s custom model cannot be queued (no live worker offers its name); None when it can, or when
+    the spec names no custom model."""
+    if not isinstance(spec.model, CustomModelSpec) or spec.model.name in offered:
+        return None
+    listed = ", ".join(sorted(offered)) if offered else "none (set TRAINBOARD_MODELS on a worker)"
+    return f"no live worker offers a model named {spec.model.name!r}; live workers offer: {listed}"
+
+
+def check_models(variants: list[Variant], specs: list[RunSpec], offered: set[str] | None) -> None:
+    """StudyInvalid naming every variant whose custom model no live worker offers (`offered`: the names they do;
+    None: not checked)."""
+    if offered is None:
+        return
+    errors = [
+        VariantError(index, variant.label, "model.name", problem, "model")
+        for index, (variant, spec) in enumerate(zip(variants, specs, strict=True))
+        if (problem := unknown_model(spec, offered)) is not None
+    ]
+    if errors:
+        raise StudyInvalid(errors[:MAX_ERRORS])
+
+
+def resolve(
+    request: StudyCreate, memory_budget_gb: float | None = None, offered_models: set[str] | None = None
+) -> ResolvedStudy:
     """Every run of the study, validated; StudyInvalid (every error, naming variant and field) otherwise."""
     if request.preset is not None:
         preset = presets().get(request.preset)
@@ -123,6 +149,7 @@ def resolve(request: StudyCreate, memory_budget_gb: float | None = None) -> Reso
         base, variants = request.base, request.variants
         name, description = request.name.strip(), request.description
     specs = expand(base, variants, request.set)
+    check_models(variants, specs, offered_models)
     check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats)
     return ResolvedStudy(
@@ -162,10 +189,13 @@ def sweep_points(request: SweepCreate) -> list[Variant]:
     return variants
 
 
-def resolve_sweep(request: SweepCreate, memory_budget_gb: float | None = None) -> ResolvedStudy:
+def resolve_sweep(
+    request: SweepCreate, memory_budget_gb: float | None = None, offered_models: set[str] | None = None
+) -> ResolvedStudy:
     """Every run of the sweep (each point's spec validated, the errors naming the point and field)."""
     variants = sweep_points(request)
     specs = expand(request.base, variants, request.set)
+    check_models(variants, specs, offered_models)
     check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats, "points")
     return ResolvedStudy(
@@ -181,10 +211,12 @@ def resolve_sweep(request: SweepCreate, memory_budget_gb: float | None = None) -
     )
 
 
-def sweep_preview(request: SweepCreate, memory_budget_gb: float | None = None) -> SweepPreview:
+def sweep_preview(
+    request: SweepCreate, memory_budget_gb: float | None = None, offered_models: set[str] | None = None
+) -> SweepPreview:
     """What `POST /api/sweeps` would queue: every run, validated and in words, and the grid's points."""
     labels = [point.label for point in sweep_points(request)]
-    planned = resolve_sweep(request, memory_budget_gb).planned()
+    planned = resolve_sweep(request, memory_budget_gb, offered_models).planned()
     return SweepPreview(
         name=request.name.strip(),
         description=request.description,
@@ -233,6 +265,8 @@ def key_settings(spec: RunSpec) -> dict[str, str]:
         model_text = (
             f"custom_cnn blocks {_numbers(model.blocks)}, dropout {model.dropout:g}, hidden {_numbers(model.hidden)}"
         )
+    elif isinstance(model, CustomModelSpec):
+        model_text = f"custom {model.name}" + "".join(f", {key} {value}" for key, value in model.kwargs.items())
     else:
         assert isinstance(model, TorchvisionSpec)
         head = model.head

@@ -44,6 +44,7 @@ def record_heartbeat(session: Session, beat: WorkerHeartbeat, deployment_queue: 
     queues = [DEFAULT_QUEUE if queue == deployment_queue else queue for queue in beat.queues]
     worker.queues, worker.device = list(dict.fromkeys(queues)), beat.device.model_dump()
     worker.slots, worker.running, worker.state = beat.slots, list(beat.running), beat.state
+    worker.models = list(dict.fromkeys(beat.models))
     worker.last_seen = now
     session.add(worker)
     session.commit()
@@ -70,6 +71,7 @@ def public(worker: Worker, lost_after_seconds: float) -> WorkerPublic:
         device=WorkerDevice.model_validate(worker.device),
         slots=worker.slots,
         running=list(worker.running) if state in ("live", "draining") else [],
+        models=list(worker.models or []),
         status=state,
         started_at=worker.started_at,
         last_seen=worker.last_seen,
@@ -86,6 +88,11 @@ def live(session: Session, lost_after_seconds: float) -> list[Worker]:
     """The workers heard from within the lost-after time that have not said goodbye (draining ones too)."""
     since = utcnow() - timedelta(seconds=lost_after_seconds)
     return list(session.exec(select(Worker).where(col(Worker.last_seen) >= since, Worker.state != "stopped")).all())
+
+
+def offered_models(session: Session, lost_after_seconds: float) -> set[str]:
+    """The custom model names live workers offer (draining ones too: they may be back soon)."""
+    return {name for worker in live(session, lost_after_seconds) for name in worker.models or []}
 
 
 def capacity(worker: Worker) -> WorkerCapacity:

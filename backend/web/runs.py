@@ -98,7 +98,14 @@ def create_run_from_form(
             options=OPTIONS,
         )
     try:
-        run = runs.queue_run(session, spec, dispatcher, feed, memory_budget_gb=settings.memory_budget_gb)
+        run = runs.queue_run(
+            session,
+            spec,
+            dispatcher,
+            feed,
+            memory_budget_gb=settings.memory_budget_gb,
+            lost_after_seconds=settings.lost_after_seconds,
+        )
     except Invalid as exc:  # over the memory budget: say so beside the batch size
         return render(
             request,
