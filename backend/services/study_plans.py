@@ -23,7 +23,6 @@ from trainboard.presets.variants import (
 )
 from trainboard.schemas import Placement, PlannedRun, StudyCreate, SweepCreate, SweepPreview
 from trainboard.spec import (
-    DATASET_SHAPES,
     CNNSpec,
     CustomCNNSpec,
     MLPSpec,
@@ -198,8 +197,7 @@ def sweep_preview(request: SweepCreate, memory_budget_gb: float | None = None) -
 
 
 def parameters(spec: RunSpec) -> int:
-    channels, _, _, classes = DATASET_SHAPES[spec.dataset.name]
-    return spec.model.parameter_count((channels, *spec.dataset.image_size, classes))
+    return spec.model.parameter_count((*spec.input_shape, spec.num_classes))
 
 
 def _numbers(values: list[int]) -> str:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from backend.deps import DispatcherDep, FeedDep, RunDep, ServedDep, SessionDep, SettingsDep, TokensDep
-from backend.services import artifacts, run_list, runs, studies
+from backend.services import artifacts, datasets, run_list, runs, studies
 from backend.services.errors import Invalid
 from backend.web import forms
 from backend.web.runs_view import COLUMN_CHOICES, MAX_COLUMNS, PAGE_SIZES, STUDY_COLUMN, RunsView, spec_value
@@ -18,7 +18,6 @@ from backend.web.templating import render
 from trainboard.presets import presets
 from trainboard.protocol import MAX_ID
 from trainboard.schemas import RunStatus
-from trainboard.spec import CLASS_NAMES
 
 router = APIRouter(include_in_schema=False)
 
@@ -133,7 +132,7 @@ def run_page(
         sid,
         tokens,
         run=runs.public(run, served),
-        classes=CLASS_NAMES.get(run.dataset, []),
+        classes=datasets.class_names(session, run.dataset),
         study=study,
         since=since,
         disk_bytes=artifacts.sizes(session, [run.id]).get(run.id, 0),
