@@ -126,6 +126,13 @@ def load_dataset(spec: DatasetSpec, root: Path) -> Dataset:
     )
 
 
+def know_dataset(spec: DatasetSpec, root: Path) -> None:
+    """Make a registered dataset's shape and classes known to the spec (what building its model reads), from its
+    description in `root`; folders.DatasetMissing (which dataset, where it looked) when this worker lacks it."""
+    if spec.name not in _LOADERS:
+        add_registered(spec.name, folders.info(folders.read_meta(Path(root), spec.name)))
+
+
 def _read_splits(name: str, root: Path) -> _Splits:
     """The whole splits: from the decoded cache when its source files are unchanged (worker/dataset_cache.py),
     else decoded (downloaded first if they must be) and cached for the next run."""
