@@ -228,3 +228,25 @@ def test_bad_input_is_one_line_and_exit_2(stack: Stack, tmp_path: Path, case: st
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert not (stack.data_dir / "datasets" / name).exists()
+
+
+def test_a_study_on_a_registered_dataset_is_planned_with_its_shape_and_an_unknown_one_refused(
+    stack: Stack, tmp_path: Path
+) -> None:
+    write_image_folder(tmp_path / "tiles", {"a": 5, "b": 5, "c": 5})
+    assert add(stack.data_dir, "tiles", tmp_path / "tiles", "--size", "12").returncode == 0
+    base = folder_spec("tiles")
+    variants = [{"label": "narrow", "set": {"model.hidden": [4]}}, {"label": "wide", "set": {"model.hidden": [8]}}]
+    with stack.server.api() as api:
+        preview = api.post("/api/studies/preview", json={"name": "s", "base": base, "variants": variants})
+        assert preview.status_code == 200, preview.text
+        # an MLP on 3x12x12 images with 3 classes: (432 * 4 + 4) + (4 * 3 + 3) parameters
+        assert [run["parameters"] for run in preview.json()["data"]] == [432 * 4 + 4 + 15, 432 * 8 + 8 + 27]
+        unknown = api.post(
+            "/api/studies/preview", json={"name": "s", "base": folder_spec("nothere"), "variants": variants}
+        )
+    assert unknown.status_code == 422
+    assert {(e["label"], e["field"]) for e in unknown.json()["detail"]} == {
+        ("narrow", "dataset.name"),
+        ("wide", "dataset.name"),
+    }

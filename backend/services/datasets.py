@@ -98,7 +98,7 @@ def check_specs(session: Session, specs: Sequence[RunSpec]) -> list[RunSpec]:
     for spec in specs:
         name = spec.dataset.name
         if name not in BUILTIN_DATASETS and name not in found:
-            choices = ", ".join([*BUILTIN_DATASETS, *sorted(found)])
+            choices = ", ".join(map(repr, [*BUILTIN_DATASETS, *sorted(found)]))
             raise Invalid("dataset.name", f"no dataset named {name!r}: the datasets are {choices}", "unknown_dataset")
         try:
             checked.append(RunSpec.model_validate(spec.model_dump()))

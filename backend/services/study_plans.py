@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlmodel import Session
+
+from backend.services import datasets
 from trainboard.memory import over_budget
 from trainboard.presets import presets
 from trainboard.presets.variants import (
@@ -30,6 +33,7 @@ from trainboard.spec import (
     RunSpec,
     StepSchedule,
     TorchvisionSpec,
+    dataset_shape,
 )
 
 
@@ -102,8 +106,30 @@ def check_memory(variants: list[Variant], specs: list[RunSpec], budget_gb: float
         raise StudyInvalid(errors[:MAX_ERRORS])
 
 
-def resolve(request: StudyCreate, memory_budget_gb: float | None = None) -> ResolvedStudy:
-    """Every run of the study, validated; StudyInvalid (every error, naming variant and field) otherwise."""
+def check_datasets(variants: list[Variant], specs: list[RunSpec]) -> None:
+    """StudyInvalid naming every variant whose dataset is neither built in nor registered (datasets.sync first)."""
+    errors = [
+        VariantError(
+            index,
+            variant.label,
+            "dataset.name",
+            f"no dataset named {spec.dataset.name!r}: see GET /api/datasets",
+            "unknown_dataset",
+        )
+        for index, (variant, spec) in enumerate(zip(variants, specs, strict=True))
+        if dataset_shape(spec.dataset.name) is None
+    ]
+    if errors:
+        raise StudyInvalid(errors[:MAX_ERRORS])
+
+
+def resolve(
+    request: StudyCreate, memory_budget_gb: float | None = None, session: Session | None = None
+) -> ResolvedStudy:
+    """Every run of the study, validated; StudyInvalid (every error, naming variant and field) otherwise.
+    `session`: where the registered datasets are (without one, only the built-in datasets are known)."""
+    if session is not None:
+        datasets.sync(session)  # before the specs are validated: a registered dataset's shape is then known
     if request.preset is not None:
         preset = presets().get(request.preset)
         if preset is None:
@@ -122,6 +148,7 @@ def resolve(request: StudyCreate, memory_budget_gb: float | None = None) -> Reso
         base, variants = request.base, request.variants
         name, description = request.name.strip(), request.description
     specs = expand(base, variants, request.set)
+    check_datasets(variants, specs)
     check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats)
     return ResolvedStudy(
@@ -161,10 +188,15 @@ def sweep_points(request: SweepCreate) -> list[Variant]:
     return variants
 
 
-def resolve_sweep(request: SweepCreate, memory_budget_gb: float | None = None) -> ResolvedStudy:
+def resolve_sweep(
+    request: SweepCreate, memory_budget_gb: float | None = None, session: Session | None = None
+) -> ResolvedStudy:
     """Every run of the sweep (each point's spec validated, the errors naming the point and field)."""
+    if session is not None:
+        datasets.sync(session)
     variants = sweep_points(request)
     specs = expand(request.base, variants, request.set)
+    check_datasets(variants, specs)
     check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats, "points")
     return ResolvedStudy(
@@ -180,10 +212,12 @@ def resolve_sweep(request: SweepCreate, memory_budget_gb: float | None = None) -
     )
 
 
-def sweep_preview(request: SweepCreate, memory_budget_gb: float | None = None) -> SweepPreview:
+def sweep_preview(
+    request: SweepCreate, memory_budget_gb: float | None = None, session: Session | None = None
+) -> SweepPreview:
     """What `POST /api/sweeps` would queue: every run, validated and in words, and the grid's points."""
     labels = [point.label for point in sweep_points(request)]
-    planned = resolve_sweep(request, memory_budget_gb).planned()
+    planned = resolve_sweep(request, memory_budget_gb, session).planned()
     return SweepPreview(
         name=request.name.strip(),
         description=request.description,
