@@ -250,3 +250,15 @@ def test_a_study_on_a_registered_dataset_is_planned_with_its_shape_and_an_unknow
         ("narrow", "dataset.name"),
         ("wide", "dataset.name"),
     }
+
+
+def test_the_new_run_form_offers_the_registered_datasets_after_the_built_in_ones(stack: Stack, tmp_path: Path) -> None:
+    write_image_folder(tmp_path / "leaves", {"oak": 4, "elm": 4})
+    assert add(stack.data_dir, "leaves", tmp_path / "leaves", "--size", "8").returncode == 0
+    with httpx.Client(base_url=stack.server.url, timeout=30) as browser:
+        assert browser.post("/login", data={"token": API_TOKEN, "next": "/"}).status_code == 303
+        form = browser.get("/runs/new").text
+    choices = form[form.index('name="dataset.name"') : form.index("</select>", form.index('name="dataset.name"'))]
+    offered = [part.split('"')[0] for part in choices.split('<option value="')[1:]]
+    assert offered[:5] == ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+    assert "leaves" in offered[5:]
