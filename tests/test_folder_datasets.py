@@ -150,6 +150,9 @@ def test_the_rest_route_refuses_another_fingerprint_with_409(stack: Stack) -> No
         assert conflict.status_code == 409 and "replace" in conflict.json()["detail"]
         assert api.post("/api/datasets", params={"replace": "true"}, json=other).status_code == 201
         assert api.post("/api/datasets", json=body | {"name": "cifar10"}).status_code == 422
+        # the same fingerprint with another description is not the same registration either
+        assert api.post("/api/datasets", json=other | {"test_count": 9}).status_code == 409
+        assert api.post("/api/datasets", json=body | {"name": "twice", "classes": ["x", "x"]}).status_code == 422
 
 
 def test_an_unknown_dataset_name_is_a_422_naming_the_field_and_listing_the_datasets(stack: Stack) -> None:

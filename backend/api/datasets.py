@@ -14,7 +14,8 @@ from trainboard.schemas import DatasetCreate, DatasetPublic, DatasetsPublic
 router = APIRouter(prefix="/api/datasets", tags=["datasets"], dependencies=[Depends(require_user)], responses=USER)
 
 REGISTERED_ELSEWHERE: Responses = {
-    409: _error("The name is registered with other files: pass replace=true to replace it")
+    200: {"model": DatasetPublic, "description": "Registered already, exactly so: nothing changed"},
+    409: _error("The name is registered with other files: pass replace=true to replace it"),
 }
 
 

@@ -48,13 +48,13 @@ def list_datasets(session: Session) -> DatasetsPublic:
 def register(session: Session, body: DatasetCreate, replace: bool = False) -> tuple[Dataset, bool]:
     """Register (or with `replace`, re-register) a decoded dataset; (the row, whether anything changed).
 
-    The same name with the same fingerprint is the same dataset: nothing to do. Another fingerprint is refused
+    The same name with the same description is the same dataset: nothing to do. Another one is refused
     (Conflict) unless `replace`: runs already trained on the old files would no longer match their data."""
     if body.name in BUILTIN_DATASETS:
         raise Invalid("name", f"{body.name} is a built-in dataset: choose another name", "builtin_dataset")
     row = session.exec(select(Dataset).where(Dataset.name == body.name)).first()
     if row is not None:
-        if row.fingerprint == body.fingerprint:
+        if public(row).model_dump(exclude={"created_at"}) == body.model_dump():
             return row, False
         if not replace:
             raise Conflict(
@@ -136,7 +136,7 @@ def register_at(
             raise SchemaMismatch(database_url)
         with Session(engine) as session:
             row = session.exec(select(Dataset).where(Dataset.name == body.name)).first()
-            if row is not None and row.fingerprint != body.fingerprint and not replace:
+            if row is not None and public(row).model_dump(exclude={"created_at"}) != body.model_dump() and not replace:
                 register(session, body, replace)  # raises the Conflict
             write_files()
             row, changed = register(session, body, replace)
