@@ -11,7 +11,19 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend import errors, schema
-from backend.api import artifacts, compare, events, health, manage, presets, runs, studies, worker, workers
+from backend.api import (
+    artifacts,
+    compare,
+    datasets,
+    events,
+    health,
+    manage,
+    presets,
+    runs,
+    studies,
+    worker,
+    workers,
+)
 from backend.auth import LoginThrottle, Tokens
 from backend.db import make_engine
 from backend.middleware import BodyLimit, RequestDeadline, SecurityHeaders, TrustedHosts
@@ -81,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         studies.router,
         manage.router,
         presets.router,
+        datasets.router,
         events.router,
         worker.router,
         artifacts.worker_router,

@@ -186,3 +186,18 @@ class BrowserSession(SQLModel, table=True):
     sid_hash: str = Field(primary_key=True, max_length=64)
     created_at: datetime = _ts(default_factory=utcnow)
     expires_at: datetime = _ts(index=True)
+
+
+class Dataset(SQLModel, table=True):
+    """A dataset registered with `trainboard dataset add`: an image folder decoded into DATA_DIR/datasets/<name>/
+    (worker/folders.py). Runs name it as `dataset.name`; its classes label the per-class charts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=40, sa_column_kwargs={"unique": True})
+    classes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    image_size: int = Field(description="Images are image_size x image_size.")
+    channels: int = Field(description="1 (grayscale) or 3 (RGB)")
+    train_count: int
+    test_count: int
+    fingerprint: str = Field(max_length=64, description="sha256 of the decoded arrays and the class names")
+    created_at: datetime = _ts(default_factory=utcnow)

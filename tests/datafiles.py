@@ -66,3 +66,29 @@ def write_cifar10(root: Path, *, protocol: int, sizes: tuple[int, ...] = (3, 2, 
     meta = {"label_names": CLASS_NAMES["cifar10"], "num_cases_per_batch": 10000, "num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=protocol))
     return batches
+
+
+def write_image_folder(
+    root: Path,
+    classes: dict[str, int],
+    *,
+    mode: str = "RGB",
+    size: tuple[int, int] = (12, 10),
+    fmt: str = "PNG",
+    seed: int = 2,
+) -> Path:
+    """Real image files written with Pillow: `root/<class>/<i>.png` (or .jpg), `classes[name]` images each, each
+    class a different mean brightness so a model can tell them apart."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    suffix = ".png" if fmt == "PNG" else ".jpg"
+    channels = 1 if mode == "L" else 3
+    for label, (name, count) in enumerate(sorted(classes.items())):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            base = 40 + 170 * label // max(len(classes) - 1, 1)
+            pixels = np.clip(rng.normal(base, 20, (size[1], size[0], channels)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode).save(folder / f"{i}{suffix}", fmt)
+    return root

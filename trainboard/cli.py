@@ -283,6 +283,79 @@ def submit(
             raise typer.Exit(0 if status == "succeeded" else 1)
 
 
+dataset_app = typer.Typer(help="Your own image datasets: folders of class folders.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("add")
+def dataset_add(
+    name: Annotated[str, typer.Argument(help="What runs call it (dataset.name): lowercase letters, digits, _.")],
+    path: Annotated[
+        Path, typer.Argument(help="PATH/train/<class>/*.png|jpg and PATH/test/<class>/, or PATH/<class>/.")
+    ],
+    size: Annotated[int, typer.Option(help="Every image is resized to size x size.")] = 64,
+    test_fraction: Annotated[
+        float, typer.Option(help="Without train/ and test/: this seeded fraction of each class is the test set.")
+    ] = 0.2,
+    replace: Annotated[bool, typer.Option(help="Replace a dataset of this name registered with other files.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Decode an image folder once into DATA_DIR/datasets/NAME/ (uint8 arrays, as workers load them) and register it.
+
+    Run it where the workers' data directory and the database are (it writes both); a worker elsewhere needs a
+    copy of DATA_DIR/datasets/NAME/."""
+    import re
+
+    from backend.services import datasets
+    from backend.services.errors import Conflict, Invalid
+    from trainboard.schemas import DatasetCreate
+    from trainboard.spec import BUILTIN_DATASETS, DATASET_NAME_PATTERN
+    from worker import folders
+
+    def fail(message: str) -> typer.Exit:
+        typer.echo(message, err=True)
+        return typer.Exit(2)
+
+    if not re.match(DATASET_NAME_PATTERN, name):
+        raise fail(f"{name!r}: a dataset name is 1 to 40 lowercase letters, digits and _, starting with a letter")
+    if name in BUILTIN_DATASETS:
+        raise fail(f"{name} is a built-in dataset: choose another name")
+    settings = _settings(data_dir)
+    try:
+        decoded = folders.decode(
+            path, size=size, test_fraction=test_fraction, memory_budget_gb=settings.memory_budget_gb
+        )
+    except folders.FolderError as exc:
+        raise fail(str(exc)) from exc
+    for skipped in decoded.unreadable:
+        typer.echo(f"skipped (unreadable): {skipped}", err=True)
+    body = DatasetCreate(
+        name=name,
+        classes=decoded.classes,
+        image_size=decoded.size,
+        channels=decoded.channels,  # 1 or 3
+        train_count=len(decoded.train_x),
+        test_count=len(decoded.test_x),
+        fingerprint=decoded.fingerprint,
+    )
+    settings.ensure_data_dir()
+    try:
+        _, changed = datasets.register_at(
+            settings.database, body, replace, lambda: folders.store(settings.datasets_dir, name, decoded)
+        )
+    except datasets.SchemaMismatch:
+        raise fail(
+            f"{_redact(settings.database)} is not at this trainboard's schema: `trainboard db upgrade`"
+        ) from None
+    except (Conflict, Invalid) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"dataset {name} {'registered' if changed else 'unchanged'}: {len(decoded.classes)} classes, "
+        f"{body.train_count} train + {body.test_count} test images, "
+        f"{decoded.channels}x{size}x{size}, in {folders.folder(settings.datasets_dir, name)}"
+    )
+
+
 db_app = typer.Typer(help="The database's schema: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -22,13 +22,14 @@ import math
 from dataclasses import dataclass
 
 from trainboard.spec import (
-    DATASET_SHAPES,
     CNNSpec,
     CustomCNNSpec,
     CustomModelSpec,
     MLPSpec,
     RunSpec,
     TorchvisionSpec,
+    dataset_shape,
+    registered,
 )
 
 FLOAT = 4
@@ -138,8 +139,25 @@ def _torchvision_elements(model: TorchvisionSpec, height: int, width: int, class
     return total + 256 * s * s + 256 * 6 * 6 + 3 * 4096 + 2 * model.head.hidden + classes
 
 
+def _shape(name: str) -> tuple[int, int, int, int]:
+    shape = dataset_shape(name)
+    if shape is None:
+        raise LookupError(f"dataset {name!r} is neither built in nor a registered dataset this process knows of")
+    return shape
+
+
+def _images(name: str) -> int:
+    """Train + test images of a built-in or a known registered dataset."""
+    if name in DATASET_IMAGES:
+        return DATASET_IMAGES[name]
+    info = registered(name)
+    if info is None:
+        raise LookupError(f"dataset {name!r} is neither built in nor a registered dataset this process knows of")
+    return info.images
+
+
 def estimate(spec: RunSpec) -> MemoryEstimate:
-    channels, height, width, classes = DATASET_SHAPES[spec.dataset.name]
+    channels, height, width, classes = _shape(spec.dataset.name)
     parameters = spec.model.parameter_count((channels, *spec.dataset.image_size, classes))
     trainable = parameters if spec.finetune.train == "all" else math.ceil(parameters * 0.5)
     # A fine-tuning run trains only some groups; without torch the split is unknown: half is a fair middle.
@@ -147,7 +165,7 @@ def estimate(spec: RunSpec) -> MemoryEstimate:
     states = 2 if optimizer.name in ("adam", "adamw") else (1 if optimizer.momentum else 0)
     batch = min(spec.batch_size, spec.dataset.train_limit or spec.batch_size)
     activations = int(activation_elements(spec) * batch * FLOAT * ACTIVATION_FACTOR)
-    images = DATASET_IMAGES[spec.dataset.name]
+    images = _images(spec.dataset.name)
     if spec.dataset.train_limit or spec.dataset.test_limit:
         images = min(images, (spec.dataset.train_limit or images) + (spec.dataset.test_limit or images))
     _, model_h, model_w = spec.input_shape

@@ -7,6 +7,7 @@ pydantic: no web stack, no database, no torch.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -26,7 +27,7 @@ from trainboard.presets.variants import (
     check_labels,
 )
 from trainboard.protocol import MAX_ID, EpochRecord, Progress, RunInfo, WorkerDevice
-from trainboard.spec import Int
+from trainboard.spec import DATASET_NAME_PATTERN, Int
 from trainboard.text import UserText
 
 # -- runs ------------------------------------------------------------------------------------------
@@ -155,6 +156,40 @@ class ConfusionPublic(BaseModel):
     run_id: int
     classes: list[str]
     matrix: list[list[int]] | None
+
+
+class DatasetCreate(BaseModel):
+    """A decoded image-folder dataset to register (`trainboard dataset add` decodes it into DATA_DIR/datasets/<name>/
+    first; the workers that train on it need that folder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=DATASET_NAME_PATTERN, max_length=40, description="What runs name as dataset.name.")
+    classes: list[Annotated[UserText, Field(min_length=1, max_length=200)]] = Field(
+        min_length=2, max_length=10_000, description="Class names in label order."
+    )
+    image_size: int = Field(ge=8, le=512, description="Images are image_size x image_size.")
+    channels: Literal[1, 3]
+    train_count: int = Field(ge=1, le=100_000_000)
+    test_count: int = Field(ge=1, le=100_000_000)
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the decoded arrays and the classes")
+
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> DatasetCreate:
+        repeated = sorted(name for name, count in Counter(self.classes).items() if count > 1)
+        if repeated:
+            raise ValueError(f"classes: each class once; repeated: {', '.join(repeated)}")
+        return self
+
+
+class DatasetPublic(DatasetCreate):
+    created_at: datetime
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+    builtin: list[str] = Field(description="The built-in datasets, which are not registered")
 
 
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,39}$"

@@ -14,13 +14,29 @@ import json
 import re
 import types
 import typing
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, JsonValue, Tag, model_validator
 
 from trainboard.text import UserText
 
-DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+# The datasets trainboard reads from their published files. Any other well-formed name may be a dataset
+# registered with `trainboard dataset add` (an image folder decoded into the data directory): the spec cannot
+# know those, so the backend checks the name against its `dataset` table when it queues a run
+# (backend/services/datasets.py) and the worker finds the decoded arrays by it (worker/folders.py).
+BUILTIN_DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100")
+DATASET_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+DatasetName = Annotated[
+    str,
+    Field(
+        pattern=DATASET_NAME_PATTERN,
+        max_length=40,
+        description="A built-in dataset (digits, mnist, fashion_mnist, cifar10, cifar100) or one registered with "
+        "`trainboard dataset add` (GET /api/datasets lists them).",
+        examples=["digits"],
+    ),
+]
 
 # (channels, height, width, classes) of each dataset as stored (before any resize).
 DATASET_SHAPES: dict[str, tuple[int, int, int, int]] = {
@@ -72,6 +88,59 @@ CLASS_NAMES: dict[str, list[str]] = {
     ],
     "cifar100": _CIFAR100_FINE_LABELS.split(),
 }
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    """What the spec needs to know of a registered dataset: its stored shape, class names and size."""
+
+    channels: int
+    size: int  # images are size x size
+    classes: tuple[str, ...]
+    images: int  # train + test
+
+
+# The registered datasets this process knows of. The backend fills it from its `dataset` table before it checks
+# or plans runs; a worker adds the one it loads from its data directory. Replaced whole, never edited in place.
+_REGISTERED: dict[str, RegisteredDataset] = {}
+
+
+def set_registered(datasets: dict[str, RegisteredDataset]) -> None:
+    """Replace the registered datasets this process knows of (built-in names are never replaced)."""
+    global _REGISTERED
+    _REGISTERED = {name: info for name, info in datasets.items() if name not in BUILTIN_DATASETS}
+
+
+def add_registered(name: str, info: RegisteredDataset) -> None:
+    set_registered({**_REGISTERED, name: info})
+
+
+def registered(name: str) -> RegisteredDataset | None:
+    return _REGISTERED.get(name)
+
+
+def dataset_shape(name: str) -> tuple[int, int, int, int] | None:
+    """(channels, height, width, classes) of a built-in or known registered dataset; None for any other name."""
+    if name in DATASET_SHAPES:
+        return DATASET_SHAPES[name]
+    info = _REGISTERED.get(name)
+    return None if info is None else (info.channels, info.size, info.size, len(info.classes))
+
+
+def dataset_classes(name: str) -> list[str]:
+    """The class names of a built-in or known registered dataset, in label order; [] for any other name."""
+    if name in CLASS_NAMES:
+        return CLASS_NAMES[name]
+    info = _REGISTERED.get(name)
+    return [] if info is None else list(info.classes)
+
+
+def _shape(name: str) -> tuple[int, int, int, int]:
+    shape = dataset_shape(name)
+    if shape is None:
+        raise LookupError(f"dataset {name!r} is neither built in nor a registered dataset this process knows of")
+    return shape
+
 
 # A model over this many parameters is refused. VGG16 (the largest architecture offered, ~134M with a
 # 10-class head) must fit: ~540 MB of float32 weights, plus gradients and optimizer state.
@@ -186,8 +255,9 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _normalize_per_channel(self) -> DatasetSpec:
-        if isinstance(self.normalize, NormalizeValues):
-            channels = DATASET_SHAPES[self.name][0]
+        shape = dataset_shape(self.name)  # None: a registered dataset this process does not know (yet)
+        if isinstance(self.normalize, NormalizeValues) and shape is not None:
+            channels = shape[0]
             for field in ("mean", "std"):
                 given = len(getattr(self.normalize, field))
                 if given != channels:
@@ -200,7 +270,7 @@ class DatasetSpec(_Strict):
     @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) the model sees: after the resize, if any."""
-        _, h, w, _ = DATASET_SHAPES[self.name]
+        _, h, w, _ = _shape(self.name)
         return (self.resize, self.resize) if self.resize else (h, w)
 
 
@@ -582,7 +652,15 @@ class RunSpec(_Strict):
 
     @model_validator(mode="after")
     def _fits(self) -> RunSpec:
-        c, _, _, classes = DATASET_SHAPES[self.dataset.name]
+        if not self.name:
+            self.name = f"{self.model.arch}-{self.dataset.name}"
+        shape = dataset_shape(self.dataset.name)
+        if shape is None:
+            # A registered dataset this process has not been told of: checked where it is known (the backend's
+            # queue_runs validates the spec again once its datasets are registered here).
+            self._check_finetune()
+            return self
+        c, _, _, classes = shape
         height, width = self.dataset.image_size
         fh, fw = self.model.feature_size(height, width)
         if fh < 1 or fw < 1:
@@ -651,15 +729,15 @@ class RunSpec(_Strict):
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) the model sees, after the resize."""
         height, width = self.dataset.image_size
-        return DATASET_SHAPES[self.dataset.name][0], height, width
+        return _shape(self.dataset.name)[0], height, width
 
     @property
     def num_classes(self) -> int:
-        return DATASET_SHAPES[self.dataset.name][3]
+        return _shape(self.dataset.name)[3]
 
     @property
     def class_names(self) -> list[str]:
-        return CLASS_NAMES[self.dataset.name]
+        return dataset_classes(self.dataset.name)
 
     @property
     def trained_groups(self) -> list[str]:

@@ -58,8 +58,8 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
-from trainboard.spec import CLASS_NAMES, DATASET_SHAPES, DatasetSpec, NormalizeValues
-from worker import dataset_cache
+from trainboard.spec import CLASS_NAMES, DatasetSpec, NormalizeValues, add_registered, dataset_classes, dataset_shape
+from worker import dataset_cache, folders
 
 # The usual published statistics of pixels scaled to [0, 1], per channel.
 PUBLISHED_MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -123,13 +123,25 @@ def load_dataset(spec: DatasetSpec, root: Path) -> Dataset:
         test_y=splits.test_y[: spec.test_limit],
         mean=mean,
         std=std,
-        classes=tuple(CLASS_NAMES[spec.name]),
+        classes=tuple(CLASS_NAMES[spec.name] if spec.name in CLASS_NAMES else dataset_classes(spec.name)),
     )
+
+
+def know_dataset(spec: DatasetSpec, root: Path) -> None:
+    """Make a registered dataset's shape and classes known to the spec (what building its model reads), from its
+    description in `root`; folders.DatasetMissing (which dataset, where it looked) when this worker lacks it."""
+    if spec.name not in _LOADERS:
+        add_registered(spec.name, folders.info(folders.read_meta(Path(root), spec.name)))
 
 
 def _read_splits(name: str, root: Path) -> _Splits:
     """The whole splits: from the decoded cache when its source files are unchanged (worker/dataset_cache.py),
     else decoded (downloaded first if they must be) and cached for the next run."""
+    if name not in _LOADERS:  # a registered image-folder dataset (`trainboard dataset add`), decoded already
+        info, arrays, paths = folders.load(root, name)
+        add_registered(name, info)  # what the spec's input_shape and num_classes read for this dataset
+        train_x, train_y, test_x, test_y = dataset_cache.arrays_to_splits(arrays)
+        return _Splits(train_x, train_y, test_x, test_y, train_files=(paths[0],))
     sources = _SOURCES[name](root)
     if all(path.is_file() for path in sources):
         cached = dataset_cache.load(root, name, sources)
@@ -168,9 +180,10 @@ MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def _normalization(spec: DatasetSpec, splits: _Splits, root: Path) -> MeanStd:
-    channels = DATASET_SHAPES[spec.name][0]
     if isinstance(spec.normalize, NormalizeValues):  # exactly what the spec says (one value per channel, checked)
         return tuple(spec.normalize.mean), tuple(spec.normalize.std)
+    shape = dataset_shape(spec.name)
+    channels = shape[0] if shape is not None else int(splits.train_x.shape[1])
     if spec.normalize == "none":
         return (0.0,) * channels, (1.0,) * channels
     if spec.normalize == "standard" and spec.name in PUBLISHED_MEAN_STD:

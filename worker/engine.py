@@ -54,7 +54,7 @@ from trainboard.spec import CustomModelSpec, RunSpec, TorchvisionSpec
 from worker.augment import Augment
 from worker.checkpoints import TrainingState, load_checkpoint, save_checkpoint, save_weights
 from worker.custom_models import check_budget, logits_bytes, probe
-from worker.data import Dataset, load_dataset, to_device
+from worker.data import Dataset, know_dataset, load_dataset, to_device
 from worker.early_stopping import EarlyStopping
 from worker.finetune import freeze, frozen_batch_norms, param_groups
 from worker.graphs import TrainStep, graphed_step
@@ -265,6 +265,7 @@ def fit(
     try:
         if isinstance(spec.model, TorchvisionSpec) and spec.model.pretrained:
             until_stopped(lambda: ensure_downloaded(spec.model.arch), should_stop)
+        know_dataset(spec.dataset, data_dir)  # a registered dataset's shape; a worker without its files fails here
         torch.manual_seed(spec.seed)  # the initial weights (and, later, dropout)
         model = build_model(spec, models).to(device)
         loaded = (

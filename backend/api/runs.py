@@ -116,9 +116,9 @@ def read_metrics(run: RunDep, session: SessionDep) -> MetricsPublic:
 
 
 @router.get("/{run_id}/confusion", response_model=ConfusionPublic, responses=NOT_FOUND)
-def read_confusion(run: RunDep) -> ConfusionPublic:
+def read_confusion(run: RunDep, session: SessionDep) -> ConfusionPublic:
     """confusion[true][predicted] on the test set after the last epoch; null until the run has ended."""
-    return runs.confusion(run)
+    return runs.confusion(session, run)
 
 
 @router.post("/{run_id}/cancel", response_model=RunPublic, responses=NOT_FOUND | CONFLICT)

@@ -78,7 +78,7 @@ def create_study(
 ) -> StudyDetail:
     """Validate every variant's spec, then queue them all, in order (nothing is queued if any is invalid);
     a variant with `repeats: N` is N runs with seeds spec.seed + 0..N-1 under its label."""
-    resolved = study_plans.resolve(body, settings.memory_budget_gb, _offered(session, settings))
+    resolved = study_plans.resolve(body, settings.memory_budget_gb, _offered(session, settings), session)
     asked = idempotency.request("studies", idempotency_key, body)
     return studies.study_detail(session, studies.queue_study(session, resolved, dispatcher, feed, asked))
 
@@ -94,7 +94,7 @@ def create_sweep(
 ) -> StudyDetail:
     """A grid over spec fields as a study: one labelled run per point (Cartesian product, in the order
     given) times `repeats` seeds, at most 200 runs; every point validated before any is queued."""
-    resolved = study_plans.resolve_sweep(body, settings.memory_budget_gb, _offered(session, settings))
+    resolved = study_plans.resolve_sweep(body, settings.memory_budget_gb, _offered(session, settings), session)
     asked = idempotency.request("sweeps", idempotency_key, body)
     return studies.study_detail(session, studies.queue_study(session, resolved, dispatcher, feed, asked))
 
@@ -103,13 +103,13 @@ def create_sweep(
 def preview_sweep(body: SweepCreate, session: SessionDep, settings: SettingsDep) -> SweepPreview:
     """What `POST /api/sweeps` would queue for this body: every run with its key settings (each point's
     spec validated, as `POST /api/sweeps` does), the count and each point's label; queues nothing."""
-    return study_plans.sweep_preview(body, settings.memory_budget_gb, _offered(session, settings))
+    return study_plans.sweep_preview(body, settings.memory_budget_gb, _offered(session, settings), session)
 
 
 @router.post("/studies/preview", response_model=StudyPreview, responses=USER)
 def preview_study(body: StudyBody, session: SessionDep, settings: SettingsDep) -> StudyPreview:
     """What `POST /api/studies` would queue for this body, with each run's key settings; queues nothing."""
-    resolved = study_plans.resolve(body, settings.memory_budget_gb, _offered(session, settings))
+    resolved = study_plans.resolve(body, settings.memory_budget_gb, _offered(session, settings), session)
     planned = resolved.planned()
     return StudyPreview(
         name=resolved.name, description=resolved.description, preset=resolved.preset, data=planned, count=len(planned)

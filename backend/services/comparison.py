@@ -13,13 +13,13 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
-from backend.services import epochs, exports, runs, statistics
+from backend.services import datasets, epochs, exports, runs, statistics
 from backend.services.errors import NotFound
 from backend.services.statistics import Records, SummaryRow
 from backend.tables import Run
 from trainboard.protocol import EpochRecord
 from trainboard.schemas import Comparison, PerClass, RunPublic, SeedGroup, SeriesPoint, SummaryMode
-from trainboard.spec import CLASS_NAMES
+from trainboard.spec import dataset_classes
 
 MAX_COMPARED_RUNS = 50
 
@@ -53,6 +53,7 @@ def _rows(session: Session, ids: Sequence[int]) -> dict[int | None, Run]:
 def load(session: Session, ids: Sequence[int]) -> tuple[list[RunPublic], dict[int, list[EpochRecord]]]:
     """The runs in the order given (NotFound naming any missing) and each one's epochs."""
     found = _rows(session, ids)
+    datasets.sync(session)  # registered datasets' class names for the per-class charts
     records: dict[int, list[EpochRecord]] = dict(epochs.for_runs(session, ids))
     return [runs.public(found[i]) for i in ids], records
 
@@ -149,7 +150,7 @@ def per_class(run: RunPublic, records: Records, mode: SummaryMode) -> PerClass:
     return PerClass(
         run_id=run.id,
         epoch=None if record is None else record.epoch,
-        classes=CLASS_NAMES.get(run.dataset, []),
+        classes=dataset_classes(run.dataset),  # registered ones: datasets.sync in compare()
         accuracy=[] if record is None else record.per_class_acc,
     )
 
@@ -222,7 +223,7 @@ def compare(
         series=curves,
         per_class=[per_class(run, records[run.id], mode) for run in loaded],
         groups=seed_groups(loaded, rows, records),
-        confusion=[runs.confusion(found[run.id]) for run in loaded],
+        confusion=[runs.confusion(session, found[run.id]) for run in loaded],
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from backend.services import epochs, idempotency, lifecycle, scheduling, workers
+from backend.services import datasets, epochs, idempotency, lifecycle, scheduling, workers
 from backend.services.changes import ChangeFeed
 from backend.services.dispatch import Dispatcher
 from backend.services.errors import Conflict, Invalid, NotFound
@@ -27,7 +27,7 @@ from trainboard.schemas import (
     RunUpdate,
     Summary,
 )
-from trainboard.spec import CLASS_NAMES, CustomModelSpec, RunSpec
+from trainboard.spec import CustomModelSpec, RunSpec
 
 
 def progress_bar(status: RunStatus, planned_epochs: int, epochs_done: int, heartbeat: Progress) -> ProgressBar:
@@ -131,8 +131,10 @@ def queue_runs(
     priority): commit the rows first, all in one transaction (with the request's idempotency key), then a
     dispatch round sends as many as the live workers have room for.
     A retried request (the same key) gets the runs the first one made. `memory_budget_gb`: refuse (Invalid)
-    a run whose estimated training memory is over it. `lost_after_seconds`: refuse (Invalid, `model.name`) a
-    custom model that no live worker (heard from within that time) offers."""
+    a run whose estimated training memory is over it. A dataset name must be built in or registered (Invalid).
+    `lost_after_seconds`: refuse (Invalid, `model.name`) a custom model that no live worker (heard from
+    within that time) offers."""
+    specs = datasets.check_specs(session, specs)
     if lost_after_seconds is not None and any(isinstance(spec.model, CustomModelSpec) for spec in specs):
         offered = workers.offered_models(session, lost_after_seconds)
         for spec in specs:
@@ -227,6 +229,6 @@ def metrics(session: Session, run: Run) -> MetricsPublic:
     return MetricsPublic(run_id=run.id, data=records, count=len(records))
 
 
-def confusion(run: Run) -> ConfusionPublic:
+def confusion(session: Session, run: Run) -> ConfusionPublic:
     assert run.id is not None
-    return ConfusionPublic(run_id=run.id, classes=CLASS_NAMES.get(run.dataset, []), matrix=run.confusion)
+    return ConfusionPublic(run_id=run.id, classes=datasets.class_names(session, run.dataset), matrix=run.confusion)

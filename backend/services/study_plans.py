@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlmodel import Session
+
+from backend.services import datasets
 from trainboard.memory import over_budget
 from trainboard.presets import presets
 from trainboard.presets.variants import (
@@ -23,7 +26,6 @@ from trainboard.presets.variants import (
 )
 from trainboard.schemas import Placement, PlannedRun, StudyCreate, SweepCreate, SweepPreview
 from trainboard.spec import (
-    DATASET_SHAPES,
     CNNSpec,
     CustomCNNSpec,
     CustomModelSpec,
@@ -32,6 +34,7 @@ from trainboard.spec import (
     RunSpec,
     StepSchedule,
     TorchvisionSpec,
+    dataset_shape,
 )
 
 
@@ -127,10 +130,34 @@ def check_models(variants: list[Variant], specs: list[RunSpec], offered: set[str
         raise StudyInvalid(errors[:MAX_ERRORS])
 
 
+def check_datasets(variants: list[Variant], specs: list[RunSpec]) -> None:
+    """StudyInvalid naming every variant whose dataset is neither built in nor registered (datasets.sync first)."""
+    errors = [
+        VariantError(
+            index,
+            variant.label,
+            "dataset.name",
+            f"no dataset named {spec.dataset.name!r}: see GET /api/datasets",
+            "unknown_dataset",
+        )
+        for index, (variant, spec) in enumerate(zip(variants, specs, strict=True))
+        if dataset_shape(spec.dataset.name) is None
+    ]
+    if errors:
+        raise StudyInvalid(errors[:MAX_ERRORS])
+
+
 def resolve(
-    request: StudyCreate, memory_budget_gb: float | None = None, offered_models: set[str] | None = None
+    request: StudyCreate,
+    memory_budget_gb: float | None = None,
+    offered_models: set[str] | None = None,
+    session: Session | None = None,
 ) -> ResolvedStudy:
-    """Every run of the study, validated; StudyInvalid (every error, naming variant and field) otherwise."""
+    """Every run of the study, validated; StudyInvalid (every error, naming variant and field) otherwise.
+    `offered_models`: the custom model names live workers offer (None: not checked). `session`: where the
+    registered datasets are (without one, only the built-in datasets are known)."""
+    if session is not None:
+        datasets.sync(session)  # before the specs are validated: a registered dataset's shape is then known
     if request.preset is not None:
         preset = presets().get(request.preset)
         if preset is None:
@@ -149,6 +176,7 @@ def resolve(
         base, variants = request.base, request.variants
         name, description = request.name.strip(), request.description
     specs = expand(base, variants, request.set)
+    check_datasets(variants, specs)
     check_models(variants, specs, offered_models)
     check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats)
@@ -190,11 +218,17 @@ def sweep_points(request: SweepCreate) -> list[Variant]:
 
 
 def resolve_sweep(
-    request: SweepCreate, memory_budget_gb: float | None = None, offered_models: set[str] | None = None
+    request: SweepCreate,
+    memory_budget_gb: float | None = None,
+    offered_models: set[str] | None = None,
+    session: Session | None = None,
 ) -> ResolvedStudy:
     """Every run of the sweep (each point's spec validated, the errors naming the point and field)."""
+    if session is not None:
+        datasets.sync(session)
     variants = sweep_points(request)
     specs = expand(request.base, variants, request.set)
+    check_datasets(variants, specs)
     check_models(variants, specs, offered_models)
     check_memory(variants, specs, memory_budget_gb)
     labels, specs, repeats = with_repeats(variants, specs, request.repeats, "points")
@@ -212,11 +246,14 @@ def resolve_sweep(
 
 
 def sweep_preview(
-    request: SweepCreate, memory_budget_gb: float | None = None, offered_models: set[str] | None = None
+    request: SweepCreate,
+    memory_budget_gb: float | None = None,
+    offered_models: set[str] | None = None,
+    session: Session | None = None,
 ) -> SweepPreview:
     """What `POST /api/sweeps` would queue: every run, validated and in words, and the grid's points."""
     labels = [point.label for point in sweep_points(request)]
-    planned = resolve_sweep(request, memory_budget_gb, offered_models).planned()
+    planned = resolve_sweep(request, memory_budget_gb, offered_models, session).planned()
     return SweepPreview(
         name=request.name.strip(),
         description=request.description,
@@ -230,8 +267,7 @@ def sweep_preview(
 
 
 def parameters(spec: RunSpec) -> int:
-    channels, _, _, classes = DATASET_SHAPES[spec.dataset.name]
-    return spec.model.parameter_count((channels, *spec.dataset.image_size, classes))
+    return spec.model.parameter_count((*spec.input_shape, spec.num_classes))
 
 
 def _numbers(values: list[int]) -> str:

@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from backend.services import comparison, exports, statistics, studies
+from backend.services import comparison, datasets, exports, statistics, studies
 from backend.tables import Study
 from trainboard.protocol import EpochRecord
 from trainboard.schemas import LabelCurves, RunPublic, Spread, StudyReport, StudySummary, SummaryMode
-from trainboard.spec import CLASS_NAMES
+from trainboard.spec import CLASS_NAMES, dataset_classes
 
 Records = dict[int, list[EpochRecord]]
 
@@ -54,6 +54,7 @@ def summary_columns(reported: bool) -> list[exports.Column]:
 
 def load(session: Session, study: Study) -> tuple[list[RunPublic], Records]:
     assert study.id is not None
+    datasets.sync(session)  # registered datasets' class names
     return comparison.load(session, [run.id for run in studies.study_runs(session, study.id) if run.id is not None])
 
 
@@ -84,7 +85,7 @@ def summary(study: Study, members: Sequence[RunPublic], records: Records, mode: 
 
 def class_names(members: Sequence[RunPublic], width: int) -> list[str]:
     """The dataset's class names when they fit the per-class lists, else the class indices."""
-    names = CLASS_NAMES.get(members[0].dataset, []) if members else []
+    names = (CLASS_NAMES.get(members[0].dataset) or dataset_classes(members[0].dataset)) if members else []
     return names if len(names) == width else [str(i) for i in range(width)]
 
 

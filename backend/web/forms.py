@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 
 from backend.web.error_wording import in_words
 from trainboard.spec import (
+    BUILTIN_DATASETS,
     FINETUNE_ARCHS,
     MODEL_GROUPS,
     AugmentSpec,
@@ -89,7 +90,7 @@ def options() -> dict[str, Any]:
     for arch, groups in MODEL_GROUPS.items():
         group_sets.setdefault(tuple(groups), []).append(arch)
     return {
-        "datasets": _literal_options(DatasetSpec, "name"),
+        "datasets": list(BUILTIN_DATASETS),  # and the registered ones, per request (web/runs.py form_options)
         "normalizes": [*typing.get_args(NormalizeMode), EXPLICIT],
         "archs": list(MODEL_SPECS),
         "pools": _literal_options(CNNSpec, "pool"),

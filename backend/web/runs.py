@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from backend.deps import DispatcherDep, FeedDep, RunDep, ServedDep, SessionDep, SettingsDep, TokensDep
-from backend.services import artifacts, run_list, runs, studies
+from backend.services import artifacts, datasets, run_list, runs, studies
 from backend.services.errors import Invalid
 from backend.web import forms
 from backend.web.runs_view import COLUMN_CHOICES, MAX_COLUMNS, PAGE_SIZES, STUDY_COLUMN, RunsView, spec_value
@@ -18,11 +19,16 @@ from backend.web.templating import render
 from trainboard.presets import presets
 from trainboard.protocol import MAX_ID
 from trainboard.schemas import RunStatus
-from trainboard.spec import CLASS_NAMES
 
 router = APIRouter(include_in_schema=False)
 
 OPTIONS = forms.options()
+
+
+def form_options(session: Session) -> dict[str, Any]:
+    """The form's choices: the spec's, with the registered datasets after the built-in ones."""
+    registered = [d.name for d in datasets.list_datasets(session).data]
+    return {**OPTIONS, "datasets": [*OPTIONS["datasets"], *registered]}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -47,7 +53,7 @@ def runs_page(
         count=count,
         since=since,
         view=view,
-        options=OPTIONS,
+        options=form_options(session),
         statuses=[s.value for s in RunStatus],
         page_sizes=PAGE_SIZES,
         newest=newest,
@@ -70,7 +76,7 @@ def new_run_page(
     values = forms.form_defaults()
     if clone is not None:
         values = forms.form_values(runs.get_run(session, clone).spec)
-    return render(request, "run_form.html", sid, tokens, values=values, errors={}, options=OPTIONS)
+    return render(request, "run_form.html", sid, tokens, values=values, errors={}, options=form_options(session))
 
 
 @router.post("/runs/new", response_class=HTMLResponse)
@@ -95,7 +101,7 @@ def create_run_from_form(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             values=forms.posted_values(form),
             errors=errors,
-            options=OPTIONS,
+            options=form_options(session),
         )
     try:
         run = runs.queue_run(
@@ -115,7 +121,7 @@ def create_run_from_form(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             values=forms.posted_values(form),
             errors={exc.field: str(exc)},
-            options=OPTIONS,
+            options=form_options(session),
         )
     return RedirectResponse(f"/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -140,7 +146,7 @@ def run_page(
         sid,
         tokens,
         run=runs.public(run, served),
-        classes=CLASS_NAMES.get(run.dataset, []),
+        classes=datasets.class_names(session, run.dataset),
         study=study,
         since=since,
         disk_bytes=artifacts.sizes(session, [run.id]).get(run.id, 0),

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, Table, insert, select, text
+from sqlalchemy import MetaData, Table, insert, inspect, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 import backend.tables  # noqa: F401  (the tables on SQLModel.metadata)
@@ -183,6 +185,33 @@ def test_a_filled_0004_database_upgrades_to_head_with_every_row_intact(engine: E
     assert [(r["attempt_base"], r["resumed_from"], r["archived_at"]) for r in after["run"]] == [(0, None, None)] * 3
     assert all(study["archived_at"] is None for study in after["study"])
     assert rows(engine, "artifact") == []
+
+
+def test_a_filled_0007_database_upgrades_to_0008_with_a_dataset_table_whose_names_are_unique(engine: Engine) -> None:
+    """Issue 14's registered datasets: a new table; every earlier row stays as it was, and 0008 downgrades."""
+    schema.upgrade(engine, schema.BASELINE)
+    fill_baseline(engine)
+    schema.upgrade(engine, "0007")
+    tables = ("study", "run", "epoch_metric")
+    before = {table: rows(engine, table) for table in tables}
+    assert schema.upgrade(engine) == ("0007", schema.head())
+    assert_rows_intact(before, {table: rows(engine, table) for table in tables})
+    dataset = Table("dataset", MetaData(), autoload_with=engine)
+    row = {
+        "name": "pets", "classes": ["cat", "dog"], "image_size": 32, "channels": 3, "train_count": 10,
+        "test_count": 2, "fingerprint": "f" * 64, "created_at": CREATED,
+    }  # fmt: skip
+    with engine.begin() as db:
+        db.execute(insert(dataset).values(**row))
+    assert [(r["name"], r["classes"]) for r in rows(engine, "dataset")] == [("pets", ["cat", "dog"])]
+    with pytest.raises(IntegrityError), engine.begin() as db:
+        db.execute(insert(dataset).values(**row))
+    cfg = schema.config(engine)
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0007")
+    assert "dataset" not in inspect(engine).get_table_names()
+    assert schema.current(engine) == "0007"
 
 
 def test_a_filled_baseline_database_upgrades_to_head_with_every_row_intact(engine: Engine) -> None:

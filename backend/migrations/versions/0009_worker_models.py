@@ -3,12 +3,9 @@ so the API can refuse a spec naming a model no live worker has.
 
 Workers stored before this revision offer none until their next heartbeat.
 
-NOTE for the merge: written in parallel with another 0008; down_revision is "0007" here and is to be rebased
-onto "0008" when both land (one head).
-
 Revision ID: 0009
-Revises: 0007
-Create Date: 2026-12-10
+Revises: 0008
+Create Date: 2026-12-04
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
