@@ -261,8 +261,8 @@ class InputRecorder:
         self.eval: list[torch.Tensor] = []
         real = build_model
 
-        def build(spec: RunSpec) -> torch.nn.Module:
-            model = real(spec)
+        def build(spec: RunSpec, *models: Any) -> torch.nn.Module:
+            model = real(spec, *models)
             model.register_forward_pre_hook(self.record)
             return model
 

@@ -250,7 +250,8 @@ def test_preview_resolves_every_run_and_queues_nothing(client: Any) -> None:
     fc_l4 = next(run for run in preview["data"] if run["label"] == "FC + L4")
     assert fc_l4["spec"]["finetune"]["train"] == ["fc", "layer4"] and fc_l4["spec"]["epochs"] == 1
     assert fc_l4["settings"] == {
-        "data": "cifar10 32x32, normalize standard, augment random_crop + hflip",
+        "data": "cifar10 32x32, normalize explicit: mean 0.4914, 0.4822, 0.4465; std 0.2023, 0.1994, 0.201, "
+        "augment random_crop + hflip",
         "model": "resnet18 pretrained, mlp head 256, dropout 0.5",
         "training": "adam lr 0.0001; trains fc, layer4; lr fc 0.01, layer4 0.0001; cosine",
         "epochs": "1 epoch, batch 64",
